@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Provision this host for crossbuild: Debian packages, dockerd (no bridge), binfmt_misc, a local
+# registry on 127.0.0.1:5000 and the seeded multi-arch base image. Idempotent: safe to run twice.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state="${CROSSBUILD_STATE_DIR:-$root/.cache}"
+registry_addr="${CROSSBUILD_REGISTRY_ADDR:-127.0.0.1:5000}"
+mkdir -p "$state/logs"
+
+log() { printf '[provision] %s\n' "$*"; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "provision: must run as root (it installs packages, starts dockerd and mounts binfmt_misc)" >&2
+    exit 2
+  fi
+}
+need_root
+
+apt_updated=0
+apt_update() {
+  if [ "$apt_updated" = 0 ]; then
+    # Some mirrors lack foreign-arch indexes for every suite: warn, don't fail.
+    apt-get update -q >"$state/logs/apt-update.log" 2>&1 || log "apt-get update reported errors (see $state/logs/apt-update.log)"
+    apt_updated=1
+  fi
+}
+
+# 1. Packages, only when missing.
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"$state/logs/apt-install.log" 2>&1 \
+    || { tail -20 "$state/logs/apt-install.log" >&2; exit 1; }
+fi
+
+# 2. dockerd, without a bridge network or iptables rules.
+docker_cli=$(command -v docker)
+if ! "$docker_cli" info >/dev/null 2>&1; then
+  log "starting dockerd --bridge=none --iptables=false"
+  setsid nohup dockerd --bridge=none --iptables=false >"$state/logs/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do
+    "$docker_cli" info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  "$docker_cli" info >/dev/null 2>&1 || { tail -20 "$state/logs/dockerd.log" >&2; echo "provision: dockerd did not start" >&2; exit 1; }
+fi
+log "docker engine $("$docker_cli" version --format '{{.Server.Version}}')"
+
+# 3. binfmt_misc; handlers themselves are crossbuild's job (crossbuild binfmt install).
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  log "mounting binfmt_misc"
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+
+# 4. Local registry on loopback, data in the git-ignored state folder.
+if ! curl -fsS -o /dev/null "http://$registry_addr/v2/" 2>/dev/null; then
+  log "starting docker-registry on $registry_addr"
+  mkdir -p "$state/registry"
+  cat >"$state/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $state/registry
+  delete:
+    enabled: true
+http:
+  addr: $registry_addr
+YML
+  setsid nohup docker-registry serve "$state/registry.yml" >"$state/logs/registry.log" 2>&1 </dev/null &
+  for _ in $(seq 1 40); do
+    curl -fsS -o /dev/null "http://$registry_addr/v2/" 2>/dev/null && break
+    sleep 0.25
+  done
+  curl -fsS -o /dev/null "http://$registry_addr/v2/" || { tail -20 "$state/logs/registry.log" >&2; exit 1; }
+fi
+log "registry answers on $registry_addr"
+
+# 5. Node dependencies and the build, so the seed can use crossbuild itself.
+cd "$root"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund >"$state/logs/npm-ci.log" 2>&1 || { tail -20 "$state/logs/npm-ci.log" >&2; exit 1; }
+fi
+npm run -s build
+
+# 6. The multi-arch base image the example and tests build FROM.
+bash "$root/ci/seed-base.sh"

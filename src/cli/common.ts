@@ -1,0 +1,51 @@
+// Helpers shared by the commands: registry clients from global flags, platform lists from flags.
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import { parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
+import { RegistryClient } from '../registry/client.js';
+import { CredentialStore } from '../registry/credentials.js';
+import { registerSecret } from '../util/secrets.js';
+
+export interface RegistryFlags {
+  insecure?: boolean;
+  plainHttp?: boolean;
+  dockerCfg?: string;
+  username?: string;
+  passwordStdin?: boolean;
+}
+
+export function clientFromFlags(flags: RegistryFlags): RegistryClient {
+  let password: string | undefined;
+  if (flags.passwordStdin) {
+    if (flags.username === undefined) throw new UsageError('--password-stdin needs --username');
+    password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+    registerSecret(password);
+  } else if (flags.username !== undefined) {
+    throw new UsageError('--username needs --password-stdin (passwords are never taken as flags)');
+  }
+  const credentials = new CredentialStore({
+    ...(flags.dockerCfg !== undefined ? { dockerCfg: flags.dockerCfg } : {}),
+    ...(flags.username !== undefined ? { username: flags.username, password } : {}),
+  });
+  return new RegistryClient({ insecure: flags.insecure === true, plainHttp: flags.plainHttp === true, credentials });
+}
+
+/** "--platform a,b --platform c" → platforms, with a usage error naming the bad one. */
+export function platformsFromFlags(values: readonly string[] | undefined, flag = '--platform'): Platform[] | undefined {
+  if (!values || values.length === 0) return undefined;
+  const out: Platform[] = [];
+  for (const v of values.flatMap((x) => x.split(','))) {
+    if (v.trim() === '') continue;
+    try {
+      out.push(parsePlatform(v));
+    } catch (e) {
+      if (e instanceof PlatformError) throw new UsageError(`${flag} ${v}: ${e.message}`);
+      throw e;
+    }
+  }
+  return out;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

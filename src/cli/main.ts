@@ -1,0 +1,102 @@
+// Entry point: parses argv with commander and loads each command's module only when it runs,
+// so `crossbuild --version` stays close to bare node start-up.
+import { Command, CommanderError, Option } from 'commander';
+import { describeError, exitCodeOf, UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  success
+  1  a build, verification, push or registry operation failed
+  2  usage or configuration error (bad flag, bad platforms.json, bad reference)`;
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function registryOptions(cmd: Command): Command {
+  return cmd
+    .option('--insecure', 'skip TLS verification for registries (and allow plain HTTP fallback)')
+    .option('--plain-http', 'talk plain HTTP to registries')
+    .option('--docker-cfg <path>', 'Docker config folder or config.json with registry credentials')
+    .option('--username <user>', 'registry username (password from --password-stdin)')
+    .option('--password-stdin', 'read the registry password from standard input');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('crossbuild')
+    .description('Multi-architecture container images from one x86_64 host')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError()
+    .addHelpText('after', EXIT_CODES_HELP)
+    .exitOverride();
+
+  const run = program
+    .command('run')
+    .description('build every platform, verify each is the right architecture, push, and write the manifest list')
+    .option('-c, --config <file>', 'build matrix file', 'platforms.json')
+    .option('--image <repo>', 'image repository (overrides the config)')
+    .option('--tag <tag>', 'tag of the manifest list (overrides the config)')
+    .option('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', collect)
+    .addOption(new Option('--type <type>', 'manifest list type').choices(['docker', 'oci']).default('docker'))
+    .option('--no-push', 'build and verify only; push nothing and write no list')
+    .option('--concurrency <n>', 'platforms built at once', '')
+    .option('--build-arg <k=v>', 'build argument (repeatable)', collect)
+    .option('--no-cache', 'build without the layer cache')
+    .option('--timeout <seconds>', 'time limit for each verification container', '60')
+    .addOption(new Option('--builder <builder>', 'which builder to use (default: detect)').choices(['buildx', 'buildkit', 'classic']))
+    .option('--log-dir <dir>', 'where per-platform build logs go')
+    .option('--json', 'print the result as JSON on stdout');
+  registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(async (opts) => {
+    const { runCommand } = await import('./commands/run.js');
+    return runCommand(opts);
+  });
+
+  const binfmt = program.command('binfmt').description('QEMU binfmt_misc handlers for emulated platforms');
+  binfmt
+    .command('status')
+    .description('list binfmt_misc handlers and which platforms can run')
+    .option('--platform <platform>', 'platforms to check (repeatable or comma-separated)', collect)
+    .option('--json', 'machine-readable output')
+    .action(async (opts) => (await import('./commands/binfmt.js')).binfmtStatus(opts));
+  binfmt
+    .command('install')
+    .description('register qemu-user-static handlers (F flag) for platforms that lack a working one')
+    .option('--platform <platform>', 'platforms (repeatable or comma-separated; default: all QEMU knows here)', collect)
+    .action(async (opts) => (await import('./commands/binfmt.js')).binfmtInstall(opts));
+  binfmt
+    .command('uninstall')
+    .description('remove the qemu handlers for these platforms')
+    .requiredOption('--platform <platform>', 'platforms (repeatable or comma-separated)', collect)
+    .action(async (opts) => (await import('./commands/binfmt.js')).binfmtUninstall(opts));
+
+  const seed = program
+    .command('seed', { hidden: true })
+    .description('push images made from root filesystem folders, joined in a manifest list (for base images)')
+    .requiredOption('--image <ref>', 'target reference of the list, e.g. localhost:5000/busybox:latest')
+    .requiredOption('--rootfs <platform=dir>', 'a platform and its root filesystem folder (repeatable)', collect)
+    .addOption(new Option('--type <type>', 'manifest list type').choices(['docker', 'oci']).default('docker'))
+    .option('--cmd <cmd>', 'default command', 'sh');
+  registryOptions(seed).action(async (opts) => (await import('./commands/seed.js')).seedCommand(opts));
+
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; every other commander complaint is a usage error.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`crossbuild: ${describeError(err)}\n`);
+    return exitCodeOf(err);
+  }
+}
+
+export { UsageError };

@@ -1,0 +1,80 @@
+// A small error taxonomy: every error the CLI prints is one of these, and its class decides the
+// exit code (2: the user's input is wrong; 1: a build, verification, push or registry step failed).
+import { scrub } from './util/secrets.js';
+
+export type ExitCode = 1 | 2;
+
+export class CrossbuildError extends Error {
+  readonly exitCode: ExitCode;
+  readonly hint: string | undefined;
+  constructor(message: string, opts: { exitCode?: ExitCode; hint?: string; cause?: unknown } = {}) {
+    super(scrub(message), opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.exitCode = opts.exitCode ?? 1;
+    this.hint = opts.hint === undefined ? undefined : scrub(opts.hint);
+  }
+}
+
+/** Bad flags, bad config, bad references: exit 2. */
+export class UsageError extends CrossbuildError {
+  constructor(message: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super(message, { ...opts, exitCode: 2 });
+  }
+}
+
+/** A config file problem, located by file and field. */
+export class ConfigError extends UsageError {
+  readonly file: string;
+  readonly field: string;
+  constructor(file: string, field: string, problem: string, opts: { hint?: string } = {}) {
+    super(`${file}: ${field === '' ? '' : `${field}: `}${problem}`, opts);
+    this.file = file;
+    this.field = field;
+  }
+}
+
+/** An external command failed: carries argv, exit code and the tail of stderr, as execa does. */
+export class CommandError extends CrossbuildError {
+  readonly command: readonly string[];
+  readonly commandExitCode: number | undefined;
+  readonly stderr: string;
+  constructor(command: readonly string[], exitCode: number | undefined, stderr: string, what?: string) {
+    const tail = stderr.trim().split('\n').slice(-8).join('\n');
+    const head = what ?? `command failed: ${command.join(' ')}`;
+    super(`${head}${exitCode === undefined ? '' : ` (exit ${exitCode})`}${tail ? `\n${tail}` : ''}`);
+    this.command = command;
+    this.commandExitCode = exitCode;
+    this.stderr = scrub(stderr);
+  }
+}
+
+/** A registry answered with an error, or could not be reached. `retriable` drives the backoff loop. */
+export class RegistryError extends CrossbuildError {
+  readonly status: number | undefined;
+  readonly code: string | undefined;
+  readonly retriable: boolean;
+  constructor(
+    message: string,
+    opts: { status?: number; code?: string; retriable?: boolean; hint?: string; cause?: unknown } = {},
+  ) {
+    super(message, { hint: opts.hint, cause: opts.cause, exitCode: 1 });
+    this.status = opts.status;
+    this.code = opts.code;
+    this.retriable = opts.retriable ?? false;
+  }
+}
+
+/** The registry refused our credentials (or we had none): tell the user which registry and how to log in. */
+export class AuthError extends RegistryError {}
+
+export function exitCodeOf(err: unknown): ExitCode {
+  return err instanceof CrossbuildError ? err.exitCode : 1;
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof CrossbuildError) {
+    return err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message;
+  }
+  if (err instanceof Error) return scrub(err.message);
+  return scrub(String(err));
+}

@@ -1,0 +1,272 @@
+// The `crossbuild run` pipeline: preflight → binfmt → per platform (build → verify → push →
+// verify what the registry holds) → manifest list → read back. A list is written only when every
+// platform it names passed every step.
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { Listr, type ListrTask } from 'listr2';
+import { installHandlers } from '../binfmt/binfmt.js';
+import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
+import { buildArgv, Docker, type Builder, type BuilderKind, type EngineInfo } from '../docker/docker.js';
+import { CommandError, CrossbuildError } from '../errors.js';
+import { buildList } from '../oci/list.js';
+import { ImageConfigSchema, ImageManifestSchema, ImageIndexSchema, isIndexMediaType, type ListKind } from '../oci/types.js';
+import { formatPlatform, isNative } from '../platform/platform.js';
+import type { RegistryClient } from '../registry/client.js';
+import { formatReference, withTag } from '../registry/reference.js';
+import { scrub } from '../util/secrets.js';
+import { checkMetadata, checkRuntime, type CheckResult } from '../verify/checks.js';
+
+export interface RunOptions {
+  readonly config: BuildConfig;
+  readonly client: RegistryClient;
+  readonly docker: Docker;
+  readonly push: boolean;
+  readonly type: ListKind;
+  readonly concurrency: number;
+  readonly noCache: boolean;
+  readonly verifyTimeoutMs: number;
+  readonly builder?: BuilderKind;
+  readonly logDir: string;
+  readonly extraBuildArgs: Readonly<Record<string, string>>;
+  readonly renderer: 'default' | 'simple' | 'silent';
+}
+
+export type Stage = 'build' | 'verify' | 'push' | 'registry-verify';
+
+export interface PlatformResult {
+  readonly platform: string;
+  readonly suffix: string;
+  readonly ref: string;
+  ok: boolean;
+  failedAt?: Stage;
+  error?: string;
+  checks: CheckResult[];
+  digest?: string;
+  size?: number;
+  mediaType?: string;
+  buildSeconds?: number;
+  readonly log: string;
+}
+
+export interface RunResult {
+  readonly ok: boolean;
+  readonly engine?: EngineInfo;
+  readonly builder?: Builder;
+  readonly platforms: PlatformResult[];
+  list?: { ref: string; digest: string; size: number; mediaType: string };
+  error?: string;
+  readonly logDir: string;
+}
+
+class StageError extends CrossbuildError {
+  constructor(readonly stage: Stage, message: string) {
+    super(message);
+  }
+}
+
+async function buildOne(builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, logFile: string, report: (line: string) => void): Promise<void> {
+  const argv = buildArgv(builder.kind, {
+    platform: t.platform,
+    tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    context: cfg.context,
+    dockerfile: cfg.dockerfile,
+    buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
+    noCache: o.noCache,
+  });
+  const out = createWriteStream(logFile, { flags: 'a' });
+  out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
+  const tail: string[] = [];
+  const sub = execa(builder.cli, argv, { env: { ...builder.env }, all: true, reject: false, buffer: false, timeout: 6 * 60 * 60_000 });
+  sub.all?.on('data', (d: Buffer) => {
+    const text = scrub(d.toString());
+    out.write(text);
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      report(line);
+    }
+  });
+  const r = await sub;
+  await new Promise<void>((resolve) => out.end(resolve));
+  if (r.exitCode !== 0) {
+    throw new StageError('build', `build of ${formatPlatform(t.platform)} failed (exit ${r.exitCode ?? 'signal'}); log: ${logFile}\n${tail.slice(-12).join('\n')}`);
+  }
+}
+
+/** What the registry holds for a pushed digest must be a single image whose config is the platform. */
+async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number }> {
+  const { registry, repository } = o.config.image;
+  const m = await o.client.getManifest(registry, repository, digest);
+  if (isIndexMediaType(m.mediaType)) {
+    // buildx may push a list even for one platform (attestations); take the entry for our platform.
+    const idx = ImageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
+    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} is a list of ${idx.manifests.length}, expected a single image`);
+  }
+  const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
+  const cfgBytes = await o.client.getBlobBytes(registry, repository, man.config.digest, 16 * 1024 * 1024);
+  const cfg = ImageConfigSchema.parse(JSON.parse(cfgBytes.toString('utf8')));
+  return { checks: [checkMetadata(t.platform, cfg, 'registry config')], mediaType: m.mediaType, size: m.size };
+}
+
+export async function runPipeline(o: RunOptions): Promise<RunResult> {
+  mkdirSync(o.logDir, { recursive: true });
+  const cfg = o.config;
+  const results: PlatformResult[] = cfg.platforms.map((t) => ({
+    platform: formatPlatform(t.platform),
+    suffix: t.suffix,
+    ref: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    ok: false,
+    checks: [],
+    log: join(o.logDir, `${t.suffix}.log`),
+  }));
+  const state: { engine?: EngineInfo; builder?: Builder } = {};
+  const result: RunResult = { ok: false, platforms: results, logDir: o.logDir };
+
+  const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
+    title: `${r.platform} → ${r.ref}`,
+    task: async (_ctx, task) => {
+      const builder = state.builder!;
+      let stage: Stage = 'build';
+      try {
+        task.output = 'building';
+        const started = Date.now();
+        // Live build lines only where a terminal redraws them; logs keep everything.
+        await buildOne(builder, cfg, t, o, r.log, (line) => {
+          if (o.renderer === 'default') task.output = line.slice(0, 160);
+        });
+        r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
+
+        stage = 'verify';
+        task.output = 'verifying';
+        const inspect = await o.docker.inspect(r.ref);
+        const meta = checkMetadata(t.platform, inspect, 'image config');
+        const runtime = await checkRuntime(o.docker, r.ref, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
+        r.checks.push(meta, runtime);
+        const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
+        if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
+
+        if (!o.push) {
+          r.ok = true;
+          task.title = `${r.platform}: built and verified (${[meta, runtime].map((c) => c.evidence).join('; ')})`;
+          return;
+        }
+        stage = 'push';
+        task.output = 'pushing';
+        const pushed = await o.docker.push(r.ref);
+        r.digest = pushed.digest;
+
+        stage = 'registry-verify';
+        task.output = 'verifying what the registry holds';
+        const inReg = await verifyInRegistry(o, t, pushed.digest);
+        r.checks.push(...inReg.checks);
+        r.mediaType = inReg.mediaType;
+        r.size = inReg.size;
+        const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
+        if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
+        r.ok = true;
+        task.title = `${r.platform} → ${r.ref}@${pushed.digest.slice(0, 19)}… (${runtime.evidence})`;
+      } catch (e) {
+        r.ok = false;
+        r.failedAt = e instanceof StageError ? e.stage : stage;
+        r.error = e instanceof Error ? scrub(e.message) : String(e);
+        throw e instanceof Error ? e : new Error(String(e));
+      }
+    },
+  });
+
+  const tasks = new Listr(
+    [
+      {
+        title: 'Preflight: Docker engine and builder',
+        task: async (_ctx, task) => {
+          state.engine = await o.docker.engine();
+          const builders = await o.docker.builders();
+          const chosen = o.builder ? builders.find((b) => b.kind === o.builder) : builders[0];
+          if (!chosen) throw new CrossbuildError(`builder ${o.builder} is not available here (available: ${builders.map((b) => b.kind).join(', ')})`, { hint: 'omit --builder to pick the best one' });
+          state.builder = chosen;
+          // --platform on build needs API 1.38+ (engine 18.06+).
+          const [maj, min] = state.engine.apiVersion.split('.').map(Number);
+          if ((maj ?? 0) < 1 || (maj === 1 && (min ?? 0) < 38)) {
+            throw new CrossbuildError(`engine API ${state.engine.apiVersion} does not honour --platform on build (needs 1.38+)`);
+          }
+          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${chosen.kind} via ${chosen.cli}`;
+        },
+      },
+      {
+        title: 'binfmt_misc: QEMU handlers for emulated platforms',
+        task: async (_ctx, task) => {
+          const foreign = cfg.platforms.map((t) => t.platform).filter((p) => !isNative(p));
+          if (foreign.length === 0) {
+            task.title = 'binfmt_misc: every platform is native';
+            return;
+          }
+          const res = await installHandlers(foreign);
+          task.title = `binfmt_misc: ${res.map((r) => `${r.platform} ${r.action}`).join(', ')}`;
+        },
+      },
+      {
+        title: `Build, verify${o.push ? ', push' : ''} ${cfg.platforms.length} platform${cfg.platforms.length === 1 ? '' : 's'} (logs in ${o.logDir})`,
+        task: (_ctx, task) =>
+          task.newListr(
+            cfg.platforms.map((t, i) => platformTask(t, results[i]!)),
+            { concurrent: o.concurrency, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
+          ),
+      },
+      {
+        title: `Manifest list ${formatReference(withTag(cfg.image, cfg.tag))}`,
+        skip: () => !o.push && 'not pushing (--no-push)',
+        task: async (_ctx, task) => {
+          const failed = results.filter((r) => !r.ok);
+          if (failed.length > 0) {
+            throw new CrossbuildError(`not writing the list: ${failed.map((r) => `${r.platform} failed at ${r.failedAt ?? 'build'}`).join(', ')}`);
+          }
+          const list = buildList(
+            o.type,
+            results.map((r, i) => {
+              const p = cfg.platforms[i]!.platform;
+              return { mediaType: r.mediaType!, digest: r.digest!, size: r.size!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } };
+            }),
+          );
+          const { registry, repository } = cfg.image;
+          const digest = await o.client.putManifest(registry, repository, cfg.tag, list.bytes, list.mediaType);
+          result.list = { ref: formatReference(withTag(cfg.image, cfg.tag)), digest, size: list.size, mediaType: list.mediaType };
+          task.title = `Manifest list ${result.list.ref}: ${digest} (${list.size} bytes)`;
+
+          // Read back: the tag must serve exactly what we wrote, entry by entry.
+          const back = await o.client.getManifest(registry, repository, cfg.tag);
+          if (back.digest !== digest) throw new CrossbuildError(`read back: ${result.list.ref} serves ${back.digest}, not the list just written (${digest})`);
+          const idx = ImageIndexSchema.parse(JSON.parse(back.bytes.toString('utf8')));
+          for (const r of results) {
+            const entry = idx.manifests.find((m) => m.digest === r.digest);
+            if (!entry || `${entry.platform?.os}/${entry.platform?.architecture}${entry.platform?.variant ? `/${entry.platform.variant}` : ''}` !== r.platform) {
+              throw new CrossbuildError(`read back: ${result.list.ref} has no entry ${r.platform} → ${r.digest}`);
+            }
+            const head = await o.client.headManifest(registry, repository, r.digest!);
+            if (!head || head.digest !== r.digest) throw new CrossbuildError(`read back: ${r.platform} entry ${r.digest} does not resolve in ${repository}`);
+          }
+        },
+      },
+    ],
+    {
+      exitOnError: true,
+      renderer: o.renderer,
+      rendererOptions: { collapseSubtasks: false },
+      collectErrors: 'minimal',
+    } as ConstructorParameters<typeof Listr>[1],
+  );
+
+  try {
+    await tasks.run();
+  } catch (e) {
+    result.error = e instanceof Error ? scrub(e.message) : String(e);
+  }
+  const platformsOk = results.every((r) => r.ok);
+  const ok = !result.error && platformsOk && (!o.push || result.list !== undefined);
+  if (!ok && !result.error && !platformsOk) result.error = `failed: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')}`;
+  Object.assign(result, { ok, engine: state.engine, builder: state.builder });
+  return result;
+}
+
+export { CommandError };

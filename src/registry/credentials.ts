@@ -1,0 +1,136 @@
+// Registry credentials from Docker's config.json: `auths`, `credsStore`, `credHelpers`
+// (docker-credential-<name> get), with explicit --username/--password-stdin winning.
+import { readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+import { registerSecret } from '../util/secrets.js';
+import { DOCKER_HUB } from './reference.js';
+
+export interface Credential {
+  readonly username?: string;
+  readonly password?: string;
+  /** An OAuth2 refresh token (Docker's "identitytoken"). */
+  readonly identityToken?: string;
+}
+
+const DockerConfigSchema = z.object({
+  auths: z.record(z.string(), z.object({ auth: z.string().optional(), username: z.string().optional(), password: z.string().optional(), identitytoken: z.string().optional() }).passthrough()).optional(),
+  credsStore: z.string().optional(),
+  credHelpers: z.record(z.string(), z.string()).optional(),
+}).passthrough();
+type DockerConfig = z.infer<typeof DockerConfigSchema>;
+
+/** --docker-cfg takes the folder (as docker --config) or the file itself. */
+export function dockerConfigPath(dockerCfg?: string): string {
+  const base = dockerCfg ?? process.env.DOCKER_CONFIG ?? join(homedir(), '.docker');
+  try {
+    if (statSync(base).isFile()) return base;
+  } catch {
+    // not there: treated as a folder, and a missing file means no credentials
+  }
+  return join(base, 'config.json');
+}
+
+function hubKeys(registry: string): string[] {
+  if (registry !== DOCKER_HUB) return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
+  return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io', 'https://registry-1.docker.io'];
+}
+
+export class CredentialStore {
+  private readonly file: string;
+  private config: DockerConfig | undefined;
+  private readonly cache = new Map<string, Promise<Credential | undefined>>();
+  private readonly explicit: Credential | undefined;
+
+  constructor(opts: { dockerCfg?: string; username?: string; password?: string } = {}) {
+    this.file = dockerConfigPath(opts.dockerCfg);
+    if (opts.username !== undefined || opts.password !== undefined) {
+      registerSecret(opts.password);
+      this.explicit = { username: opts.username ?? '', password: opts.password ?? '' };
+    }
+  }
+
+  private load(): DockerConfig {
+    if (this.config) return this.config;
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch {
+      this.config = {};
+      return this.config;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`${this.file}: not valid JSON (${(e as Error).message})`);
+    }
+    const parsed = DockerConfigSchema.safeParse(raw);
+    if (!parsed.success) throw new UsageError(`${this.file}: unexpected structure (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
+    this.config = parsed.data;
+    return this.config;
+  }
+
+  get(registry: string): Promise<Credential | undefined> {
+    if (this.explicit) return Promise.resolve(this.explicit);
+    let p = this.cache.get(registry);
+    if (!p) {
+      p = this.lookup(registry);
+      this.cache.set(registry, p);
+    }
+    return p;
+  }
+
+  private async lookup(registry: string): Promise<Credential | undefined> {
+    const cfg = this.load();
+    const keys = hubKeys(registry);
+    const helper = keys.map((k) => cfg.credHelpers?.[k]).find((h) => h) ?? cfg.credsStore;
+    if (helper) {
+      const fromHelper = await this.fromHelper(helper, registry === DOCKER_HUB ? 'https://index.docker.io/v1/' : registry);
+      if (fromHelper) return fromHelper;
+    }
+    for (const k of keys) {
+      const entry = cfg.auths?.[k];
+      if (!entry) continue;
+      if (entry.identitytoken) {
+        registerSecret(entry.identitytoken);
+        return { identityToken: entry.identitytoken };
+      }
+      if (entry.auth) {
+        const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+        const i = decoded.indexOf(':');
+        if (i < 0) throw new UsageError(`${this.file}: auths["${k}"].auth is not base64 of user:password`);
+        const cred = { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
+        registerSecret(cred.password);
+        registerSecret(entry.auth);
+        return cred;
+      }
+      if (entry.username !== undefined) {
+        registerSecret(entry.password);
+        return { username: entry.username, password: entry.password ?? '' };
+      }
+    }
+    return undefined;
+  }
+
+  private async fromHelper(name: string, serverUrl: string): Promise<Credential | undefined> {
+    const bin = `docker-credential-${name}`;
+    const r = await execa(bin, ['get'], { input: serverUrl, reject: false, timeout: 30_000 });
+    if (r.exitCode !== 0) {
+      // "credentials not found" is the helper's way of saying none.
+      if (/not found/i.test(`${r.stdout}${r.stderr}`)) return undefined;
+      if ((r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(r.message))) {
+        throw new UsageError(`${this.file}: credential helper ${bin} is configured but not installed`);
+      }
+      throw new UsageError(`credential helper ${bin} failed for ${serverUrl} (exit ${r.exitCode})`);
+    }
+    const parsed = z.object({ Username: z.string(), Secret: z.string() }).safeParse(JSON.parse(r.stdout));
+    if (!parsed.success) throw new UsageError(`credential helper ${bin} returned unexpected output for ${serverUrl}`);
+    registerSecret(parsed.data.Secret);
+    if (parsed.data.Username === '<token>') return { identityToken: parsed.data.Secret };
+    return { username: parsed.data.Username, password: parsed.data.Secret };
+  }
+}

@@ -1,0 +1,54 @@
+// Verification verdicts shared by `run` and `verify`: each check says pass/fail/skip/warn with the
+// evidence a person needs to believe it.
+import { formatPlatform, makePlatform, samePlatform, expectedUname, type Platform } from '../platform/platform.js';
+import type { Docker } from '../docker/docker.js';
+
+export type Verdict = 'pass' | 'fail' | 'warn' | 'skip';
+
+export interface CheckResult {
+  readonly check: 'coverage' | 'metadata' | 'binaries' | 'runtime';
+  readonly verdict: Verdict;
+  readonly evidence: string;
+}
+
+/** The image config's os/architecture/variant must equal the target after normalisation. */
+export function checkMetadata(expected: Platform, config: { os: string; architecture: string; variant?: string | undefined }, where = 'image config'): CheckResult {
+  let actual: Platform;
+  try {
+    actual = makePlatform(config.os, config.architecture, config.variant);
+  } catch {
+    actual = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+  }
+  const shown = `${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ''}`;
+  if (samePlatform(expected, actual)) return { check: 'metadata', verdict: 'pass', evidence: `${where} says ${shown}` };
+  return { check: 'metadata', verdict: 'fail', evidence: `${where} says ${shown}, expected ${formatPlatform(expected)}` };
+}
+
+/** Run `uname -m` inside the image under its platform and compare with what the platform implies. */
+export async function checkRuntime(docker: Docker, image: string, platform: Platform, opts: { uname?: string; timeoutMs: number }): Promise<CheckResult> {
+  const exp = expectedUname(platform, opts.uname);
+  const r = await docker.runOnce({ image, platform, entrypoint: 'uname', args: ['-m'], env: exp.env }, opts.timeoutMs);
+  if (r.timedOut) {
+    return { check: 'runtime', verdict: 'fail', evidence: `uname -m did not finish within ${Math.round(opts.timeoutMs / 1000)}s (emulation hung?); container removed` };
+  }
+  if (r.exitCode !== 0) {
+    const err = r.stderr.trim().split('\n').pop() ?? '';
+    if (/executable file not found|no such file or directory/i.test(err) && /uname/.test(err)) {
+      return { check: 'runtime', verdict: 'skip', evidence: 'skipped: no uname in image' };
+    }
+    if (/exec format error/i.test(err)) {
+      return { check: 'runtime', verdict: 'fail', evidence: `exec format error: no working binfmt handler for ${formatPlatform(platform)}, or the binaries are for another architecture` };
+    }
+    return { check: 'runtime', verdict: 'fail', evidence: `uname -m exited ${r.exitCode ?? 'abnormally'}: ${err}` };
+  }
+  const machine = r.stdout.trim();
+  if (exp.machines.includes(machine)) return { check: 'runtime', verdict: 'pass', evidence: `uname -m printed ${machine}` };
+  return { check: 'runtime', verdict: 'fail', evidence: `uname -m printed ${machine}, expected ${exp.machines.join(' or ')}` };
+}
+
+export function worst(results: readonly CheckResult[]): Verdict {
+  if (results.some((r) => r.verdict === 'fail')) return 'fail';
+  if (results.some((r) => r.verdict === 'warn')) return 'warn';
+  if (results.length > 0 && results.every((r) => r.verdict === 'skip')) return 'skip';
+  return 'pass';
+}
