@@ -1,6 +1,7 @@
 // platforms.json: the build matrix. Validated at load; every error names the file and the field.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import yaml from 'js-yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
@@ -57,7 +58,16 @@ function fieldPath(path: readonly PropertyKey[]): string {
 /** JSON.parse's "position N" → line:column, so the user can find it. */
 function jsonErrorLocation(text: string, message: string): string {
   const m = /position (\d+)/.exec(message);
-  if (!m) return message;
+  if (!m) {
+    // Node 20 gives no position for some errors; the YAML parser (a JSON superset) locates most.
+    try {
+      yaml.load(text);
+    } catch (e) {
+      const mark = (e as { mark?: { line: number; column: number } }).mark;
+      if (mark) return `${message.split('\n')[0]} at line ${mark.line + 1}, column ${mark.column + 1}`;
+    }
+    return message;
+  }
   const pos = Number(m[1]);
   const before = text.slice(0, pos);
   const line = before.split('\n').length;

@@ -1,6 +1,6 @@
 // Building manifest lists / OCI indexes: the one place crossbuild assembles one.
 import { UsageError } from '../errors.js';
-import { formatPlatform, samePlatform, type Platform } from '../platform/platform.js';
+import { formatPlatform, makePlatform, samePlatform, type Platform } from '../platform/platform.js';
 import { sha256Digest } from './digest.js';
 import {
   ListType,
@@ -29,7 +29,11 @@ export interface BuiltList {
 }
 
 function toPlatform(p: OciPlatform): Platform {
-  return p.variant ? { os: p.os, architecture: p.architecture, variant: p.variant } : { os: p.os, architecture: p.architecture };
+  try {
+    return makePlatform(p.os, p.architecture, p.variant);
+  } catch {
+    return p.variant ? { os: p.os, architecture: p.architecture, variant: p.variant } : { os: p.os, architecture: p.architecture };
+  }
 }
 
 /**

@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { ConfigError } from '../../src/errors.js';
+import { parsePlatform } from '../../src/platform/platform.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cb-config-'));
+function write(name: string, content: unknown): string {
+  const f = join(dir, name);
+  writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
+  return f;
+}
+const good = {
+  image: 'localhost:5000/nodeinfo',
+  tag: 'multiarch',
+  platforms: [
+    { platform: 'linux/amd64', suffix: 'amd64' },
+    { platform: 'linux/armhf', suffix: 'arm32' },
+    { platform: 'aarch64', suffix: 'arm64', uname: 'aarch64' },
+  ],
+};
+
+function errorOf(f: () => unknown): ConfigError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).exitCode).toBe(2);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('platforms.json', () => {
+  it('loads and normalises the matrix, resolving paths against the file', () => {
+    const f = write('good.json', good);
+    const c = loadConfig(f);
+    expect(c.image).toEqual({ registry: 'localhost:5000', repository: 'nodeinfo' });
+    expect(c.tag).toBe('multiarch');
+    expect(c.platforms.map((p) => `${p.platform.os}/${p.platform.architecture}${p.platform.variant ? `/${p.platform.variant}` : ''}`)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(c.context).toBe(dir);
+    expect(c.dockerfile).toBe(join(dir, 'Dockerfile'));
+    expect(c.platforms[2]!.uname).toBe('aarch64');
+  });
+
+  it('applies overrides and filters platforms', () => {
+    const c = loadConfig(write('good2.json', good), { image: 'localhost:5000/other', tag: 'v2', platforms: [parsePlatform('linux/arm64')] });
+    expect(c.image.repository).toBe('other');
+    expect(c.tag).toBe('v2');
+    expect(c.platforms.map((p) => p.suffix)).toEqual(['arm64']);
+    const e = errorOf(() => loadConfig(write('good3.json', good), { platforms: [parsePlatform('linux/s390x')] }));
+    expect(e.message).toMatch(/--platform: linux\/s390x is not in the matrix \(it has: linux\/amd64, linux\/arm\/v7, linux\/arm64\)/);
+  });
+
+  const cases: [string, unknown, RegExp][] = [
+    ['unknown platform', { ...good, platforms: [{ platform: 'linux/sparc64', suffix: 'x' }] }, /platforms\[0\]\.platform: unknown architecture "sparc64" \(valid: /],
+    ['bad variant', { ...good, platforms: [{ platform: 'linux/arm64/v7', suffix: 'x' }] }, /platforms\[0\]\.platform: variant "v7" is not valid for architecture arm64/],
+    ['duplicate platform', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a' }, { platform: 'linux/aarch64', suffix: 'b' }] }, /platforms\[1\]\.platform: duplicate platform linux\/arm64 \(also platforms\[0\]: "linux\/arm64"\)/],
+    ['duplicate suffix', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a' }, { platform: 'linux/amd64', suffix: 'a' }] }, /platforms\[1\]\.suffix: duplicate suffix "a"/],
+    ['bad suffix', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a/b' }] }, /platforms\[0\]\.suffix: "a\/b" does not make a valid tag/],
+    ['bad image', { ...good, image: 'Localhost:5000/UPPER' }, /image: invalid reference/],
+    ['image with tag', { ...good, image: 'localhost:5000/app:1.0' }, /image: "localhost:5000\/app:1\.0" includes a tag or digest/],
+    ['missing image', { platforms: good.platforms }, /: image: required/],
+    ['no platforms', { image: 'x/y', platforms: [] }, /platforms: must list at least one platform/],
+    ['unknown field', { ...good, platfroms: [] }, /unknown field "platfroms" \(allowed: image, tag/],
+    ['unknown platform field', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a', arch: 'x' }] }, /platforms\[0\]: unknown field "arch" \(allowed: platform, suffix, uname, buildArgs\)/],
+    ['bad tag', { ...good, tag: '-x' }, /tag: "-x" is not a valid tag/],
+  ];
+  for (const [name, content, msg] of cases) {
+    it(`rejects ${name} naming the file and field`, () => {
+      const f = write(`${name.replace(/ /g, '-')}.json`, content);
+      const e = errorOf(() => loadConfig(f));
+      expect(e.message.startsWith(f)).toBe(true);
+      expect(e.message).toMatch(msg);
+    });
+  }
+
+  it('locates JSON syntax errors by line and column', () => {
+    const f = write('syntax.json', '{\n  "image": "x/y",\n  "platforms": [,]\n}\n');
+    const e = errorOf(() => loadConfig(f));
+    expect(e.message).toMatch(/not valid JSON: .* at line 3, column 17/);
+  });
+
+  it('names a missing file', () => {
+    const e = errorOf(() => loadConfig(join(dir, 'nope.json')));
+    expect(e.message).toMatch(/nope\.json: cannot read: ENOENT/);
+  });
+});

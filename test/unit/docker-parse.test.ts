@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildArgv, parseImageInspect, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
+import { parsePlatform } from '../../src/platform/platform.js';
+
+// Output captured from the Debian docker.io 20.10 engine and the 28.x / 20.10 CLIs on this machine.
+const fx = (f: string) => readFileSync(join(__dirname, '..', 'fixtures', 'docker', f), 'utf8');
+
+describe('docker output parsers', () => {
+  it('reads the digest and size from docker push output', () => {
+    expect(parsePushOutput(fx('push-20.10.txt'))).toEqual({ digest: 'sha256:53ff1d155778b19ade174c3c75f2070f447cf0d0c10f128e5c0bf2a23c67ebaa', size: 942 });
+    expect(parsePushOutput('The push refers to repository [x]\nerror')).toBeUndefined();
+  });
+
+  it('reads platform and config from docker image inspect', () => {
+    const i = parseImageInspect(fx('inspect-arm32-20.10.json'));
+    expect(i.os).toBe('linux');
+    expect(i.architecture).toBe('arm');
+    expect(i.variant).toBe('v7');
+    expect(i.cmd).toEqual(['httpd', '-f', '-v', '-p', '8080', '-h', '/www']);
+    expect(i.id).toMatch(/^sha256:/);
+  });
+
+  it('reads client and engine versions', () => {
+    const v = parseVersion(fx('version-28-cli-20.10-engine.json'), 'docker');
+    expect(v.clientVersion).toMatch(/^28\./);
+    expect(v.serverVersion).toMatch(/^20\.10/);
+    expect(v.apiVersion).toBe('1.41');
+    expect(parseVersion(fx('version-20.10.json'), '/usr/bin/docker').clientVersion).toMatch(/^20\.10/);
+  });
+});
+
+describe('docker argv builders', () => {
+  const o = { platform: parsePlatform('linux/arm/v7'), tag: 'localhost:5000/app:t-arm32', context: '/ctx', dockerfile: '/ctx/Dockerfile', buildArgs: { A: '1' } };
+  it('classic build', () => {
+    expect(buildArgv('classic', o)).toEqual(['build', '--platform', 'linux/arm/v7', '-t', 'localhost:5000/app:t-arm32', '-f', '/ctx/Dockerfile', '--pull', '--network', 'none', '--build-arg', 'A=1', '/ctx']);
+  });
+  it('buildx build loads into the engine with plain progress', () => {
+    const a = buildArgv('buildx', { ...o, noCache: true, target: 'final' });
+    expect(a.slice(0, 3)).toEqual(['buildx', 'build', '--load']);
+    expect(a).toContain('--no-cache');
+    expect(a).toContain('--progress=plain');
+    expect(a.slice(-1)).toEqual(['/ctx']);
+    expect(a[a.indexOf('--target') + 1]).toBe('final');
+  });
+  it('verification containers: no network, entrypoint overridden, env for QEMU', () => {
+    expect(runArgv({ image: 'i', platform: parsePlatform('linux/arm/v6'), entrypoint: 'uname', args: ['-m'], env: { QEMU_CPU: 'arm1176' }, name: 'n' })).toEqual([
+      'run', '--rm', '--name', 'n', '--network', 'none', '--platform', 'linux/arm/v6', '--pull', 'never', '--entrypoint', 'uname', '-e', 'QEMU_CPU=arm1176', 'i', '-m',
+    ]);
+  });
+});
