@@ -22,7 +22,7 @@ function stripIds(node: unknown): unknown {
 let ajv: Ajv | undefined;
 
 function load(): Ajv {
-  const a = new Ajv({ allErrors: true, strict: false });
+  const a = new Ajv({ allErrors: true, strict: false, formats: { uri: true } });
   for (const f of readdirSync(OCI_SCHEMA_DIR).filter((n) => n.endsWith('.json'))) {
     a.addSchema(stripIds(JSON.parse(readFileSync(join(OCI_SCHEMA_DIR, f), 'utf8'))) as object, f);
   }
