@@ -72,6 +72,41 @@ export function buildProgram(): Command {
     .requiredOption('--platform <platform>', 'platforms (repeatable or comma-separated)', collect)
     .action(async (opts) => (await import('./commands/binfmt.js')).binfmtUninstall(opts));
 
+  const manifest = program.command('manifest').description('manifest lists: push (manifest-tool compatible) and inspect');
+  const push = manifest.command('push').description('write a manifest list');
+  const listType = () => new Option('--type <type>', 'list type').choices(['docker', 'oci']).default('docker');
+  registryOptions(
+    push
+      .command('from-spec')
+      .description("from manifest-tool's YAML spec (image, tags, annotations, manifests[].image/platform)")
+      .argument('<file>', 'the YAML spec')
+      .addOption(listType())
+      .option('--ignore-missing', 'skip children that do not exist, with a warning')
+      .option('--json', 'machine-readable output'),
+  ).action(async (file: string, opts) => (await import('./commands/manifest.js')).pushFromSpec(file, opts));
+  registryOptions(
+    push
+      .command('from-args')
+      .description('from a platform list and a reference template with OS, ARCH, VARIANT, ARCHVARIANT placeholders')
+      .requiredOption('--platforms <list>', 'comma-separated platforms, e.g. linux/amd64,linux/arm/v7')
+      .requiredOption('--template <ref>', 'e.g. reg/app:1.0-ARCHVARIANT')
+      .requiredOption('--target <ref>', 'where the list goes, e.g. reg/app:1.0')
+      .option('--tags <list>', 'more tags for the same list, comma-separated')
+      .option('--annotations <k=v>', 'index annotations (OCI only; repeatable or comma-separated)', collect)
+      .addOption(listType())
+      .option('--ignore-missing', 'skip children that do not exist, with a warning')
+      .option('--json', 'machine-readable output'),
+  ).action(async (opts) => (await import('./commands/manifest.js')).pushFromArgs(opts));
+  registryOptions(
+    manifest
+      .command('inspect')
+      .description('show a list (platform, digest, size, media type, attestation) or a single manifest')
+      .argument('<ref>', 'image reference')
+      .option('--raw', 'print the exact bytes the registry serves')
+      .option('--json', 'machine-readable output')
+      .addOption(new Option('--type <type>', 'accepted for symmetry; inspect shows whatever is there').choices(['docker', 'oci'])),
+  ).action(async (ref: string, opts) => (await import('./commands/manifest.js')).inspect(ref, opts));
+
   const seed = program
     .command('seed', { hidden: true })
     .description('push images made from root filesystem folders, joined in a manifest list (for base images)')

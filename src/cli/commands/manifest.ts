@@ -1,0 +1,119 @@
+// `crossbuild manifest push from-spec|from-args` and `crossbuild manifest inspect`.
+import { UsageError } from '../../errors.js';
+import { planList, pushList, describeEntry } from '../../manifest/assemble.js';
+import { checkSpecPlatform, expandTemplate, loadSpec, type SpecChild } from '../../manifest/spec.js';
+import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation, isIndexMediaType, type ListKind } from '../../oci/types.js';
+import { formatPlatform } from '../../platform/platform.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { formatReference, manifestReference, parseReference, type ImageRef } from '../../registry/reference.js';
+import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+
+interface PushFlags extends RegistryFlags {
+  type: ListKind;
+  ignoreMissing?: boolean;
+  json?: boolean;
+}
+
+function parseAnnotations(values: readonly string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of (values ?? []).flatMap((x) => x.split(','))) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new UsageError(`--annotations ${v}: expected key=value`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+async function pushAndReport(client: RegistryClient, target: ImageRef, children: SpecChild[], flags: PushFlags, tags: readonly string[], annotations: Record<string, string>): Promise<void> {
+  if (Object.keys(annotations).length > 0 && flags.type !== 'oci') throw new UsageError('annotations need an OCI index: add --type oci');
+  const opts = Object.keys(annotations).length > 0 ? { annotations } : {};
+  const plan = await planList(client, target, children, flags.type, { ignoreMissing: flags.ignoreMissing === true, ...opts });
+  const res = await pushList(client, target, plan, flags.type, { tags, ...opts });
+  if (flags.json) {
+    printJson({ ref: formatReference(target), digest: res.digest, size: res.size, mediaType: res.mediaType, tags: res.tags, warnings: res.warnings, entries: plan.entries, copied: res.copied });
+    return;
+  }
+  for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
+  for (const e of plan.entries) process.stderr.write(`  ${describeEntry(e)}\n`);
+  if (res.copied.manifests > 0) process.stderr.write(`brought ${res.copied.manifests} manifest(s) into ${target.repository}: ${res.copied.mounted} blob(s) mounted, ${res.copied.copied} copied, ${res.copied.existed} already there\n`);
+  process.stdout.write(`Digest: ${res.digest} ${res.size}\n`);
+}
+
+export async function pushFromSpec(file: string, flags: PushFlags): Promise<void> {
+  const spec = loadSpec(file);
+  const client = clientFromFlags(flags);
+  try {
+    await pushAndReport(client, spec.target, [...spec.children], flags, spec.tags, { ...spec.annotations });
+  } finally {
+    await client.close();
+  }
+}
+
+export async function pushFromArgs(flags: PushFlags & { platforms: string; template: string; target: string; tags?: string; annotations?: string[] }): Promise<void> {
+  const platforms = platformsFromFlags([flags.platforms], '--platforms')!;
+  const target = parseReference(flags.target, '--target');
+  if (target.digest) throw new UsageError(`--target ${flags.target}: must be a tag, not a digest`);
+  if (!/OS|ARCH|VARIANT/.test(flags.template)) throw new UsageError(`--template ${flags.template}: needs at least one of the placeholders OS, ARCH, VARIANT, ARCHVARIANT`);
+  const children: SpecChild[] = platforms.map((p, i) => {
+    const text = expandTemplate(flags.template, p);
+    return {
+      text,
+      ref: parseReference(text, `--template (for ${formatPlatform(p)})`),
+      platform: checkSpecPlatform({ os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) }, '--platforms', `[${i}]`),
+      field: `--platforms[${i}] ${formatPlatform(p)}`,
+    };
+  });
+  const tags = (flags.tags ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  const client = clientFromFlags(flags);
+  try {
+    await pushAndReport(client, target, children, flags, tags, parseAnnotations(flags.annotations));
+  } finally {
+    await client.close();
+  }
+}
+
+export async function inspect(refText: string, flags: RegistryFlags & { raw?: boolean; json?: boolean }): Promise<void> {
+  const ref = parseReference(refText, 'reference');
+  const client = clientFromFlags(flags);
+  try {
+    const m = await client.getManifest(ref.registry, ref.repository, manifestReference(ref));
+    if (flags.raw) {
+      process.stdout.write(m.bytes);
+      return;
+    }
+    const head = { ref: formatReference(ref), mediaType: m.mediaType, digest: m.digest, size: m.size };
+    if (isIndexMediaType(m.mediaType)) {
+      const idx = ImageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
+      const rows = idx.manifests.map((d) => ({
+        platform: d.platform ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}` : '',
+        ...(d.platform?.['os.version'] ? { osVersion: d.platform['os.version'] } : {}),
+        digest: d.digest,
+        size: d.size,
+        mediaType: d.mediaType,
+        attestation: isAttestation(d),
+        ...(d.annotations ? { annotations: d.annotations } : {}),
+      }));
+      if (flags.json) {
+        printJson({ ...head, manifests: rows, ...(idx.annotations ? { annotations: idx.annotations } : {}) });
+        return;
+      }
+      process.stdout.write(`Name:      ${head.ref}\nMediaType: ${head.mediaType}\nDigest:    ${head.digest}\nSize:      ${head.size}\n\n`);
+      const w = Math.max(8, ...rows.map((r) => r.platform.length));
+      process.stdout.write(`${'PLATFORM'.padEnd(w)}  ${'DIGEST'.padEnd(71)}  ${'SIZE'.padStart(6)}  ${'ATTESTATION'.padEnd(11)}  MEDIA TYPE\n`);
+      for (const r of rows) process.stdout.write(`${r.platform.padEnd(w)}  ${r.digest.padEnd(71)}  ${String(r.size).padStart(6)}  ${(r.attestation ? 'yes' : 'no').padEnd(11)}  ${r.mediaType}\n`);
+      return;
+    }
+    const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
+    const cfg = ImageConfigSchema.safeParse(JSON.parse((await client.getBlobBytes(ref.registry, ref.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
+    const platform = cfg.success ? `${cfg.data.os}/${cfg.data.architecture}${cfg.data.variant ? `/${cfg.data.variant}` : ''}` : 'unknown';
+    const layers = man.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
+    if (flags.json) {
+      printJson({ ...head, platform, config: { digest: man.config.digest, size: man.config.size, mediaType: man.config.mediaType }, layers });
+      return;
+    }
+    process.stdout.write(`Name:      ${head.ref}\nMediaType: ${head.mediaType}\nDigest:    ${head.digest}\nSize:      ${head.size}\nPlatform:  ${platform} (from the image config)\nConfig:    ${man.config.digest}\nLayers:\n`);
+    for (const l of layers) process.stdout.write(`  ${l.digest}  ${String(l.size).padStart(10)}  ${l.mediaType}\n`);
+  } finally {
+    await client.close();
+  }
+}

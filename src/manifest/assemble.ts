@@ -1,0 +1,194 @@
+// Resolve a list's children (flattening child lists, filling platforms from configs), bring
+// children from other repositories or registries into the target repository, then write the list.
+// Everything is read and checked before anything is written: bad input leaves the registry as it was.
+import { CrossbuildError, RegistryError } from '../errors.js';
+import { buildList, type ListEntry } from '../oci/list.js';
+import {
+  ImageConfigSchema,
+  ImageIndexSchema,
+  ImageManifestSchema,
+  isAttestation,
+  isIndexMediaType,
+  type Descriptor,
+  type ListKind,
+  type OciPlatform,
+} from '../oci/types.js';
+import { formatPlatform, makePlatform, samePlatform } from '../platform/platform.js';
+import type { RegistryClient } from '../registry/client.js';
+import { formatReference, manifestReference, withTag, type ImageRef } from '../registry/reference.js';
+import type { SpecChild, SpecPlatform } from './spec.js';
+
+interface CopyJob {
+  readonly from: { registry: string; repository: string };
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly bytes: Buffer;
+  readonly blobs: readonly Descriptor[];
+}
+
+export interface PushPlan {
+  readonly entries: ListEntry[];
+  readonly copies: CopyJob[];
+  readonly warnings: string[];
+}
+
+export interface PushResult {
+  readonly digest: string;
+  readonly size: number;
+  readonly mediaType: string;
+  readonly tags: readonly string[];
+  readonly warnings: readonly string[];
+  readonly copied: { mounted: number; copied: number; existed: number; manifests: number };
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof RegistryError && (e.status === 404 || e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN');
+}
+
+function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?: string; variant?: string | undefined; 'os.version'?: string | undefined; 'os.features'?: string[] | undefined }): OciPlatform {
+  const os = spec.os ?? config.os ?? '';
+  const architecture = spec.architecture ?? config.architecture ?? '';
+  // A variant only comes from the config when the architecture does too.
+  const variant = spec.architecture !== undefined ? spec.variant : (spec.variant ?? config.variant ?? undefined);
+  let normalized: { os: string; architecture: string; variant?: string };
+  try {
+    normalized = makePlatform(os, architecture, variant);
+  } catch {
+    normalized = { os, architecture, ...(variant ? { variant } : {}) };
+  }
+  const osVersion = spec.osVersion ?? config['os.version'];
+  const osFeatures = spec.osFeatures ?? config['os.features'];
+  return {
+    ...normalized,
+    ...(osVersion ? { 'os.version': osVersion } : {}),
+    ...(osFeatures?.length ? { 'os.features': osFeatures } : {}),
+    ...(spec.features?.length ? { features: spec.features } : {}),
+  };
+}
+
+/** The blobs an image manifest needs in its repository: config and layers. */
+function manifestBlobs(bytes: Buffer): Descriptor[] {
+  const m = ImageManifestSchema.parse(JSON.parse(bytes.toString('utf8')));
+  return [m.config, ...m.layers];
+}
+
+async function resolveChild(client: RegistryClient, target: ImageRef, child: SpecChild, kind: ListKind): Promise<PushPlan> {
+  const { registry, repository } = child.ref;
+  const sameRepo = registry === target.registry && repository === target.repository;
+  const fetched = await client.getManifest(registry, repository, manifestReference(child.ref));
+  const entries: ListEntry[] = [];
+  const copies: CopyJob[] = [];
+  const warnings: string[] = [];
+  const addCopy = async (digest: string, mediaType: string, bytes?: Buffer): Promise<void> => {
+    if (sameRepo) return;
+    const b = bytes ?? (await client.getManifest(registry, repository, digest)).bytes;
+    copies.push({ from: { registry, repository }, digest, mediaType, bytes: b, blobs: manifestBlobs(b) });
+  };
+
+  if (isIndexMediaType(fetched.mediaType)) {
+    const idx = ImageIndexSchema.parse(JSON.parse(fetched.bytes.toString('utf8')));
+    const wanted = child.platform.architecture !== undefined || child.platform.os !== undefined;
+    const images = idx.manifests.filter((m) => !isAttestation(m));
+    const kept = images.filter((m) => {
+      if (!wanted) return true;
+      const p = m.platform;
+      if (!p) return false;
+      return samePlatform({ os: child.platform.os ?? p.os, architecture: child.platform.architecture ?? p.architecture, ...(child.platform.variant ? { variant: child.platform.variant } : {}) }, { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) });
+    });
+    if (kept.length === 0) throw new CrossbuildError(`${child.field}.image ${child.text} is a list with no entry for the platform given`);
+    const keptDigests = new Set(kept.map((m) => m.digest));
+    const attestations = idx.manifests.filter((m) => isAttestation(m) && keptDigests.has(m.annotations?.['vnd.docker.reference.digest'] ?? ''));
+    for (const m of kept) {
+      if (!m.platform) throw new CrossbuildError(`${child.field}.image ${child.text}: entry ${m.digest} has no platform`);
+      entries.push({ mediaType: m.mediaType, digest: m.digest, size: m.size, platform: m.platform, ...(m.annotations ? { annotations: m.annotations } : {}) });
+      await addCopy(m.digest, m.mediaType);
+    }
+    if (kind === 'docker' && attestations.length > 0) {
+      warnings.push(`${child.text}: dropped ${attestations.length} attestation manifest${attestations.length > 1 ? 's' : ''} (a Docker list can't carry them; use --type oci to keep them)`);
+    } else {
+      for (const a of attestations) {
+        entries.push({ mediaType: a.mediaType, digest: a.digest, size: a.size, ...(a.platform ? { platform: a.platform } : {}), annotations: a.annotations ?? {} });
+        await addCopy(a.digest, a.mediaType);
+      }
+    }
+    return { entries, copies, warnings };
+  }
+
+  const man = ImageManifestSchema.parse(JSON.parse(fetched.bytes.toString('utf8')));
+  const needConfig = child.platform.os === undefined || child.platform.architecture === undefined || child.platform.osVersion === undefined;
+  let config: Parameters<typeof toOciPlatform>[1] = {};
+  if (needConfig) {
+    const cfg = ImageConfigSchema.safeParse(JSON.parse((await client.getBlobBytes(registry, repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
+    if (cfg.success) config = cfg.data;
+  }
+  const platform = toOciPlatform(child.platform, config);
+  if (!platform.os || !platform.architecture) {
+    throw new CrossbuildError(`${child.field}: no platform given and ${child.text}'s config names none`);
+  }
+  entries.push({ mediaType: fetched.mediaType, digest: fetched.digest, size: fetched.size, platform });
+  await addCopy(fetched.digest, fetched.mediaType, fetched.bytes);
+  return { entries, copies, warnings };
+}
+
+/** Read-only: resolve every child (in parallel) and check the list can be built. */
+export async function planList(client: RegistryClient, target: ImageRef, children: readonly SpecChild[], kind: ListKind, opts: { ignoreMissing?: boolean; annotations?: Record<string, string> } = {}): Promise<PushPlan> {
+  const results = await Promise.all(
+    children.map(async (c) => {
+      try {
+        return await resolveChild(client, target, c, kind);
+      } catch (e) {
+        if (isNotFound(e)) {
+          if (opts.ignoreMissing) return { entries: [], copies: [], warnings: [`${c.field}.image ${c.text} does not exist: skipped (--ignore-missing)`] };
+          throw new RegistryError(`${c.field}.image ${c.text} does not exist in ${c.ref.registry}`, { status: 404, hint: 'push it first, or pass --ignore-missing to leave it out' });
+        }
+        throw e;
+      }
+    }),
+  );
+  const plan: PushPlan = { entries: results.flatMap((r) => r.entries), copies: results.flatMap((r) => r.copies), warnings: results.flatMap((r) => r.warnings) };
+  if (plan.entries.length === 0) throw new CrossbuildError('no manifests left to put in the list');
+  // Duplicates and annotation rules are checked here, before anything is written.
+  buildList(kind, plan.entries, opts.annotations ? { annotations: opts.annotations } : {});
+  return plan;
+}
+
+/** Write: copy children into the target repository, then the list under each tag. */
+export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, kind: ListKind, opts: { tags?: readonly string[]; annotations?: Record<string, string> } = {}): Promise<PushResult> {
+  const list = buildList(kind, plan.entries, opts.annotations ? { annotations: opts.annotations } : {});
+  const copied = { mounted: 0, copied: 0, existed: 0, manifests: 0 };
+  const seen = new Set<string>();
+  await Promise.all(
+    plan.copies.map(async (job) => {
+      await Promise.all(
+        job.blobs.map(async (b) => {
+          const key = `${b.digest}`;
+          if (seen.has(key)) return;
+          seen.add(key);
+          let how: 'exists' | 'mounted' | 'copied' | 'uploaded';
+          if (job.from.registry === target.registry) {
+            how = await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository);
+          } else {
+            how = await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest));
+          }
+          if (how === 'exists') copied.existed++;
+          else if (how === 'mounted') copied.mounted++;
+          else copied.copied++;
+        }),
+      );
+      await client.putManifest(target.registry, target.repository, job.digest, job.bytes, job.mediaType);
+      copied.manifests++;
+    }),
+  );
+  const tags = [target.tag ?? 'latest', ...(opts.tags ?? [])];
+  for (const t of tags) {
+    const digest = await client.putManifest(target.registry, target.repository, t, list.bytes, list.mediaType);
+    if (digest !== list.digest) throw new RegistryError(`${formatReference(withTag(target, t))} stored as ${digest}, expected ${list.digest}`);
+  }
+  const warnings = [...plan.warnings, ...list.dropped.map((d) => `dropped attestation ${d.digest}`)];
+  return { digest: list.digest, size: list.size, mediaType: list.mediaType, tags, warnings, copied };
+}
+
+export function describeEntry(e: ListEntry): string {
+  if (!e.platform) return e.digest;
+  return `${formatPlatform({ os: e.platform.os, architecture: e.platform.architecture, ...(e.platform.variant ? { variant: e.platform.variant } : {}) })} ${e.digest}`;
+}
