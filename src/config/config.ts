@@ -103,7 +103,8 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Build
 export function validateConfig(raw: unknown, file: string, overrides: ConfigOverrides = {}): BuildConfig {
   const parsed = FileSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    // A misspelt field explains a missing one: report unknown fields first.
+    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]!;
     let msg = issue.message;
     if (issue.code === 'unrecognized_keys') {
       msg = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;

@@ -93,7 +93,8 @@ export function parseSpecText(text: string, file: string): ManifestSpec {
   }
   const parsed = SpecYaml.safeParse(raw ?? {});
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    // A misspelt field explains a missing one: report unknown fields first.
+    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]!;
     let msg = issue.message;
     if (issue.code === 'unrecognized_keys') {
       const allowed = issue.path.length === 0 ? 'image, tags, annotations, manifests' : issue.path.at(-1) === 'platform' ? 'architecture, os, variant, osversion, osfeatures, features' : 'image, platform';

@@ -76,20 +76,23 @@ export class RegistryClient {
     return registry === DOCKER_HUB ? 'registry-1.docker.io' : registry;
   }
 
-  private insecureFor(registry: string): boolean {
+  /** May we fall back to plain HTTP? With --insecure, and for loopback registries, as Docker does. */
+  private httpFallbackFor(registry: string): boolean {
     return this.opts.insecure === true || isLoopbackRegistry(registry);
   }
 
   private agent(registry: string): Agent {
     let a = this.agents.get(registry);
     if (!a) {
-      const certsDir = this.opts.certsDir ?? '/etc/docker/certs.d';
+      const certsDir = this.opts.certsDir ?? process.env.CROSSBUILD_CERTS_D ?? '/etc/docker/certs.d';
       const caFile = `${certsDir}/${registry}/ca.crt`;
       const ca = existsSync(caFile) ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
       a = new Agent({
         connections: 16,
         keepAliveTimeout: 10_000,
-        connect: { rejectUnauthorized: !this.insecureFor(registry), ...(ca ? { ca } : {}) },
+        // TLS is verified unless --insecure, loopback included: a loopback registry without TLS is
+        // reached through the plain-HTTP fallback instead.
+        connect: { rejectUnauthorized: this.opts.insecure !== true, ...(ca ? { ca } : {}) },
       });
       this.agents.set(registry, a);
     }
@@ -113,10 +116,13 @@ export class RegistryClient {
     try {
       return await this.ping(registry, `https://${host}`);
     } catch (e) {
-      if (this.insecureFor(registry) && !(e instanceof RegistryError && e.status !== undefined)) {
-        return this.ping(registry, `http://${host}`);
+      // An HTTP answer over TLS is final; a failed handshake may mean a plain-HTTP registry.
+      if (!this.httpFallbackFor(registry) || (e instanceof RegistryError && e.status !== undefined)) throw e;
+      try {
+        return await this.ping(registry, `http://${host}`);
+      } catch {
+        throw e; // the TLS error says more than "HTTP 400 to an HTTPS server"
       }
-      throw e;
     }
   }
 

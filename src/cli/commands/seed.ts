@@ -14,7 +14,9 @@ interface SeedOpts extends RegistryFlags {
   cmd: string;
 }
 
+/** Tag suffixes as in the README example: -amd64, -arm32, -arm64 (arm/v6 → -arm32v6). */
 export function platformSuffix(p: { architecture: string; variant?: string }): string {
+  if (p.architecture === 'arm') return p.variant === 'v7' || !p.variant ? 'arm32' : `arm32${p.variant}`;
   return `${p.architecture}${p.variant ?? ''}`;
 }
 
