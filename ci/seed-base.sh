@@ -16,11 +16,13 @@ declare -A platforms=(
   [amd64]=linux/amd64
   [i386]=linux/386
   [armhf]=linux/arm/v7
+  # armel is ARMv5TE soft-float: it runs on ARMv6 (Raspberry Pi Zero/1) and is seeded as arm/v6.
+  [armel]=linux/arm/v6
   [arm64]=linux/arm64
   [ppc64el]=linux/ppc64le
   [s390x]=linux/s390x
 )
-order=(amd64 armhf arm64 i386 ppc64el s390x)
+order=(amd64 armhf armel arm64 i386 ppc64el s390x)
 
 have_all=1
 for a in "${!platforms[@]}"; do

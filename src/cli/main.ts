@@ -54,6 +54,20 @@ export function buildProgram(): Command {
     return runCommand(opts);
   });
 
+  registryOptions(
+    program
+      .command('verify')
+      .description('prove every platform of a tag is what it claims: coverage, config, binaries, uname')
+      .argument('<ref>', 'a manifest list or a single image')
+      .option('--platforms <list>', 'platforms the tag must cover (repeatable or comma-separated)', collect)
+      .option('-c, --config <file>', 'take the target platforms (and uname overrides) from platforms.json')
+      .option('--static', 'no containers: config and binaries only (needs no Docker engine)')
+      .option('--timeout <seconds>', 'time limit for each uname container', '60')
+      .option('--json', 'machine-readable report on stdout'),
+  )
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (ref: string, opts) => (await import('./commands/verify.js')).verifyCommand(ref, opts));
+
   const binfmt = program.command('binfmt').description('QEMU binfmt_misc handlers for emulated platforms');
   binfmt
     .command('status')

@@ -61,11 +61,13 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>;
   readonly name: string;
   readonly network?: 'none' | 'host';
+  /** Local images (run) or pulled by digest (verify). */
+  readonly pull?: 'never' | 'missing';
 }
 
 /** argv for a throwaway verification container: no network, entrypoint overridden, named for cleanup. */
 export function runArgv(o: RunOptions): string[] {
-  const argv = ['run', '--rm', '--name', o.name, '--network', o.network ?? 'none', '--platform', formatPlatform(o.platform), '--pull', 'never', '--entrypoint', o.entrypoint];
+  const argv = ['run', '--rm', '--name', o.name, '--network', o.network ?? 'none', '--platform', formatPlatform(o.platform), '--pull', o.pull ?? 'never', '--entrypoint', o.entrypoint];
   for (const [k, v] of Object.entries(o.env ?? {})) argv.push('-e', `${k}=${v}`);
   argv.push(o.image, ...o.args);
   return argv;

@@ -10,12 +10,13 @@ import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/co
 import { buildArgv, Docker, type Builder, type BuilderKind, type EngineInfo } from '../docker/docker.js';
 import { CommandError, CrossbuildError } from '../errors.js';
 import { buildList } from '../oci/list.js';
-import { ImageConfigSchema, ImageManifestSchema, ImageIndexSchema, isIndexMediaType, type ListKind } from '../oci/types.js';
+import { ImageIndexSchema, isIndexMediaType, type ListKind } from '../oci/types.js';
 import { formatPlatform, isNative } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, withTag } from '../registry/reference.js';
 import { scrub } from '../util/secrets.js';
 import { checkMetadata, checkRuntime, type CheckResult } from '../verify/checks.js';
+import { verifyImage } from '../verify/verify.js';
 
 export interface RunOptions {
   readonly config: BuildConfig;
@@ -95,19 +96,14 @@ async function buildOne(builder: Builder, cfg: BuildConfig, t: PlatformTarget, o
   }
 }
 
-/** What the registry holds for a pushed digest must be a single image whose config is the platform. */
+/** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
 async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number }> {
   const { registry, repository } = o.config.image;
-  const m = await o.client.getManifest(registry, repository, digest);
-  if (isIndexMediaType(m.mediaType)) {
-    // buildx may push a list even for one platform (attestations); take the entry for our platform.
-    const idx = ImageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
-    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} is a list of ${idx.manifests.length}, expected a single image`);
-  }
-  const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
-  const cfgBytes = await o.client.getBlobBytes(registry, repository, man.config.digest, 16 * 1024 * 1024);
-  const cfg = ImageConfigSchema.parse(JSON.parse(cfgBytes.toString('utf8')));
-  return { checks: [checkMetadata(t.platform, cfg, 'registry config')], mediaType: m.mediaType, size: m.size };
+  const head = await o.client.headManifest(registry, repository, digest);
+  if (!head) throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not in ${registry}/${repository}`);
+  if (isIndexMediaType(head.mediaType)) throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} is a list, expected a single image`);
+  const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs });
+  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: head.mediaType, size: head.size };
 }
 
 export async function runPipeline(o: RunOptions): Promise<RunResult> {

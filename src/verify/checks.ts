@@ -25,9 +25,9 @@ export function checkMetadata(expected: Platform, config: { os: string; architec
 }
 
 /** Run `uname -m` inside the image under its platform and compare with what the platform implies. */
-export async function checkRuntime(docker: Docker, image: string, platform: Platform, opts: { uname?: string; timeoutMs: number }): Promise<CheckResult> {
+export async function checkRuntime(docker: Docker, image: string, platform: Platform, opts: { uname?: string; timeoutMs: number; pull?: boolean }): Promise<CheckResult> {
   const exp = expectedUname(platform, opts.uname);
-  const r = await docker.runOnce({ image, platform, entrypoint: 'uname', args: ['-m'], env: exp.env }, opts.timeoutMs);
+  const r = await docker.runOnce({ image, platform, entrypoint: 'uname', args: ['-m'], env: exp.env, pull: opts.pull === true ? 'missing' : 'never' }, opts.timeoutMs);
   if (r.timedOut) {
     return { check: 'runtime', verdict: 'fail', evidence: `uname -m did not finish within ${Math.round(opts.timeoutMs / 1000)}s (emulation hung?); container removed` };
   }

@@ -1,0 +1,50 @@
+// `crossbuild verify REF`: coverage, metadata, binaries (static) and uname (runtime) per platform.
+import { loadConfig } from '../../config/config.js';
+import { Docker } from '../../docker/docker.js';
+import { CrossbuildError, UsageError } from '../../errors.js';
+import { formatPlatform, type Platform } from '../../platform/platform.js';
+import { parseReference } from '../../registry/reference.js';
+import { formatReport, verifyReference } from '../../verify/verify.js';
+import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+
+interface VerifyFlags extends RegistryFlags {
+  platforms?: string[];
+  config?: string;
+  static?: boolean;
+  json?: boolean;
+  timeout: string;
+}
+
+export async function verifyCommand(refText: string, flags: VerifyFlags): Promise<void> {
+  const ref = parseReference(refText, 'reference');
+  if (flags.platforms && flags.config) throw new UsageError('give --platforms or --config, not both');
+  let targets: Platform[] | undefined = platformsFromFlags(flags.platforms, '--platforms');
+  let uname: Map<string, string> | undefined;
+  if (flags.config) {
+    const cfg = loadConfig(flags.config);
+    targets = cfg.platforms.map((t) => t.platform);
+    uname = new Map(cfg.platforms.filter((t) => t.uname).map((t) => [formatPlatform(t.platform), t.uname!]));
+  }
+  const timeout = Number(flags.timeout);
+  if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout ${flags.timeout}: expected a whole number of seconds ≥ 1`);
+  const client = clientFromFlags(flags);
+  try {
+    const docker = flags.static ? undefined : new Docker(process.env.CROSSBUILD_DOCKER ?? 'docker');
+    if (docker) await docker.engine();
+    const report = await verifyReference(client, ref, {
+      ...(targets ? { targets } : {}),
+      ...(uname ? { uname } : {}),
+      staticOnly: flags.static === true,
+      ...(docker ? { docker } : {}),
+      timeoutMs: timeout * 1000,
+    });
+    if (flags.json) printJson(report);
+    else process.stdout.write(formatReport(report));
+    if (!report.ok) process.exitCode = 1;
+  } catch (e) {
+    if (e instanceof CrossbuildError) throw e;
+    throw new CrossbuildError(`verify ${refText}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,165 @@
+// ELF headers and ARM build attributes: what architecture a binary really is. Pure functions over
+// bytes; the static verifier feeds them the first bytes of each file (or the whole file when it
+// needs the section table for .ARM.attributes).
+import { elfMachineName } from '../platform/arch.js';
+
+export interface ElfInfo {
+  readonly elfClass: 32 | 64;
+  readonly endian: 'le' | 'be';
+  readonly type: number;
+  readonly machine: number;
+  readonly flags: number;
+  /** ARM only, when the section table was available. */
+  readonly arm?: ArmAttributes;
+}
+
+export interface ArmAttributes {
+  /** Tag_CPU_arch value and name (v4T, v5TE, v6, v7, v8 …). */
+  readonly cpuArch?: number;
+  readonly cpuArchName?: string;
+  /** From e_flags and Tag_ABI_VFP_args: hard or soft float calling convention. */
+  readonly floatAbi?: 'hard' | 'soft';
+  readonly eabiVersion?: number;
+}
+
+export const ELF_HEADER_BYTES = 64;
+const SHT_ARM_ATTRIBUTES = 0x70000003;
+const EF_ARM_ABI_FLOAT_SOFT = 0x200;
+const EF_ARM_ABI_FLOAT_HARD = 0x400;
+
+export function isElf(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+}
+
+/** Parse the ELF header (and, given the whole file, ARM attributes). undefined if not ELF or truncated. */
+export function parseElf(bytes: Buffer, wholeFile = false): ElfInfo | undefined {
+  if (!isElf(bytes) || bytes.length < 52) return undefined;
+  const cls = bytes[4];
+  const data = bytes[5];
+  if ((cls !== 1 && cls !== 2) || (data !== 1 && data !== 2)) return undefined;
+  const le = data === 1;
+  const u16 = (o: number) => (le ? bytes.readUInt16LE(o) : bytes.readUInt16BE(o));
+  const u32 = (o: number) => (le ? bytes.readUInt32LE(o) : bytes.readUInt32BE(o));
+  const is64 = cls === 2;
+  if (is64 && bytes.length < 64) return undefined;
+  const type = u16(16);
+  const machine = u16(18);
+  const flags = is64 ? u32(48) : u32(36);
+  const info: ElfInfo = { elfClass: is64 ? 64 : 32, endian: le ? 'le' : 'be', type, machine, flags };
+  if (machine !== 40) return info;
+  const arm: { -readonly [K in keyof ArmAttributes]: ArmAttributes[K] } = { eabiVersion: (flags >>> 24) & 0xff };
+  if (flags & EF_ARM_ABI_FLOAT_HARD) arm.floatAbi = 'hard';
+  else if (flags & EF_ARM_ABI_FLOAT_SOFT) arm.floatAbi = 'soft';
+  if (wholeFile && !is64) {
+    const shoff = u32(32);
+    const shentsize = u16(46);
+    const shnum = u16(48);
+    for (let i = 0; i < shnum && shentsize >= 40; i++) {
+      const sh = shoff + i * shentsize;
+      if (sh + 40 > bytes.length) break;
+      if (u32(sh + 4) !== SHT_ARM_ATTRIBUTES) continue;
+      const off = u32(sh + 16);
+      const size = u32(sh + 20);
+      if (off + size <= bytes.length) Object.assign(arm, parseArmAttributes(bytes.subarray(off, off + size), le));
+      break;
+    }
+  }
+  return { ...info, arm };
+}
+
+const CPU_ARCH_NAMES = ['Pre-v4', 'v4', 'v4T', 'v5T', 'v5TE', 'v5TEJ', 'v6', 'v6KZ', 'v6T2', 'v6K', 'v7', 'v6-M', 'v6S-M', 'v7E-M', 'v8', 'v8-R', 'v8-M.base', 'v8-M.main', 'v8.1-M.main', 'v9'];
+
+function uleb(b: Buffer, pos: number): [number, number] {
+  let result = 0;
+  let shift = 0;
+  let p = pos;
+  for (;;) {
+    if (p >= b.length) throw new RangeError('truncated ULEB128');
+    const byte = b[p++]!;
+    result += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return [result, p];
+    shift += 7;
+    if (shift > 49) throw new RangeError('ULEB128 too long');
+  }
+}
+
+/** The "aeabi" file-scope attributes of an .ARM.attributes section. */
+export function parseArmAttributes(sec: Buffer, le: boolean): Pick<ArmAttributes, 'cpuArch' | 'cpuArchName' | 'floatAbi'> {
+  const out: { cpuArch?: number; cpuArchName?: string; floatAbi?: 'hard' | 'soft' } = {};
+  if (sec.length < 1 || sec[0] !== 0x41) return out; // 'A', format version
+  let p = 1;
+  try {
+    while (p + 4 <= sec.length) {
+      const len = le ? sec.readUInt32LE(p) : sec.readUInt32BE(p);
+      if (len < 5 || p + len > sec.length) break;
+      const end = p + len;
+      const nameEnd = sec.indexOf(0, p + 4);
+      const vendor = sec.toString('latin1', p + 4, nameEnd);
+      let q = nameEnd + 1;
+      if (vendor === 'aeabi') {
+        while (q + 5 <= end) {
+          const tag = sec[q]!;
+          const size = le ? sec.readUInt32LE(q + 1) : sec.readUInt32BE(q + 1);
+          const subEnd = Math.min(q + size, end);
+          let r = q + 5;
+          if (tag === 1) {
+            // File scope: tag/value pairs. Strings: tags 4, 5, 67 and odd tags ≥ 32 (but 32 is ULEB+string).
+            while (r < subEnd) {
+              let t: number;
+              [t, r] = uleb(sec, r);
+              if (t === 4 || t === 5 || t === 67 || (t > 32 && t % 2 === 1)) {
+                const z = sec.indexOf(0, r);
+                r = z < 0 ? subEnd : z + 1;
+              } else if (t === 32) {
+                [, r] = uleb(sec, r);
+                const z = sec.indexOf(0, r);
+                r = z < 0 ? subEnd : z + 1;
+              } else {
+                let v: number;
+                [v, r] = uleb(sec, r);
+                if (t === 6) {
+                  out.cpuArch = v;
+                  out.cpuArchName = CPU_ARCH_NAMES[v] ?? `arch ${v}`;
+                } else if (t === 28) {
+                  out.floatAbi = v === 1 ? 'hard' : 'soft';
+                }
+              }
+            }
+          }
+          if (size < 5) break;
+          q += size;
+        }
+      }
+      p = end;
+    }
+  } catch {
+    // malformed attributes: report what was read
+  }
+  return out;
+}
+
+export function describeElf(e: ElfInfo): string {
+  const parts = [`ELF${e.elfClass}`, e.endian === 'le' ? 'LSB' : 'MSB', elfMachineName(e.machine)];
+  if (e.arm) {
+    const extra: string[] = [];
+    if (e.arm.eabiVersion) extra.push(`EABI${e.arm.eabiVersion}`);
+    if (e.arm.floatAbi) extra.push(`${e.arm.floatAbi}-float`);
+    if (e.arm.cpuArchName) extra.push(`Tag_CPU_arch ${e.arm.cpuArchName}`);
+    if (extra.length) parts.push(`(${extra.join(', ')})`);
+  }
+  return parts.join(' ');
+}
+
+/** Highest Tag_CPU_arch a platform variant can run: arm/v5 → v5TEJ, v6 → v6K, v7 → v7, v8 → v8. */
+export function maxCpuArchFor(variant: string | undefined): number {
+  switch (variant) {
+    case 'v5':
+      return 5;
+    case 'v6':
+      return 9;
+    case 'v8':
+      return 14;
+    default:
+      return 10;
+  }
+}

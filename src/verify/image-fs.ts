@@ -1,0 +1,147 @@
+// The merged filesystem of an image, built from its layers top-down without writing anything to
+// disk: the first time a path is seen it is final; whiteouts and opaque markers hide what lower
+// layers hold. Paths are normalised inside the image root, so hostile names ("../x", "/abs",
+// links pointing out) can't lead anywhere but inside it.
+import { posix } from 'node:path';
+import type { ElfInfo } from './elf.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
+
+export interface FsEntry {
+  readonly type: EntryType;
+  /** Symlink target (as written) or hardlink target path (normalised). */
+  readonly link?: string;
+  readonly size: number;
+  readonly mode: number;
+  /** Layer index (0 = base). */
+  readonly layer: number;
+  elf?: ElfInfo;
+  /** "#!" interpreter line of a script. */
+  shebang?: string;
+}
+
+/** Normalise a tar path inside the root: no leading "/", no "..", no trailing "/". */
+export function normalizeTarPath(name: string): { path: string; escaped: boolean } {
+  const n = posix.normalize(`/${name}`);
+  // posix.normalize of "/../x" is "/x": escapes are clamped at the root, as a chroot would.
+  const escaped = name.split('/').includes('..') && posix.normalize(name).startsWith('..');
+  return { path: n.replace(/^\/+/, '').replace(/\/+$/, ''), escaped };
+}
+
+export type Resolution =
+  | { readonly status: 'found'; readonly path: string; readonly entry: FsEntry; readonly chain: readonly string[] }
+  | { readonly status: 'deleted'; readonly path: string; readonly layer: number; readonly chain: readonly string[] }
+  | { readonly status: 'absent'; readonly path: string; readonly chain: readonly string[] }
+  | { readonly status: 'loop'; readonly path: string; readonly chain: readonly string[] };
+
+export class ImageFs {
+  readonly entries = new Map<string, FsEntry>();
+  /** Path → layer whose whiteout deleted it (for everything below that layer). */
+  private readonly deleted = new Map<string, number>();
+  private readonly opaque = new Map<string, number>();
+  private pendingDeleted = new Map<string, number>();
+  private pendingOpaque = new Map<string, number>();
+  private layer = -1;
+  readonly warnings: string[] = [];
+  layersScanned = 0;
+
+  beginLayer(index: number): void {
+    this.layer = index;
+  }
+
+  /** Whiteouts apply to the layers below the one that carries them. */
+  endLayer(): void {
+    for (const [p, l] of this.pendingDeleted) if (!this.deleted.has(p)) this.deleted.set(p, l);
+    for (const [p, l] of this.pendingOpaque) if (!this.opaque.has(p)) this.opaque.set(p, l);
+    this.pendingDeleted = new Map();
+    this.pendingOpaque = new Map();
+    this.layersScanned++;
+  }
+
+  /** Which layer's whiteout hides this path, if any (the path itself or an ancestor, or an opaque dir). */
+  hiddenBy(path: string): number | undefined {
+    let p = path;
+    for (;;) {
+      const d = this.deleted.get(p);
+      if (d !== undefined) return d;
+      const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
+      const o = this.opaque.get(parent);
+      if (o !== undefined && p !== parent) return o;
+      if (p === '') return undefined;
+      // A non-directory above hides everything under it.
+      const anc = this.entries.get(parent);
+      if (parent !== '' && anc && anc.type !== 'dir') return anc.layer;
+      p = parent;
+    }
+  }
+
+  /**
+   * Record a tar entry of the current layer. Returns the entry if it is the visible version of
+   * its path (so the caller may read its content), undefined if shadowed, hidden or a marker.
+   */
+  add(name: string, e: Omit<FsEntry, 'layer'>): FsEntry | undefined {
+    const { path, escaped } = normalizeTarPath(name);
+    if (escaped) this.warnings.push(`layer ${this.layer}: entry "${name}" points outside the root; read as /${path}`);
+    const base = posix.basename(path);
+    const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
+    if (base === '.wh..wh..opq') {
+      if (!this.pendingOpaque.has(dir)) this.pendingOpaque.set(dir, this.layer);
+      return undefined;
+    }
+    if (base.startsWith('.wh.')) {
+      const target = dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`;
+      if (!this.entries.has(target) && !this.pendingDeleted.has(target)) this.pendingDeleted.set(target, this.layer);
+      return undefined;
+    }
+    if (path === '' || this.entries.has(path) || this.hiddenBy(path) !== undefined) return undefined;
+    const entry: FsEntry = { ...e, layer: this.layer, ...(e.type === 'hardlink' && e.link !== undefined ? { link: normalizeTarPath(e.link).path } : {}) };
+    this.entries.set(path, entry);
+    return entry;
+  }
+
+  /** Resolve a path as the kernel would inside the image: symlinks (≤ 40 hops), hardlinks, clamped at root. */
+  resolve(input: string): Resolution {
+    const chain: string[] = [];
+    let hops = 0;
+    let pending = normalizeTarPath(input).path.split('/').filter(Boolean);
+    let cur = '';
+    while (pending.length > 0) {
+      const comp = pending.shift()!;
+      const candidate = cur === '' ? comp : `${cur}/${comp}`;
+      const entry = this.entries.get(candidate);
+      if (!entry) {
+        const by = this.hiddenBy(candidate);
+        const rest = [candidate, ...pending].join('/');
+        if (by !== undefined) return { status: 'deleted', path: rest, layer: by, chain };
+        return { status: 'absent', path: rest, chain };
+      }
+      if (entry.type === 'symlink' || entry.type === 'hardlink') {
+        if (++hops > 40) return { status: 'loop', path: candidate, chain };
+        chain.push(`/${candidate}`);
+        const link = entry.link ?? '';
+        const target = entry.type === 'hardlink' || link.startsWith('/') ? link : `${cur}/${link}`;
+        pending = [...normalizeTarPath(target).path.split('/').filter(Boolean), ...pending];
+        cur = '';
+        continue;
+      }
+      cur = candidate;
+      if (pending.length === 0) return { status: 'found', path: cur, entry, chain };
+      if (entry.type !== 'dir') return { status: 'absent', path: [cur, ...pending].join('/'), chain };
+    }
+    return { status: 'found', path: cur, entry: this.entries.get(cur) ?? { type: 'dir', size: 0, mode: 0o755, layer: -1 }, chain };
+  }
+
+  /** PATH lookup of a bare command: the first directory that has it. */
+  which(cmd: string, path: readonly string[]): Resolution {
+    if (cmd.includes('/')) return this.resolve(cmd);
+    let first: Resolution | undefined;
+    for (const dir of path) {
+      const r = this.resolve(`${dir}/${cmd}`);
+      if (r.status === 'found' && r.entry.type !== 'dir') return r;
+      // A directory not seen yet might still come from a lower layer: the answer isn't final.
+      if (r.status === 'absent' && first?.status !== 'absent') first = r;
+      first ??= r;
+    }
+    return first ?? { status: 'absent', path: cmd, chain: [] };
+  }
+}

@@ -1,0 +1,165 @@
+// Stream an image's layers from the registry, top layer first, into an ImageFs: decompress
+// (gzip, plain tar, zstd where Node has it), read only the first bytes of each visible file
+// (whole small files only where ARM attributes are wanted), verify each blob's digest as it
+// flows, and stop early once the caller has what it needs. Memory stays bounded whatever the
+// layer size; nothing is written to disk.
+import { createHash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import { extract, type Header as Headers } from "tar-stream";
+import { CrossbuildError } from '../errors.js';
+import type { Descriptor } from '../oci/types.js';
+import type { RegistryClient } from '../registry/client.js';
+import { ELF_HEADER_BYTES, isElf, parseElf } from './elf.js';
+import { ImageFs, type EntryType } from './image-fs.js';
+
+/** Files up to this size are read whole when their section table is wanted (ARM attributes). */
+const WHOLE_FILE_LIMIT = 16 * 1024 * 1024;
+
+export interface ScanOptions {
+  /** Read whole (small) ELF files to parse ARM build attributes. */
+  readonly wantArmAttributes: boolean;
+  /** Checked after each layer: true stops the scan. */
+  readonly done: (fs: ImageFs) => boolean;
+}
+
+export interface ScanResult {
+  readonly fs: ImageFs;
+  /** Every layer was read. */
+  readonly complete: boolean;
+  readonly bytesRead: number;
+}
+
+function typeOf(h: Headers): EntryType {
+  switch (h.type) {
+    case 'file':
+    case 'contiguous-file':
+      return 'file';
+    case 'directory':
+      return 'dir';
+    case 'symlink':
+      return 'symlink';
+    case 'link':
+      return 'hardlink';
+    default:
+      return 'other';
+  }
+}
+
+/** Count and hash the compressed bytes as they pass. */
+class Digester extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+/** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
+function decompressorFor(first: Buffer, mediaType: string): Transform | undefined {
+  if (first[0] === 0x1f && first[1] === 0x8b) return zlib.createGunzip();
+  if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
+    const z = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    if (!z) throw new CrossbuildError(`zstd layer (${mediaType}): this Node.js (${process.version}) has no zstd; use Node ≥ 22.15 or --skip the static check`);
+    return z();
+  }
+  return undefined; // plain tar
+}
+
+/** Consume a tar entry, keeping only its first `keep` bytes. */
+function consumeEntry(entry: Readable, keep: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let have = 0;
+    entry.on('data', (c: Buffer) => {
+      if (have < keep) {
+        const take = c.subarray(0, keep - have);
+        chunks.push(take);
+        have += take.length;
+      }
+    });
+    entry.on('end', () => resolve(Buffer.concat(chunks)));
+    entry.on('error', reject);
+  });
+}
+
+async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs, wantWhole: boolean): Promise<number> {
+  const digester = new Digester();
+  const counted = source.pipe(digester);
+  // Peek at the first bytes to choose the decompressor.
+  const first: Buffer = await new Promise((resolve, reject) => {
+    const onReadable = () => {
+      const c = counted.read() as Buffer | null;
+      if (c !== null) {
+        cleanup();
+        counted.unshift(c);
+        resolve(c);
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.alloc(0));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = () => {
+      counted.off('readable', onReadable);
+      counted.off('end', onEnd);
+      counted.off('error', onError);
+    };
+    counted.on('readable', onReadable);
+    counted.on('end', onEnd);
+    counted.on('error', onError);
+  });
+  const ex = extract();
+  const dec = decompressorFor(first, layerDesc.mediaType);
+  const piped = dec ? pipeline(counted, dec, ex) : pipeline(counted, ex);
+  const consume = (async () => {
+    for await (const entry of ex) {
+      const h = entry.header;
+      const type = typeOf(h);
+      const visible = fs.add(h.name, { type, ...(h.linkname ? { link: h.linkname } : {}), size: h.size ?? 0, mode: h.mode ?? 0 });
+      let keep = 0;
+      if (visible && type === 'file' && (h.size ?? 0) > 0) keep = wantWhole && (h.size ?? 0) <= WHOLE_FILE_LIMIT ? WHOLE_FILE_LIMIT : ELF_HEADER_BYTES;
+      const head = await consumeEntry(entry as unknown as Readable, keep);
+      if (visible && head.length > 0) {
+        if (isElf(head)) {
+          // Only ELF files are kept whole, and only long enough to parse them.
+          const info = parseElf(head, head.length === (h.size ?? 0));
+          if (info) visible.elf = info;
+        } else if (head[0] === 0x23 && head[1] === 0x21) {
+          visible.shebang = head.subarray(2, Math.min(head.length, 256)).toString('utf8').split('\n')[0]!.trim();
+        }
+      }
+    }
+  })();
+  await Promise.all([piped, consume]);
+  const digest = `sha256:${digester.hash.digest('hex')}`;
+  if (digest !== layerDesc.digest) throw new CrossbuildError(`layer ${layerDesc.digest} does not match its digest (got ${digest})`);
+  return digester.bytes;
+}
+
+export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions): Promise<ScanResult> {
+  const fs = new ImageFs();
+  let bytes = 0;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const layer = layers[i]!;
+    fs.beginLayer(i);
+    const stream = await client.getBlob(registry, repository, layer.digest);
+    try {
+      bytes += await scanLayer(stream, layer, fs, opts.wantArmAttributes);
+    } catch (e) {
+      stream.destroy();
+      if (e instanceof CrossbuildError) throw e;
+      throw new CrossbuildError(`layer ${i} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
+    }
+    fs.endLayer();
+    if (i > 0 && opts.done(fs)) return { fs, complete: false, bytesRead: bytes };
+  }
+  return { fs, complete: true, bytesRead: bytes };
+}

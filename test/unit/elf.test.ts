@@ -1,0 +1,70 @@
+// ELF parsing checked against readelf's own output for Debian's busybox-static on each arch
+// (fixtures: the first 64 bytes of each binary, the .ARM.attributes sections, readelf -h/-A text).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeElf, isElf, maxCpuArchFor, parseArmAttributes, parseElf } from '../../src/verify/elf.js';
+import { elfMachineName } from '../../src/platform/arch.js';
+
+const dir = join(__dirname, '..', 'fixtures', 'elf');
+const fx = (n: string) => readFileSync(join(dir, n));
+const readelfField = (text: string, field: string) => new RegExp(`^\\s*${field}:\\s+(.*)$`, 'm').exec(text)?.[1]?.trim();
+
+describe('ELF headers agree with readelf -h', () => {
+  for (const arch of ['amd64', 'i386', 'armhf', 'armel', 'arm64', 'ppc64el', 's390x']) {
+    it(arch, () => {
+      const info = parseElf(fx(`busybox-${arch}.head`))!;
+      const text = fx(`busybox-${arch}.readelf-h.txt`).toString();
+      expect(`ELF${info.elfClass}`).toBe(readelfField(text, 'Class'));
+      expect(readelfField(text, 'Data')).toContain(info.endian === 'le' ? 'little endian' : 'big endian');
+      const machine = readelfField(text, 'Machine')!;
+      // readelf's names are longer ("Advanced Micro Devices X86-64"); ours must be inside them.
+      expect(machine.toLowerCase()).toContain(elfMachineName(info.machine).toLowerCase().replace('powerpc64', 'powerpc64'));
+      expect(info.flags).toBe(Number.parseInt(readelfField(text, 'Flags')!.split(',')[0]!, 16));
+    });
+  }
+
+  it('ARM float ABI from e_flags matches readelf', () => {
+    expect(parseElf(fx('busybox-armhf.head'))!.arm).toMatchObject({ floatAbi: 'hard', eabiVersion: 5 });
+    expect(parseElf(fx('busybox-armel.head'))!.arm).toMatchObject({ floatAbi: 'soft', eabiVersion: 5 });
+    expect(fx('busybox-armhf.readelf-h.txt').toString()).toMatch(/hard-float ABI/);
+    expect(fx('busybox-armel.readelf-h.txt').toString()).toMatch(/soft-float ABI/);
+  });
+
+  it('is not fooled by non-ELF or truncated input', () => {
+    expect(isElf(Buffer.from('#!/bin/sh\n'))).toBe(false);
+    expect(parseElf(Buffer.from('#!/bin/sh\n'))).toBeUndefined();
+    expect(parseElf(fx('busybox-arm64.head').subarray(0, 30))).toBeUndefined();
+  });
+});
+
+describe('.ARM.attributes agree with readelf -A', () => {
+  for (const arch of ['armhf', 'armel']) {
+    it(arch, () => {
+      const a = parseArmAttributes(fx(`busybox-${arch}.ARM.attributes`), true);
+      const text = fx(`busybox-${arch}.readelf-A.txt`).toString();
+      expect(a.cpuArchName).toBe(readelfField(text, 'Tag_CPU_arch'));
+      const vfpArgs = readelfField(text, 'Tag_ABI_VFP_args');
+      expect(a.floatAbi).toBe(vfpArgs === 'VFP registers' ? 'hard' : vfpArgs === undefined ? undefined : 'soft');
+    });
+  }
+
+  it('judges CPU architecture against the variant', () => {
+    const v7 = parseArmAttributes(fx('busybox-armhf.ARM.attributes'), true).cpuArch!;
+    const v5te = parseArmAttributes(fx('busybox-armel.ARM.attributes'), true).cpuArch!;
+    expect(v7 <= maxCpuArchFor('v7')).toBe(true);
+    expect(v7 <= maxCpuArchFor('v6')).toBe(false);
+    expect(v5te <= maxCpuArchFor('v6')).toBe(true);
+    expect(v5te <= maxCpuArchFor('v5')).toBe(true);
+  });
+
+  it('survives a truncated section', () => {
+    const sec = fx('busybox-armhf.ARM.attributes');
+    expect(() => parseArmAttributes(sec.subarray(0, 20), true)).not.toThrow();
+  });
+
+  it('describes a binary as evidence', () => {
+    const info = { ...parseElf(fx('busybox-armhf.head'))!, arm: { ...parseElf(fx('busybox-armhf.head'))!.arm, ...parseArmAttributes(fx('busybox-armhf.ARM.attributes'), true) } };
+    expect(describeElf(info)).toBe('ELF32 LSB ARM (EABI5, hard-float, Tag_CPU_arch v7)');
+  });
+});
