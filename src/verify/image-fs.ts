@@ -109,6 +109,11 @@ export class ImageFs {
       const comp = pending.shift()!;
       const candidate = cur === '' ? comp : `${cur}/${comp}`;
       const entry = this.entries.get(candidate);
+      if (!entry && pending.length > 0 && this.hiddenBy(candidate) === undefined) {
+        // Layers need not carry their parent directories: an intermediate one is implied.
+        cur = candidate;
+        continue;
+      }
       if (!entry) {
         const by = this.hiddenBy(candidate);
         const rest = [candidate, ...pending].join('/');
@@ -134,14 +139,13 @@ export class ImageFs {
   /** PATH lookup of a bare command: the first directory that has it. */
   which(cmd: string, path: readonly string[]): Resolution {
     if (cmd.includes('/')) return this.resolve(cmd);
-    let first: Resolution | undefined;
+    const misses: Resolution[] = [];
     for (const dir of path) {
       const r = this.resolve(`${dir}/${cmd}`);
       if (r.status === 'found' && r.entry.type !== 'dir') return r;
-      // A directory not seen yet might still come from a lower layer: the answer isn't final.
-      if (r.status === 'absent' && first?.status !== 'absent') first = r;
-      first ??= r;
+      misses.push(r);
     }
-    return first ?? { status: 'absent', path: cmd, chain: [] };
+    // Not found anywhere: say so through the most telling miss (a whiteout beats plain absence).
+    return misses.find((m) => m.status === 'deleted') ?? misses.find((m) => m.status === 'loop') ?? { status: 'absent', path: cmd, chain: [] };
   }
 }

@@ -1,0 +1,205 @@
+// `crossbuild verify` on the failures people actually ship, each made here with the real tools
+// (docker build/import/push, crossbuild manifest push) and pushed to the real registry.
+import { mkdtempSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../../src/registry/client.js';
+import { cli, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
+
+interface Report {
+  ok: boolean;
+  missing: string[];
+  extra: string[];
+  coverage: { verdict: string; evidence: string }[];
+  platforms: { platform: string; verdict: string; checks: { check: string; verdict: string; evidence: string }[] }[];
+}
+const check = (r: Report, platform: string, name: string) => r.platforms.find((p) => p.platform === platform)?.checks.find((c) => c.check === name);
+
+async function dockerBuildPush(dockerfile: string, platform: string, ref: string): Promise<void> {
+  const ctx = mkdtempSync(join(tmpdir(), 'cb-vctx-'));
+  writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
+  const b = await execa('docker', ['build', '--pull', '--platform', platform, '--network', 'none', '-t', ref, ctx], { reject: false, env: { DOCKER_BUILDKIT: '0' } });
+  if (b.exitCode !== 0) throw new Error(`docker build failed: ${b.stderr}`);
+  const p = await execa('docker', ['push', ref], { reject: false });
+  if (p.exitCode !== 0) throw new Error(`docker push failed: ${p.stderr}`);
+}
+
+async function verify(args: string[]): Promise<{ exitCode: number; report: Report; stderr: string }> {
+  const r = await cli(['verify', ...args, '--json']);
+  return { exitCode: r.exitCode, report: JSON.parse(r.stdout) as Report, stderr: r.stderr };
+}
+
+beforeAll(requireInfrastructure);
+
+describe('crossbuild verify', () => {
+  it('passes a good 3-platform list on every check, in text and JSON', async () => {
+    const target = `${uniqueRepo('good')}:multiarch`;
+    const mk = await cli(['manifest', 'push', 'from-args', '--platforms', 'linux/amd64,linux/arm/v7,linux/arm64', '--template', `${REGISTRY}/busybox:latest-ARCHVARIANT`.replace('ARCHVARIANT', 'ARCH'), '--target', target, '--ignore-missing']);
+    // arm/v7's seed tag is -arm32: give it by spec instead of the template.
+    expect(mk.exitCode).toBe(0);
+    const spec = join(mkdtempSync(join(tmpdir(), 'cb-vspec-')), 's.yaml');
+    writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${REGISTRY}/busybox:latest-amd64\n  - image: ${REGISTRY}/busybox:latest-arm32\n  - image: ${REGISTRY}/busybox:latest-arm64\n`);
+    expect((await cli(['manifest', 'push', 'from-spec', spec])).exitCode).toBe(0);
+
+    const { exitCode, report } = await verify([target, '--platforms', 'linux/amd64,linux/arm/v7,linux/arm64']);
+    expect(exitCode).toBe(0);
+    expect(report.ok).toBe(true);
+    for (const p of ['linux/amd64', 'linux/arm/v7', 'linux/arm64']) {
+      for (const c of ['metadata', 'binaries', 'runtime']) expect(check(report, p, c)?.verdict, `${p} ${c}`).toBe('pass');
+    }
+    expect(check(report, 'linux/arm/v7', 'binaries')?.evidence).toMatch(/\/bin\/busybox is ELF32 LSB ARM \(EABI5, hard-float, Tag_CPU_arch v7\)/);
+    expect(check(report, 'linux/arm64', 'runtime')?.evidence).toBe('uname -m printed aarch64');
+    const text = await cli(['verify', target]);
+    expect(text.exitCode).toBe(0);
+    expect(text.stdout).toMatch(/^linux\/arm64 +PASS/m);
+    expect(text.stdout).toMatch(/binaries +PASS +sh → \/bin\/sh → \/bin\/busybox is ELF64 LSB AArch64/);
+  });
+
+  it('reports the platforms an overwritten tag lost', async () => {
+    // The last device to push app:fixedarch was a Jetson: only arm64 is left.
+    const ref = `${uniqueRepo('app')}:fixedarch`;
+    await execa('docker', ['pull', '--platform', 'linux/arm64', `${REGISTRY}/busybox:latest-arm64`]);
+    await execa('docker', ['tag', `${REGISTRY}/busybox:latest-arm64`, ref]);
+    await execa('docker', ['push', ref]);
+    const { exitCode, report } = await verify([ref, '--platforms', 'linux/amd64,linux/arm/v7,linux/arm64', '--static']);
+    expect(exitCode).toBe(1);
+    expect(report.missing).toEqual(['linux/amd64', 'linux/arm/v7']);
+    expect(report.coverage[0]).toMatchObject({ verdict: 'fail', evidence: 'missing: linux/amd64, linux/arm/v7' });
+    expect(check(report, 'linux/arm64', 'binaries')?.verdict).toBe('pass');
+  });
+
+  it('catches a config that says amd64 over aarch64 binaries (docker import --platform on engine 20.10)', async () => {
+    const ref = `${uniqueRepo('imported')}:x`;
+    const tar = execa('tar', ['-C', join(ROOT, '.cache', 'seed', 'rootfs-arm64'), '-c', '.']);
+    const imp = execa('docker', ['import', '--platform', 'linux/arm64', '--change', 'CMD ["sh"]', '-', ref]);
+    tar.stdout?.pipe(imp.stdin!);
+    await Promise.all([tar, imp]);
+    const inspect = await execa('docker', ['image', 'inspect', '--format', '{{.Architecture}}', ref]);
+    expect(inspect.stdout.trim()).toBe('amd64'); // the engine bug this test is about
+    await execa('docker', ['push', ref]);
+    const { exitCode, report } = await verify([ref, '--platforms', 'linux/amd64', '--static']);
+    expect(exitCode).toBe(1);
+    expect(check(report, 'linux/amd64', 'metadata')?.verdict).toBe('pass');
+    const bin = check(report, 'linux/amd64', 'binaries')!;
+    expect(bin.verdict).toBe('fail');
+    expect(bin.evidence).toMatch(/\/bin\/busybox is ELF64 LSB AArch64, expected x86-64 for linux\/amd64/);
+  });
+
+  it('fails metadata for a list entry labelled arm64 that points at an amd64 image', async () => {
+    const target = `${uniqueRepo('liar')}:t`;
+    const spec = join(mkdtempSync(join(tmpdir(), 'cb-vspec-')), 'liar.yaml');
+    writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${REGISTRY}/busybox:latest-amd64\n    platform: {os: linux, architecture: arm64}\n`);
+    expect((await cli(['manifest', 'push', 'from-spec', spec])).exitCode).toBe(0);
+    const { exitCode, report } = await verify([target, '--static']);
+    expect(exitCode).toBe(1);
+    expect(check(report, 'linux/arm64', 'metadata')).toMatchObject({ verdict: 'fail', evidence: 'config says linux/amd64, expected linux/arm64' });
+    expect(check(report, 'linux/arm64', 'binaries')?.evidence).toMatch(/ELF64 LSB x86-64, expected AArch64/);
+  });
+
+  it('follows whiteouts and symlinks in the layers', async () => {
+    const deleted = `${uniqueRepo('whiteout')}:t`;
+    await dockerBuildPush(`FROM ${REGISTRY}/busybox:latest\nRUN rm /bin/busybox\nCMD ["sh"]\n`, 'linux/arm64', deleted);
+    const d = await verify([deleted, '--static']);
+    expect(d.exitCode).toBe(1);
+    expect(check(d.report, 'linux/arm64', 'binaries')?.evidence).toMatch(/entrypoint sh → \/bin\/sh → \/bin\/busybox was deleted by a whiteout in layer 1/);
+
+    const linked = `${uniqueRepo('symlink')}:t`;
+    await dockerBuildPush(`FROM ${REGISTRY}/busybox:latest\nRUN mkdir -p /usr/local/bin /opt && ln -s ../../../opt/tool /usr/local/bin/app && ln -s /bin/busybox /opt/tool\nENTRYPOINT ["/usr/local/bin/app"]\nCMD ["true"]\n`, 'linux/arm/v7', linked);
+    const l = await verify([linked, '--static']);
+    expect(l.exitCode).toBe(0);
+    expect(check(l.report, 'linux/arm/v7', 'binaries')?.evidence).toMatch(/^\/usr\/local\/bin\/app → \/opt\/tool → \/bin\/busybox is ELF32 LSB ARM/);
+  });
+
+  it('warns, not crashes, on an image of shell scripts only', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cb-scripts-'));
+    mkdirSync(join(root, 'app'));
+    writeFileSync(join(root, 'app', 'hello.sh'), '#!/bin/sh\necho hello\n');
+    chmodSync(join(root, 'app', 'hello.sh'), 0o755);
+    const ref = `${uniqueRepo('scripts')}:t`;
+    const seed = await cli(['seed', '--image', ref, '--rootfs', `linux/arm64=${root}`, '--cmd', '/app/hello.sh']);
+    expect(seed.exitCode).toBe(0);
+    const { exitCode, report } = await verify([ref, '--static']);
+    expect(exitCode).toBe(0);
+    const bin = check(report, 'linux/arm64', 'binaries')!;
+    expect(bin.verdict).toBe('warn');
+    expect(bin.evidence).toMatch(/entrypoint \/app\/hello.sh is a script for \/bin\/sh, which is not an ELF file in the image/);
+  });
+
+  it('reports a hanging uname as a timeout and leaves no container behind', async () => {
+    const ref = `${uniqueRepo('hang')}:t`;
+    await dockerBuildPush(`FROM ${REGISTRY}/busybox:latest\nRUN rm /bin/uname && printf '#!/bin/sh\\nsleep 600\\n' > /bin/uname && chmod 0755 /bin/uname\n`, 'linux/arm64', ref);
+    const { exitCode, report } = await verify([ref, '--timeout', '5']);
+    expect(exitCode).toBe(1);
+    expect(check(report, 'linux/arm64', 'runtime')?.evidence).toMatch(/uname -m did not finish within 5s/);
+    const ps = await execa('docker', ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}']);
+    expect(ps.stdout.trim()).toBe('');
+  });
+
+  it('handles hostile tar entries: paths out of the root and an oversized header', async () => {
+    const client = new RegistryClient();
+    const repo = uniqueRepo('hostile').replace(`${REGISTRY}/`, '');
+    const { createHash } = await import('node:crypto');
+    const { gzipSync } = await import('node:zlib');
+    const { pack } = await import('tar-stream');
+    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    const { readFileSync } = await import('node:fs');
+    const busybox = readFileSync(join(ROOT, '.cache', 'seed', 'rootfs-arm64', 'bin', 'busybox'));
+    const tarOf = async (entries: [Record<string, unknown>, Buffer?][]) => {
+      const p = pack();
+      const chunks: Buffer[] = [];
+      p.on('data', (c: Buffer) => chunks.push(c));
+      const end = new Promise((r) => p.on('end', r));
+      for (const [h, body] of entries) p.entry(h as never, body);
+      p.finalize();
+      await end;
+      return Buffer.concat(chunks);
+    };
+    const push = async (tag: string, tar: Buffer) => {
+      const gz = gzipSync(tar);
+      const cfg = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: [sha(tar)] } }));
+      await client.pushBlob('localhost:5000', repo, sha(gz), gz.length, gz);
+      await client.pushBlob('localhost:5000', repo, sha(cfg), cfg.length, cfg);
+      const man = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(cfg), size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(gz), size: gz.length }] }));
+      await client.putManifest('localhost:5000', repo, tag, man, 'application/vnd.oci.image.manifest.v1+json');
+    };
+    // "../../bin/busybox" lands at /bin/busybox inside the root; the symlink out of the tree is clamped.
+    await push('escape', await tarOf([
+      [{ name: '../../bin/busybox', size: busybox.length, mode: 0o755 }, busybox],
+      [{ name: '/bin/sh', type: 'symlink', linkname: '../../../../../../bin/busybox' }],
+    ]));
+    const esc = await verify([`${REGISTRY}/${repo}:escape`, '--static']);
+    expect(esc.exitCode).toBe(0);
+    const b = check(esc.report, 'linux/arm64', 'binaries')!;
+    expect(b.evidence).toMatch(/\/bin\/sh → \/bin\/busybox is ELF64 LSB AArch64/);
+    expect(b.evidence).toMatch(/points outside the root/);
+
+    // A pax header claiming 8 MiB: refused with a clear failure, memory stays bounded.
+    const huge = Buffer.alloc(512);
+    huge.write('PaxHeaders/x', 0);
+    huge.write('0000644\0', 100);
+    huge.write('0000000\0', 108);
+    huge.write('0000000\0', 116);
+    huge.write(`${(8 * 1024 * 1024).toString(8).padStart(11, '0')}\0`, 124);
+    huge.write('00000000000\0', 136);
+    huge.write('x', 156);
+    huge.write('ustar\x0000', 257);
+    huge.fill(' ', 148, 156);
+    let sum = 0;
+    for (const byte of huge) sum += byte;
+    huge.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    await push('hugeheader', Buffer.concat([huge, Buffer.alloc(8 * 1024 * 1024), Buffer.alloc(1024)]));
+    const hh = await verify([`${REGISTRY}/${repo}:hugeheader`, '--static']);
+    expect(hh.exitCode).toBe(1);
+    expect(check(hh.report, 'linux/arm64', 'binaries')?.evidence).toMatch(/layers could not be read: .*Header exceeds max size/);
+    await client.close();
+  });
+
+  it('runs --static with no Docker engine at all', async () => {
+    const r = await cli(['verify', `${REGISTRY}/busybox:latest`, '--static', '--platforms', 'linux/s390x,linux/ppc64le'], { env: { CROSSBUILD_DOCKER: '/nonexistent/docker', PATH: '/usr/bin:/bin' } });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/linux\/s390x +PASS/);
+    expect(r.stdout).not.toMatch(/runtime/);
+  });
+});

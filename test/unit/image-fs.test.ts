@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { ImageFs, normalizeTarPath } from '../../src/verify/image-fs.js';
+
+const file = { type: 'file' as const, size: 10, mode: 0o755 };
+const dir = { type: 'dir' as const, size: 0, mode: 0o755 };
+const link = (to: string) => ({ type: 'symlink' as const, link: to, size: 0, mode: 0o777 });
+
+/** Layers are fed top-down, as the scanner reads them. */
+function build(layersTopDown: [string, Parameters<ImageFs['add']>[1]][][]): ImageFs {
+  const fs = new ImageFs();
+  layersTopDown.forEach((entries, i) => {
+    fs.beginLayer(layersTopDown.length - 1 - i);
+    for (const [name, e] of entries) fs.add(name, e);
+    fs.endLayer();
+  });
+  return fs;
+}
+
+describe('tar paths', () => {
+  it('are normalised inside the root', () => {
+    expect(normalizeTarPath('./bin/sh')).toEqual({ path: 'bin/sh', escaped: false });
+    expect(normalizeTarPath('/abs/x/')).toEqual({ path: 'abs/x', escaped: false });
+    expect(normalizeTarPath('../../etc/passwd')).toEqual({ path: 'etc/passwd', escaped: true });
+    expect(normalizeTarPath('a/../../b')).toEqual({ path: 'b', escaped: true });
+    expect(normalizeTarPath('a/../b')).toEqual({ path: 'b', escaped: false });
+  });
+});
+
+describe('the merged filesystem', () => {
+  it('upper layers shadow lower ones', () => {
+    const fs = build([[['bin/sh', { ...file, size: 1 }]], [['bin/', dir], ['bin/sh', { ...file, size: 2 }]]]);
+    expect(fs.entries.get('bin/sh')?.size).toBe(1);
+    expect(fs.entries.get('bin/sh')?.layer).toBe(1);
+  });
+
+  it('a whiteout deletes the file below it, not one beside it in its own layer', () => {
+    const fs = build([[['bin/.wh.busybox', file]], [['bin/busybox', file], ['bin/sh', link('/bin/busybox')]]]);
+    expect(fs.entries.has('bin/busybox')).toBe(false);
+    const r = fs.resolve('/bin/sh');
+    expect(r).toMatchObject({ status: 'deleted', path: 'bin/busybox', layer: 1 });
+    const same = build([[['x/.wh.f', file], ['x/g', file]]]);
+    expect(same.entries.has('x/g')).toBe(true);
+  });
+
+  it('an opaque directory hides everything below it', () => {
+    const fs = build([[['etc/.wh..wh..opq', file], ['etc/new', file]], [['etc/old', file], ['etcetera', file]]]);
+    expect(fs.entries.has('etc/new')).toBe(true);
+    expect(fs.entries.has('etc/old')).toBe(false);
+    expect(fs.entries.has('etcetera')).toBe(true);
+  });
+
+  it('a file above hides a directory tree below', () => {
+    const fs = build([[['opt', file]], [['opt/', dir], ['opt/app', file]]]);
+    expect(fs.entries.has('opt/app')).toBe(false);
+  });
+
+  it('resolves relative, absolute and chained symlinks, clamped at the root', () => {
+    const fs = build([
+      [
+        ['usr/local/bin/app', link('../../../bin/tool')],
+        ['bin/tool', link('/opt/real')],
+        ['opt/real', file],
+        ['escape', link('../../../../../opt/real')],
+      ],
+    ]);
+    const r = fs.resolve('/usr/local/bin/app');
+    expect(r.status).toBe('found');
+    expect(r.path).toBe('opt/real');
+    expect(r.chain).toEqual(['/usr/local/bin/app', '/bin/tool']);
+    expect(fs.resolve('escape')).toMatchObject({ status: 'found', path: 'opt/real' });
+  });
+
+  it('stops symlink loops and follows directory symlinks', () => {
+    const fs = build([[['a', link('b')], ['b', link('a')], ['bin', link('usr/bin')], ['usr/bin/sh', file]]]);
+    expect(fs.resolve('a').status).toBe('loop');
+    expect(fs.resolve('/bin/sh')).toMatchObject({ status: 'found', path: 'usr/bin/sh' });
+  });
+
+  it('looks commands up on PATH in order', () => {
+    const fs = build([[['usr/bin/tool', file], ['bin/tool', file]]]);
+    expect(fs.which('tool', ['/usr/local/bin', '/usr/bin', '/bin'])).toMatchObject({ status: 'found', path: 'usr/bin/tool' });
+    expect(fs.which('nope', ['/usr/bin']).status).toBe('absent');
+  });
+
+  it('follows hardlinks', () => {
+    const fs = build([[['bin/busybox', file], ['bin/ls', { type: 'hardlink', link: './bin/busybox', size: 0, mode: 0o755 }]]]);
+    expect(fs.resolve('/bin/ls')).toMatchObject({ status: 'found', path: 'bin/busybox' });
+  });
+
+  it('records entries that try to escape', () => {
+    const fs = build([[['../../etc/evil', file]]]);
+    expect(fs.entries.has('etc/evil')).toBe(true);
+    expect(fs.warnings[0]).toMatch(/points outside the root/);
+  });
+});
