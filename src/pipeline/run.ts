@@ -106,7 +106,22 @@ async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string
   return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: head.mediaType, size: head.size };
 }
 
+/** A one-at-a-time lock. */
+function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>) => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
 export async function runPipeline(o: RunOptions): Promise<RunResult> {
+  // The classic builder resolves FROM through the engine's local tags, which concurrent
+  // `--pull`s of one base for different platforms overwrite (seen: an arm/v7 build got the amd64
+  // base). Its builds take turns; verification and pushes still overlap. BuildKit and buildx
+  // resolve by digest and run fully concurrently.
+  const classicTurn = serializer();
   mkdirSync(o.logDir, { recursive: true });
   const cfg = o.config;
   const results: PlatformResult[] = cfg.platforms.map((t) => ({
@@ -129,9 +144,11 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         task.output = 'building';
         const started = Date.now();
         // Live build lines only where a terminal redraws them; logs keep everything.
-        await buildOne(builder, cfg, t, o, r.log, (line) => {
-          if (o.renderer === 'default') task.output = line.slice(0, 160);
-        });
+        const build = () =>
+          buildOne(builder, cfg, t, o, r.log, (line) => {
+            if (o.renderer === 'default') task.output = line.slice(0, 160);
+          });
+        await (builder.kind === 'classic' ? classicTurn(build) : build());
         r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
 
         stage = 'verify';

@@ -47,6 +47,16 @@ describe('crossbuild run', () => {
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm64', ['cat', '/mark'])).toBe('it');
   });
 
+  it('builds with the classic builder too, one build at a time so base pulls cannot race', async () => {
+    const repo = uniqueRepo('classic');
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--builder', 'classic']);
+    expect(r.stderr).toMatch(/builder classic/);
+    expect(r.exitCode).toBe(0);
+    const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
+    expect(list.manifests.map(platformOf)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(await dockerRun(`${repo}:multiarch`, 'linux/arm/v7', [])).toBe('armv7l');
+  });
+
   it('writes an OCI index with --type oci that validates against the image-spec schema', async () => {
     const repo = uniqueRepo('app-oci');
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--tag', 'oci', '--type', 'oci', '--platform', 'linux/arm64,linux/amd64']);
