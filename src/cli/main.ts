@@ -33,22 +33,31 @@ export function buildProgram(): Command {
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride();
 
+  // Flags win over CROSSBUILD_* variables, which win over platforms.json.
+  const envOpt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
   const run = program
     .command('run')
     .description('build every platform, verify each is the right architecture, push, and write the manifest list')
-    .option('-c, --config <file>', 'build matrix file', 'platforms.json')
-    .option('--image <repo>', 'image repository (overrides the config)')
-    .option('--tag <tag>', 'tag of the manifest list (overrides the config)')
-    .option('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', collect)
-    .addOption(new Option('--type <type>', 'manifest list type').choices(['docker', 'oci']).default('docker'))
-    .option('--no-push', 'build and verify only; push nothing and write no list')
-    .option('--concurrency <n>', 'platforms built at once', '')
-    .option('--build-arg <k=v>', 'build argument (repeatable)', collect)
+    .addOption(envOpt('-c, --config <file>', 'build matrix file', 'CROSSBUILD_CONFIG').default('platforms.json'))
+    .addOption(envOpt('--image <repo>', 'image repository (overrides the config)', 'CROSSBUILD_IMAGE'))
+    .addOption(envOpt('--tag <tag>', 'tag of the manifest list (overrides the config)', 'CROSSBUILD_TAG'))
+    .addOption(envOpt('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
+    .addOption(envOpt('--type <type>', 'manifest list type', 'CROSSBUILD_TYPE').choices(['docker', 'oci']).default('docker'))
+    .addOption(envOpt('--no-push', 'build and verify only; push nothing and write no list', 'CROSSBUILD_NO_PUSH'))
+    .addOption(envOpt('--concurrency <n>', 'platforms built at once (default: min(platforms, max(2, cores)))', 'CROSSBUILD_CONCURRENCY'))
+    .addOption(envOpt('--build-arg <k=v>', 'build argument (repeatable)', 'CROSSBUILD_BUILD_ARGS').argParser((v: string, prev: string[] = []) => [...prev, ...v.split(/\n|,(?=[A-Za-z_][A-Za-z0-9_]*=)/).filter(Boolean)]))
+    .option('--label <k=v>', 'image label (repeatable)', collect)
+    .option('--target <stage>', 'Dockerfile stage to build')
     .option('--no-cache', 'build without the layer cache')
-    .option('--timeout <seconds>', 'time limit for each verification container', '60')
-    .addOption(new Option('--builder <builder>', 'which builder to use (default: detect)').choices(['buildx', 'buildkit', 'classic']))
-    .option('--log-dir <dir>', 'where per-platform build logs go')
-    .option('--json', 'print the result as JSON on stdout');
+    .addOption(envOpt('--timeout <seconds>', 'time limit for each verification container', 'CROSSBUILD_TIMEOUT').default('60'))
+    .addOption(envOpt('--builder <builder>', 'which builder to use (default: detect)', 'CROSSBUILD_BUILDER').choices(['buildx', 'buildkit', 'classic']))
+    .addOption(envOpt('--log-dir <dir>', 'where per-platform build logs go', 'CROSSBUILD_LOG_DIR'))
+    .addOption(envOpt('--report <file>', 'write a JSON report', 'CROSSBUILD_REPORT'))
+    .addOption(envOpt('--summary <file>', 'write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)', 'CROSSBUILD_SUMMARY'))
+    .option('--dry-run', 'print the plan; build, push and register nothing')
+    .option('-q, --quiet', 'only failures and the result')
+    .option('-v, --verbose', 'plain progress lines including build output')
+    .option('--json', 'print the report as JSON on stdout (nothing else there)');
   registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(async (opts) => {
     const { runCommand } = await import('./commands/run.js');
     return runCommand(opts);
@@ -67,6 +76,15 @@ export function buildProgram(): Command {
   )
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async (ref: string, opts) => (await import('./commands/verify.js')).verifyCommand(ref, opts));
+
+  registryOptions(
+    program
+      .command('doctor')
+      .description('check this host: binfmt_misc, handlers, QEMU, Docker engine and builder, registry, disk')
+      .option('-c, --config <file>', 'platforms.json whose platforms and registry to check', 'platforms.json')
+      .option('--platform <platform>', 'platforms to check (repeatable or comma-separated)', collect)
+      .option('--json', 'machine-readable output'),
+  ).action(async (opts) => (await import('./commands/doctor.js')).doctorCommand(opts));
 
   const binfmt = program.command('binfmt').description('QEMU binfmt_misc handlers for emulated platforms');
   binfmt

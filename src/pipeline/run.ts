@@ -1,22 +1,24 @@
 // The `crossbuild run` pipeline: preflight → binfmt → per platform (build → verify → push →
 // verify what the registry holds) → manifest list → read back. A list is written only when every
-// platform it names passed every step.
+// platform it names passed every step. Progress goes out as events (see progress.ts); listr2
+// draws them on a terminal.
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Listr, type ListrTask } from 'listr2';
-import { installHandlers } from '../binfmt/binfmt.js';
+import { Listr, ProcessOutput, type ListrTask } from 'listr2';
+import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
 import { buildArgv, Docker, type Builder, type BuilderKind, type EngineInfo } from '../docker/docker.js';
-import { CommandError, CrossbuildError } from '../errors.js';
+import { CrossbuildError } from '../errors.js';
 import { buildList } from '../oci/list.js';
-import { ImageIndexSchema, isIndexMediaType, type ListKind } from '../oci/types.js';
+import { ImageIndexSchema, isIndexMediaType, ListType, type ListKind } from '../oci/types.js';
 import { formatPlatform, isNative } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, withTag } from '../registry/reference.js';
 import { scrub } from '../util/secrets.js';
 import { checkMetadata, checkRuntime, type CheckResult } from '../verify/checks.js';
 import { verifyImage } from '../verify/verify.js';
+import type { ProgressEvent } from './progress.js';
 
 export interface RunOptions {
   readonly config: BuildConfig;
@@ -30,7 +32,11 @@ export interface RunOptions {
   readonly builder?: BuilderKind;
   readonly logDir: string;
   readonly extraBuildArgs: Readonly<Record<string, string>>;
-  readonly renderer: 'default' | 'simple' | 'silent';
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly target?: string;
+  /** 'default': listr2 draws on the terminal; 'silent': the caller renders onEvent. */
+  readonly renderer: 'default' | 'silent';
+  readonly onEvent?: (e: ProgressEvent) => void;
 }
 
 export type Stage = 'build' | 'verify' | 'push' | 'registry-verify';
@@ -58,6 +64,8 @@ export interface RunResult {
   list?: { ref: string; digest: string; size: number; mediaType: string };
   error?: string;
   readonly logDir: string;
+  readonly startedAt: string;
+  finishedAt?: string;
 }
 
 class StageError extends CrossbuildError {
@@ -66,15 +74,21 @@ class StageError extends CrossbuildError {
   }
 }
 
-async function buildOne(builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, logFile: string, report: (line: string) => void): Promise<void> {
-  const argv = buildArgv(builder.kind, {
+function buildArgvFor(kind: BuilderKind, cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'target'>): string[] {
+  return buildArgv(kind, {
     platform: t.platform,
     tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
     context: cfg.context,
     dockerfile: cfg.dockerfile,
     buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
+    ...(o.labels ? { labels: o.labels } : {}),
+    ...(o.target ? { target: o.target } : {}),
     noCache: o.noCache,
   });
+}
+
+async function buildOne(builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, logFile: string, report: (line: string) => void): Promise<void> {
+  const argv = buildArgvFor(builder.kind, cfg, t, o);
   const out = createWriteStream(logFile, { flags: 'a' });
   out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
   const tail: string[] = [];
@@ -116,12 +130,72 @@ function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
+async function chooseBuilder(docker: Docker, wanted: BuilderKind | undefined): Promise<Builder> {
+  const builders = await docker.builders();
+  const chosen = wanted ? builders.find((b) => b.kind === wanted) : builders[0];
+  if (!chosen) throw new CrossbuildError(`builder ${wanted} is not available here (available: ${builders.map((b) => b.kind).join(', ')})`, { hint: 'omit --builder to pick the best one' });
+  return chosen;
+}
+
+function checkApi(engine: EngineInfo): void {
+  // --platform on build needs API 1.38+ (engine 18.06+).
+  const [maj, min] = engine.apiVersion.split('.').map(Number);
+  if ((maj ?? 0) < 1 || (maj === 1 && (min ?? 0) < 38)) {
+    throw new CrossbuildError(`engine API ${engine.apiVersion} does not honour --platform on build (needs 1.38+)`);
+  }
+}
+
+export interface RunPlan {
+  readonly image: string;
+  readonly list: { ref: string; mediaType: string; platforms: string[] } | null;
+  readonly engine: string;
+  readonly builder: string;
+  readonly concurrency: number;
+  readonly binfmt: { platform: string; now: string; change: string }[];
+  readonly platforms: { platform: string; tag: string; command: string[]; expectUname: string }[];
+}
+
+/** `--dry-run`: what would happen, with no build, push or binfmt change. */
+export async function planRun(o: RunOptions): Promise<RunPlan> {
+  const cfg = o.config;
+  let engine = 'not reachable';
+  let builder: Builder | undefined;
+  try {
+    const e = await o.docker.engine();
+    engine = `${e.serverVersion} (API ${e.apiVersion})`;
+    builder = await chooseBuilder(o.docker, o.builder);
+  } catch (err) {
+    engine = `not reachable: ${(err as Error).message.split('\n')[0]}`;
+  }
+  const handlers = (await binfmtMounted()) ? await readHandlers() : [];
+  const { expectedUname } = await import('../platform/platform.js');
+  return {
+    image: formatReference(cfg.image),
+    list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: ListType[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
+    engine,
+    builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
+    concurrency: o.concurrency,
+    binfmt: cfg.platforms.map((t) => {
+      const st = platformStatus(t.platform, handlers);
+      const change = st.state === 'ok' || st.state === 'native' ? 'none' : 'register a qemu handler with the F flag';
+      return { platform: st.platform, now: `${st.state}: ${st.detail}`, change };
+    }),
+    platforms: cfg.platforms.map((t) => ({
+      platform: formatPlatform(t.platform),
+      tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+      command: [builder?.cli ?? 'docker', ...buildArgvFor(builder?.kind ?? 'classic', cfg, t, o)],
+      expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
+    })),
+  };
+}
+
 export async function runPipeline(o: RunOptions): Promise<RunResult> {
   // The classic builder resolves FROM through the engine's local tags, which concurrent
   // `--pull`s of one base for different platforms overwrite (seen: an arm/v7 build got the amd64
   // base). Its builds take turns; verification and pushes still overlap. BuildKit and buildx
   // resolve by digest and run fully concurrently.
   const classicTurn = serializer();
+  const emit = (scope: string, state: ProgressEvent['state'], message = '') => o.onEvent?.({ at: new Date(), scope, state, message });
   mkdirSync(o.logDir, { recursive: true });
   const cfg = o.config;
   const results: PlatformResult[] = cfg.platforms.map((t) => ({
@@ -133,26 +207,30 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     log: join(o.logDir, `${t.suffix}.log`),
   }));
   const state: { engine?: EngineInfo; builder?: Builder } = {};
-  const result: RunResult = { ok: false, platforms: results, logDir: o.logDir };
+  const result: RunResult = { ok: false, platforms: results, logDir: o.logDir, startedAt: new Date().toISOString() };
 
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
     title: `${r.platform} → ${r.ref}`,
     task: async (_ctx, task) => {
       const builder = state.builder!;
       let stage: Stage = 'build';
+      const step = (s: ProgressEvent['state'], message = '') => {
+        task.output = message || s;
+        emit(r.platform, s, message);
+      };
       try {
-        task.output = 'building';
+        step('building', `log: ${r.log}`);
         const started = Date.now();
-        // Live build lines only where a terminal redraws them; logs keep everything.
         const build = () =>
           buildOne(builder, cfg, t, o, r.log, (line) => {
             if (o.renderer === 'default') task.output = line.slice(0, 160);
+            emit(r.platform, 'output', line);
           });
         await (builder.kind === 'classic' ? classicTurn(build) : build());
         r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
 
         stage = 'verify';
-        task.output = 'verifying';
+        step('verifying', `built in ${r.buildSeconds}s`);
         const inspect = await o.docker.inspect(r.ref);
         const meta = checkMetadata(t.platform, inspect, 'image config');
         const runtime = await checkRuntime(o.docker, r.ref, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
@@ -163,15 +241,16 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         if (!o.push) {
           r.ok = true;
           task.title = `${r.platform}: built and verified (${[meta, runtime].map((c) => c.evidence).join('; ')})`;
+          emit(r.platform, 'done', 'built and verified (not pushed)');
           return;
         }
         stage = 'push';
-        task.output = 'pushing';
+        step('pushing', r.ref);
         const pushed = await o.docker.push(r.ref);
         r.digest = pushed.digest;
 
         stage = 'registry-verify';
-        task.output = 'verifying what the registry holds';
+        step('verifying-registry', pushed.digest);
         const inReg = await verifyInRegistry(o, t, pushed.digest);
         r.checks.push(...inReg.checks);
         r.mediaType = inReg.mediaType;
@@ -180,31 +259,29 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
         r.ok = true;
         task.title = `${r.platform} → ${r.ref}@${pushed.digest.slice(0, 19)}… (${runtime.evidence})`;
+        emit(r.platform, 'done', `${pushed.digest} (${runtime.evidence})`);
       } catch (e) {
         r.ok = false;
         r.failedAt = e instanceof StageError ? e.stage : stage;
         r.error = e instanceof Error ? scrub(e.message) : String(e);
+        emit(r.platform, 'failed', `${r.failedAt}: ${r.error.split('\n')[0]}`);
         throw e instanceof Error ? e : new Error(String(e));
       }
     },
   });
 
+  const listRef = formatReference(withTag(cfg.image, cfg.tag));
   const tasks = new Listr(
     [
       {
         title: 'Preflight: Docker engine and builder',
         task: async (_ctx, task) => {
+          emit('preflight', 'started');
           state.engine = await o.docker.engine();
-          const builders = await o.docker.builders();
-          const chosen = o.builder ? builders.find((b) => b.kind === o.builder) : builders[0];
-          if (!chosen) throw new CrossbuildError(`builder ${o.builder} is not available here (available: ${builders.map((b) => b.kind).join(', ')})`, { hint: 'omit --builder to pick the best one' });
-          state.builder = chosen;
-          // --platform on build needs API 1.38+ (engine 18.06+).
-          const [maj, min] = state.engine.apiVersion.split('.').map(Number);
-          if ((maj ?? 0) < 1 || (maj === 1 && (min ?? 0) < 38)) {
-            throw new CrossbuildError(`engine API ${state.engine.apiVersion} does not honour --platform on build (needs 1.38+)`);
-          }
-          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${chosen.kind} via ${chosen.cli}`;
+          state.builder = await chooseBuilder(o.docker, o.builder);
+          checkApi(state.engine);
+          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${state.builder.kind} via ${state.builder.cli}`;
+          emit('preflight', 'done', `engine ${state.engine.serverVersion}, builder ${state.builder.kind} via ${state.builder.cli}`);
         },
       },
       {
@@ -213,10 +290,12 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           const foreign = cfg.platforms.map((t) => t.platform).filter((p) => !isNative(p));
           if (foreign.length === 0) {
             task.title = 'binfmt_misc: every platform is native';
+            emit('binfmt', 'done', 'every platform is native');
             return;
           }
           const res = await installHandlers(foreign);
           task.title = `binfmt_misc: ${res.map((r) => `${r.platform} ${r.action}`).join(', ')}`;
+          emit('binfmt', 'done', res.map((r) => `${r.platform} ${r.action}`).join(', '));
         },
       },
       {
@@ -228,13 +307,15 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           ),
       },
       {
-        title: `Manifest list ${formatReference(withTag(cfg.image, cfg.tag))}`,
+        title: `Manifest list ${listRef}`,
         skip: () => !o.push && 'not pushing (--no-push)',
         task: async (_ctx, task) => {
           const failed = results.filter((r) => !r.ok);
           if (failed.length > 0) {
+            emit('list', 'skipped', `not written: ${failed.map((r) => r.platform).join(', ')} failed`);
             throw new CrossbuildError(`not writing the list: ${failed.map((r) => `${r.platform} failed at ${r.failedAt ?? 'build'}`).join(', ')}`);
           }
+          emit('list', 'started', listRef);
           const list = buildList(
             o.type,
             results.map((r, i) => {
@@ -244,28 +325,31 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           );
           const { registry, repository } = cfg.image;
           const digest = await o.client.putManifest(registry, repository, cfg.tag, list.bytes, list.mediaType);
-          result.list = { ref: formatReference(withTag(cfg.image, cfg.tag)), digest, size: list.size, mediaType: list.mediaType };
-          task.title = `Manifest list ${result.list.ref}: ${digest} (${list.size} bytes)`;
+          result.list = { ref: listRef, digest, size: list.size, mediaType: list.mediaType };
+          task.title = `Manifest list ${listRef}: ${digest} (${list.size} bytes)`;
 
           // Read back: the tag must serve exactly what we wrote, entry by entry.
           const back = await o.client.getManifest(registry, repository, cfg.tag);
-          if (back.digest !== digest) throw new CrossbuildError(`read back: ${result.list.ref} serves ${back.digest}, not the list just written (${digest})`);
+          if (back.digest !== digest) throw new CrossbuildError(`read back: ${listRef} serves ${back.digest}, not the list just written (${digest})`);
           const idx = ImageIndexSchema.parse(JSON.parse(back.bytes.toString('utf8')));
-          for (const r of results) {
-            const entry = idx.manifests.find((m) => m.digest === r.digest);
-            if (!entry || `${entry.platform?.os}/${entry.platform?.architecture}${entry.platform?.variant ? `/${entry.platform.variant}` : ''}` !== r.platform) {
-              throw new CrossbuildError(`read back: ${result.list.ref} has no entry ${r.platform} → ${r.digest}`);
-            }
-            const head = await o.client.headManifest(registry, repository, r.digest!);
-            if (!head || head.digest !== r.digest) throw new CrossbuildError(`read back: ${r.platform} entry ${r.digest} does not resolve in ${repository}`);
-          }
+          await Promise.all(
+            results.map(async (r) => {
+              const entry = idx.manifests.find((m) => m.digest === r.digest);
+              if (!entry || `${entry.platform?.os}/${entry.platform?.architecture}${entry.platform?.variant ? `/${entry.platform.variant}` : ''}` !== r.platform) {
+                throw new CrossbuildError(`read back: ${listRef} has no entry ${r.platform} → ${r.digest}`);
+              }
+              const head = await o.client.headManifest(registry, repository, r.digest!);
+              if (!head || head.digest !== r.digest) throw new CrossbuildError(`read back: ${r.platform} entry ${r.digest} does not resolve in ${repository}`);
+            }),
+          );
+          emit('list', 'done', `${digest} ${list.size}`);
         },
       },
     ],
     {
       exitOnError: true,
       renderer: o.renderer,
-      rendererOptions: { collapseSubtasks: false },
+      rendererOptions: { collapseSubtasks: false, processOutput: new ProcessOutput(process.stderr, process.stderr) },
       collectErrors: 'minimal',
     } as ConstructorParameters<typeof Listr>[1],
   );
@@ -278,8 +362,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const platformsOk = results.every((r) => r.ok);
   const ok = !result.error && platformsOk && (!o.push || result.list !== undefined);
   if (!ok && !result.error && !platformsOk) result.error = `failed: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')}`;
+  result.finishedAt = new Date().toISOString();
   Object.assign(result, { ok, engine: state.engine, builder: state.builder });
   return result;
 }
 
-export { CommandError };
+export { Docker };

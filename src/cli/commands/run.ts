@@ -1,11 +1,15 @@
-// `crossbuild run`: flags → config → pipeline → summary and exit code.
+// `crossbuild run`: flags (and CROSSBUILD_* variables) → config → plan or pipeline → reports.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
 import { Docker, type BuilderKind } from '../../docker/docker.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
-import { runPipeline } from '../../pipeline/run.js';
+import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
+import { toMarkdown, toReport } from '../../pipeline/report.js';
+import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
+import { VERSION } from '../../version.js';
 import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
 
 interface RunFlags extends RegistryFlags {
@@ -15,13 +19,20 @@ interface RunFlags extends RegistryFlags {
   platform?: string[];
   type: ListKind;
   push: boolean;
-  concurrency: string;
+  concurrency?: string;
   buildArg?: string[];
+  label?: string[];
+  target?: string;
   cache: boolean;
   timeout: string;
   builder?: BuilderKind;
   logDir?: string;
   json?: boolean;
+  report?: string;
+  summary?: string;
+  dryRun?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
 }
 
 function parseKv(values: readonly string[] | undefined, flag: string): Record<string, string> {
@@ -40,41 +51,71 @@ function positiveInt(v: string, flag: string): number {
   return n;
 }
 
+function writeFileMkdir(file: string, content: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, content);
+}
+
 export async function runCommand(flags: RunFlags): Promise<void> {
+  if (flags.quiet && flags.verbose) throw new UsageError('--quiet and --verbose exclude each other');
   const platforms = platformsFromFlags(flags.platform);
   const config = loadConfig(flags.config, {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.tag !== undefined ? { tag: flags.tag } : {}),
     ...(platforms ? { platforms } : {}),
   });
-  const concurrency = flags.concurrency === '' ? Math.min(config.platforms.length, Math.max(2, availableParallelism())) : positiveInt(flags.concurrency, '--concurrency');
+  const concurrency = flags.concurrency ? positiveInt(flags.concurrency, '--concurrency') : Math.min(config.platforms.length, Math.max(2, availableParallelism()));
   const timeoutSec = positiveInt(flags.timeout, '--timeout');
   const client = clientFromFlags(flags);
   const logDir = flags.logDir ?? join(tmpdir(), 'crossbuild-logs', new Date().toISOString().replace(/[:.]/g, '-'));
-  const interactive = process.stdout.isTTY === true && !process.env.CI;
+  const interactive = process.stderr.isTTY === true && !process.env.CI && !flags.json && !flags.quiet && !flags.verbose;
+  const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
+  const options: RunOptions = {
+    config,
+    client,
+    docker: new Docker(process.env.CROSSBUILD_DOCKER ?? 'docker'),
+    push: flags.push,
+    type: flags.type,
+    concurrency,
+    noCache: !flags.cache,
+    verifyTimeoutMs: timeoutSec * 1000,
+    ...(flags.builder ? { builder: flags.builder } : {}),
+    logDir,
+    extraBuildArgs: parseKv(flags.buildArg, '--build-arg'),
+    labels: parseKv(flags.label, '--label'),
+    ...(flags.target ? { target: flags.target } : {}),
+    renderer: interactive ? 'default' : 'silent',
+    ...(interactive || flags.json ? {} : { onEvent: lineRenderer((l) => process.stderr.write(l), verbosity) }),
+  };
   try {
-    const result = await runPipeline({
-      config,
-      client,
-      docker: new Docker(process.env.CROSSBUILD_DOCKER ?? 'docker'),
-      push: flags.push,
-      type: flags.type,
-      concurrency,
-      noCache: !flags.cache,
-      verifyTimeoutMs: timeoutSec * 1000,
-      ...(flags.builder ? { builder: flags.builder } : {}),
-      logDir,
-      extraBuildArgs: parseKv(flags.buildArg, '--build-arg'),
-      renderer: flags.json ? 'silent' : interactive ? 'default' : 'simple',
-    });
+    if (flags.dryRun) {
+      const plan = await planRun(options);
+      if (flags.json) {
+        printJson(plan);
+        return;
+      }
+      const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  concurrency: ${plan.concurrency}`, '  binfmt:'];
+      for (const b of plan.binfmt) lines.push(`    ${b.platform}: ${b.now}${b.change === 'none' ? '' : ` → ${b.change}`}`);
+      lines.push('  platforms:');
+      for (const p of plan.platforms) lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      ${p.command.join(' ')}`);
+      lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : '  manifest list: none (--no-push)');
+      process.stdout.write(`${lines.join('\n')}\n`);
+      return;
+    }
+    const result = await runPipeline(options);
+    const report = toReport(result, VERSION);
+    if (flags.report) writeFileMkdir(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.summary) writeFileMkdir(flags.summary, toMarkdown(report));
     if (flags.json) {
-      printJson(result);
+      printJson(report);
     } else {
-      const w = Math.max(...result.platforms.map((p) => p.platform.length));
-      for (const p of result.platforms) {
-        const status = p.ok ? 'ok  ' : 'FAIL';
-        const detail = p.ok ? `${p.digest ?? 'not pushed'}  ${p.checks.map((c) => c.evidence).join('; ')}` : `${p.failedAt}: ${p.error?.split('\n')[0] ?? ''}`;
-        process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${detail}\n`);
+      if (!flags.quiet) {
+        const w = Math.max(...result.platforms.map((p) => p.platform.length));
+        for (const p of result.platforms) {
+          const status = p.ok ? 'ok  ' : 'FAIL';
+          const detail = p.ok ? `${p.digest ?? 'not pushed'}  ${p.checks.map((c) => c.evidence).join('; ')}` : `${p.failedAt}: ${p.error?.split('\n')[0] ?? ''}`;
+          process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${detail}\n`);
+        }
       }
       process.stderr.write(`build logs: ${result.logDir}\n`);
       if (result.list) process.stdout.write(`Digest: ${result.list.digest} ${result.list.size}\n`);

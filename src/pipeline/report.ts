@@ -1,0 +1,85 @@
+// Run reports for people and machines: JSON (--report, --json) and Markdown (--summary, for a CI
+// job summary). Built from a RunResult; pure, so it is tested on its own.
+import type { CheckResult } from '../verify/checks.js';
+import type { RunResult } from './run.js';
+
+export interface RunReport {
+  readonly crossbuild: string;
+  readonly engine: { readonly version: string; readonly api: string } | null;
+  readonly builder: { readonly kind: string; readonly cli: string } | null;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly ok: boolean;
+  readonly error: string | null;
+  readonly logDir: string;
+  readonly list: { readonly ref: string; readonly digest: string; readonly size: number; readonly mediaType: string } | null;
+  readonly platforms: {
+    readonly platform: string;
+    readonly tag: string;
+    readonly ok: boolean;
+    readonly digest: string | null;
+    readonly buildSeconds: number | null;
+    readonly failedAt: string | null;
+    readonly error: string | null;
+    readonly log: string;
+    readonly checks: readonly CheckResult[];
+  }[];
+}
+
+export function toReport(r: RunResult, version: string): RunReport {
+  return {
+    crossbuild: version,
+    engine: r.engine ? { version: r.engine.serverVersion, api: r.engine.apiVersion } : null,
+    builder: r.builder ? { kind: r.builder.kind, cli: r.builder.cli } : null,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt ?? new Date().toISOString(),
+    ok: r.ok,
+    error: r.error ?? null,
+    logDir: r.logDir,
+    list: r.list ?? null,
+    platforms: r.platforms.map((p) => ({
+      platform: p.platform,
+      tag: p.ref,
+      ok: p.ok,
+      digest: p.digest ?? null,
+      buildSeconds: p.buildSeconds ?? null,
+      failedAt: p.failedAt ?? null,
+      error: p.error ?? null,
+      log: p.log,
+      checks: p.checks,
+    })),
+  };
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function verdictOf(checks: readonly CheckResult[], name: CheckResult['check'], prefix = ''): string {
+  const c = checks.filter((x) => x.check === name && x.evidence.startsWith(prefix));
+  if (c.length === 0) return '—';
+  const worst = c.find((x) => x.verdict === 'fail') ?? c.find((x) => x.verdict === 'warn') ?? c[0]!;
+  const icon = { pass: '✅', fail: '❌', warn: '⚠️', skip: '⏭️' }[worst.verdict];
+  return `${icon} ${cell(worst.evidence.replace(/^registry /, ''))}`;
+}
+
+export function toMarkdown(r: RunReport): string {
+  const out: string[] = [];
+  out.push(`## crossbuild ${r.ok ? '✅' : '❌'} ${r.list ? `\`${r.list.ref}\`` : ''}`.trimEnd());
+  out.push('');
+  if (r.list) out.push(`Manifest list \`${r.list.ref}\`: \`${r.list.digest}\` (${r.list.size} bytes, ${r.list.mediaType})`, '');
+  else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? cell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
+  out.push('| Platform | Tag | Digest | Build (s) | Config | Binaries | `uname -m` |');
+  out.push('|---|---|---|---:|---|---|---|');
+  for (const p of r.platforms) {
+    const status = p.ok ? '' : ` ❌ ${p.failedAt ?? ''}`;
+    out.push(
+      `| ${p.platform}${status} | \`${p.tag}\` | ${p.digest ? `\`${p.digest.slice(0, 19)}…\`` : '—'} | ${p.buildSeconds ?? '—'} | ${verdictOf(p.checks, 'metadata')} | ${verdictOf(p.checks, 'binaries')} | ${verdictOf(p.checks, 'runtime')} |`,
+    );
+  }
+  const failed = r.platforms.filter((p) => !p.ok && p.error);
+  if (failed.length > 0) {
+    out.push('', '### Failures', '');
+    for (const p of failed) out.push(`<details><summary>${p.platform}: ${cell(p.error!.split('\n')[0]!)}</summary>`, '', '```', p.error!, '```', '', `log: \`${p.log}\``, '</details>', '');
+  }
+  out.push('', `crossbuild ${r.crossbuild}${r.engine ? `, engine ${r.engine.version} (API ${r.engine.api})` : ''}${r.builder ? `, builder ${r.builder.kind}` : ''}; ${r.startedAt} → ${r.finishedAt}`);
+  return `${out.join('\n')}\n`;
+}
