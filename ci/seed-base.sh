@@ -26,7 +26,7 @@ order=(amd64 armhf armel arm64 i386 ppc64el s390x)
 
 have_all=1
 for a in "${!platforms[@]}"; do
-  ls "$work/debs/"busybox-static_*_"$a".deb >/dev/null 2>&1 || have_all=0
+  compgen -G "$work/debs/busybox-static_*_$a.deb" >/dev/null || have_all=0
 done
 if [ "$have_all" = 0 ]; then
   added=0
@@ -50,7 +50,8 @@ fi
 host_busybox=""
 args=()
 for a in "${order[@]}"; do
-  deb=$(ls "$work/debs/"busybox-static_*_"$a".deb | head -n1)
+  debs=("$work/debs/"busybox-static_*_"$a".deb)
+  deb="${debs[0]}"
   rootfs="$work/rootfs-$a"
   if [ ! -x "$rootfs/bin/busybox" ]; then
     rm -rf "$rootfs" "$work/x-$a"

@@ -72,6 +72,8 @@ export function buildProgram(): Command {
       .option('-c, --config <file>', 'take the target platforms (and uname overrides) from platforms.json')
       .option('--static', 'no containers: config and binaries only (needs no Docker engine)')
       .option('--timeout <seconds>', 'time limit for each uname container', '60')
+      .option('--report <file>', 'write the JSON report to a file')
+      .option('--summary <file>', 'write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
       .option('--json', 'machine-readable report on stdout'),
   )
     .addHelpText('after', EXIT_CODES_HELP)

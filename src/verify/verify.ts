@@ -245,3 +245,19 @@ export function formatReport(r: VerifyReport): string {
   lines.push(r.ok ? 'verified' : 'verification FAILED');
   return `${lines.join('\n')}\n`;
 }
+
+export function reportMarkdown(r: VerifyReport): string {
+  const icon = (v: string) => ({ pass: '✅', fail: '❌', warn: '⚠️', skip: '⏭️' })[v] ?? v;
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  const out = [`## crossbuild verify ${r.ok ? '✅' : '❌'} \`${r.ref}\``, '', `${r.kind === 'list' ? 'Manifest list' : 'Single manifest'} \`${r.digest}\``, ''];
+  for (const c of r.coverage) out.push(`- ${icon(c.verdict)} coverage: ${c.evidence}`);
+  out.push('', '| Platform | Digest | Config | Binaries | `uname -m` |', '|---|---|---|---|---|');
+  for (const p of r.platforms) {
+    const c = (name: string) => {
+      const x = p.checks.find((k) => k.check === name);
+      return x ? `${icon(x.verdict)} ${cell(x.evidence)}` : '—';
+    };
+    out.push(`| ${p.platform} | \`${p.digest.slice(0, 19)}…\` | ${c('metadata')} | ${c('binaries')} | ${c('runtime')} |`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -4,7 +4,9 @@ import { Docker } from '../../docker/docker.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import { formatPlatform, type Platform } from '../../platform/platform.js';
 import { parseReference } from '../../registry/reference.js';
-import { formatReport, verifyReference } from '../../verify/verify.js';
+import { formatReport, reportMarkdown, verifyReference } from '../../verify/verify.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
 
 interface VerifyFlags extends RegistryFlags {
@@ -13,6 +15,8 @@ interface VerifyFlags extends RegistryFlags {
   static?: boolean;
   json?: boolean;
   timeout: string;
+  report?: string;
+  summary?: string;
 }
 
 export async function verifyCommand(refText: string, flags: VerifyFlags): Promise<void> {
@@ -38,6 +42,12 @@ export async function verifyCommand(refText: string, flags: VerifyFlags): Promis
       ...(docker ? { docker } : {}),
       timeoutMs: timeout * 1000,
     });
+    const write = (f: string, text: string) => {
+      mkdirSync(dirname(f), { recursive: true });
+      writeFileSync(f, text);
+    };
+    if (flags.report) write(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.summary) write(flags.summary, reportMarkdown(report));
     if (flags.json) printJson(report);
     else process.stdout.write(formatReport(report));
     if (!report.ok) process.exitCode = 1;
