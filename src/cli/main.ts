@@ -44,7 +44,7 @@ export function buildProgram(): Command {
     .addOption(envOpt('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
     .addOption(envOpt('--type <type>', 'manifest list type', 'CROSSBUILD_TYPE').choices(['docker', 'oci']).default('docker'))
     .addOption(envOpt('--no-push', 'build and verify only; push nothing and write no list', 'CROSSBUILD_NO_PUSH'))
-    .addOption(envOpt('--concurrency <n>', 'platforms built at once (default: min(platforms, max(2, cores)))', 'CROSSBUILD_CONCURRENCY'))
+    .addOption(envOpt('--concurrency <n>', 'platforms built at once (default: min(platforms, 2 × cores))', 'CROSSBUILD_CONCURRENCY'))
     .addOption(envOpt('--build-arg <k=v>', 'build argument (repeatable)', 'CROSSBUILD_BUILD_ARGS').argParser((v: string, prev: string[] = []) => [...prev, ...v.split(/\n|,(?=[A-Za-z_][A-Za-z0-9_]*=)/).filter(Boolean)]))
     .option('--label <k=v>', 'image label (repeatable)', collect)
     .option('--target <stage>', 'Dockerfile stage to build')

@@ -113,15 +113,19 @@ export class RegistryClient {
   private async resolveBase(registry: string): Promise<string> {
     const host = this.host(registry);
     if (this.opts.plainHttp) return this.ping(registry, `http://${host}`);
+    // Loopback registries are nearly always plain HTTP (Docker treats them as insecure): ask that
+    // first and save a failed TLS handshake. A TLS server answers plain HTTP with a 400.
+    const order = isLoopbackRegistry(registry) ? ['http', 'https'] : ['https', 'http'];
     try {
-      return await this.ping(registry, `https://${host}`);
+      return await this.ping(registry, `${order[0]}://${host}`);
     } catch (e) {
       // An HTTP answer over TLS is final; a failed handshake may mean a plain-HTTP registry.
-      if (!this.httpFallbackFor(registry) || (e instanceof RegistryError && e.status !== undefined)) throw e;
+      const answeredOverTls = order[0] === 'https' && e instanceof RegistryError && e.status !== undefined;
+      if (!this.httpFallbackFor(registry) || answeredOverTls) throw e;
       try {
-        return await this.ping(registry, `http://${host}`);
-      } catch {
-        throw e; // the TLS error says more than "HTTP 400 to an HTTPS server"
+        return await this.ping(registry, `${order[1]}://${host}`);
+      } catch (e2) {
+        throw order[0] === 'https' ? e : e2; // the TLS error says more than "HTTP 400 to an HTTPS server"
       }
     }
   }
@@ -388,12 +392,9 @@ export class RegistryClient {
     return 'uploaded';
   }
 
-  /**
-   * Cross-repository mount on the same registry; when the registry starts an upload instead (202),
-   * the blob is streamed across.
-   */
-  async mountBlob(registry: string, repository: string, digest: string, size: number, fromRepository: string): Promise<'exists' | 'mounted' | 'copied'> {
-    if (await this.hasBlob(registry, repository, digest)) return 'exists';
+  /** Cross-repository mount on the same registry; when the registry starts an upload instead (202), the blob is streamed across. */
+  async mountBlob(registry: string, repository: string, digest: string, size: number, fromRepository: string): Promise<'mounted' | 'copied'> {
+    // No HEAD first: a mount of a blob the target already has answers 201 just the same.
     const q = new URLSearchParams({ mount: digest, from: fromRepository });
     const res = await this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/?${q}`, {
       scopes: [repositoryScope(repository, 'pull,push'), repositoryScope(fromRepository, 'pull')],

@@ -3,7 +3,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { registerSecret } from '../util/secrets.js';
@@ -118,6 +117,8 @@ export class CredentialStore {
 
   private async fromHelper(name: string, serverUrl: string): Promise<Credential | undefined> {
     const bin = `docker-credential-${name}`;
+    // Loaded only when a helper is configured: execa is heavy for a CLI's start-up.
+    const { execa } = await import('execa');
     const r = await execa(bin, ['get'], { input: serverUrl, reject: false, timeout: 30_000 });
     if (r.exitCode !== 0) {
       // "credentials not found" is the helper's way of saying none.

@@ -1,6 +1,5 @@
 // `crossbuild verify REF`: coverage, metadata, binaries (static) and uname (runtime) per platform.
 import { loadConfig } from '../../config/config.js';
-import { Docker } from '../../docker/docker.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import { formatPlatform, type Platform } from '../../platform/platform.js';
 import { parseReference } from '../../registry/reference.js';
@@ -33,7 +32,8 @@ export async function verifyCommand(refText: string, flags: VerifyFlags): Promis
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout ${flags.timeout}: expected a whole number of seconds ≥ 1`);
   const client = clientFromFlags(flags);
   try {
-    const docker = flags.static ? undefined : new Docker(process.env.CROSSBUILD_DOCKER ?? 'docker');
+    // --static needs no Docker at all, so its module (and execa) is not even loaded.
+    const docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker(process.env.CROSSBUILD_DOCKER ?? 'docker');
     if (docker) await docker.engine();
     const report = await verifyReference(client, ref, {
       ...(targets ? { targets } : {}),

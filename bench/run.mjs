@@ -1,0 +1,256 @@
+// crossbuild against the tools it replaces, as ratios of medians measured in the same run with
+// A and B interleaved (never absolute times: these machines are shared and noisy).
+// `npm run bench` → bench/RESULTS.md and bench/results.json.
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Transform } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { createGzip } from 'node:zlib';
+import { execa } from 'execa';
+import { startDelayProxy } from './delay-proxy.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const WORK = join(ROOT, 'bench', '.work');
+const REG = '127.0.0.1:5000';
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const CB = ['node', join(ROOT, 'bin', 'crossbuild.js')];
+const started = Date.now();
+// BENCH_ONLY=P1,P4 runs a subset (for working on one figure); RESULTS.md is written by full runs only.
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
+const want = (id) => !ONLY || ONLY.has(id);
+mkdirSync(WORK, { recursive: true });
+
+const log = (m) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${m}\n`);
+
+async function sh(cmd, args, opts = {}) {
+  const r = await execa(cmd, args, { reject: false, ...opts });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.exitCode}): ${r.stderr || r.stdout}`);
+  return r;
+}
+
+/** Wall time of an async step, in ms. */
+async function timed(fn) {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** One warm-up each, then `runs` interleaved pairs A, B (order alternating). */
+async function pair(id, a, b, runs = RUNS) {
+  log(`${id}: warm-up`);
+  await a(-1);
+  await b(-1);
+  const ta = [];
+  const tb = [];
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      ta.push(await timed(() => a(i)));
+      tb.push(await timed(() => b(i)));
+    } else {
+      tb.push(await timed(() => b(i)));
+      ta.push(await timed(() => a(i)));
+    }
+    log(`${id}: run ${i + 1}/${runs}: crossbuild ${ta.at(-1).toFixed(0)} ms, baseline ${tb.at(-1).toFixed(0)} ms`);
+  }
+  return { a: ta, b: tb };
+}
+
+const results = [];
+function record(id, what, baseline, target, m, unit = 'ms') {
+  const ma = median(m.a);
+  const mb = m.b ? median(m.b) : undefined;
+  const ratio = mb ? ma / mb : undefined;
+  const value = ratio ?? ma;
+  const met = target.kind === 'ratio' ? value <= target.max : ma <= target.max;
+  results.push({ id, what, baseline, unit, crossbuild: { median: ma, min: Math.min(...m.a), max: Math.max(...m.a), runs: m.a }, ...(m.b ? { base: { median: mb, min: Math.min(...m.b), max: Math.max(...m.b), runs: m.b } } : {}), ratio, target, met });
+  log(`${id}: ${ratio !== undefined ? `ratio ${ratio.toFixed(3)}` : `${ma.toFixed(1)} ${unit}`} (target ≤ ${target.max}${target.kind === 'ratio' ? '×' : ` ${unit}`}) ${met ? 'met' : 'MISSED'}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+log('provisioning (ci/provision.sh)');
+await sh('bash', [join(ROOT, 'ci', 'provision.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+if (!existsSync('/usr/bin/time')) await sh('apt-get', ['install', '-y', '-q', 'time']);
+const dockerCfg = join(WORK, 'docker-config');
+mkdirSync(dockerCfg, { recursive: true });
+const engine = (await sh('docker', ['version', '--format', '{{.Server.Version}}'])).stdout.trim();
+const runId = randomBytes(3).toString('hex');
+
+// P4 first: nothing else is running yet.
+if (want('P4')) {
+  const m = await pair('P4', () => sh(CB[0], [CB[1], '--version']), () => sh('node', ['-e', '0']), Math.max(RUNS, 15));
+  record('P4', '`crossbuild --version`', '`node -e 0`', { kind: 'ratio', max: 2 }, m);
+}
+
+// P1: a 6-child list through a proxy adding 25 ms each way.
+if (want('P1')) {
+  const proxy = await startDelayProxy(REG, 25);
+  const children = ['amd64', 'arm32', 'arm32v6', 'arm64', '386', 'ppc64le'].map((s) => `${proxy.addr}/busybox:latest-${s}`);
+  const a = async (i) => {
+    const target = `${proxy.addr}/bench-p1-${runId}/cb${i + 1}:list`;
+    const spec = join(WORK, `p1-${i + 1}.yaml`);
+    writeFileSync(spec, `image: ${target}\nmanifests:\n${children.map((c) => `  - image: ${c}\n`).join('')}`);
+    await sh(CB[0], [CB[1], 'manifest', 'push', 'from-spec', spec]);
+  };
+  const b = async (i) => {
+    const target = `${proxy.addr}/bench-p1-${runId}/dm${i + 1}:list`;
+    const env = { DOCKER_CONFIG: dockerCfg };
+    await sh('docker', ['manifest', 'create', '--insecure', target, ...children], { env });
+    await sh('docker', ['manifest', 'push', '--insecure', '--purge', target], { env });
+  };
+  const m = await pair('P1', a, b);
+  await proxy.stop();
+  record('P1', '`crossbuild manifest push from-spec`, 6 children, +25 ms each way', '`docker manifest create` + `docker manifest push`', { kind: 'ratio', max: 0.25 }, m);
+}
+
+// P2: a realistic 3-platform app image: a 24 MiB base layer, the app binary on top.
+const appRef = `localhost:5000/bench-p2-${runId}/app`;
+if (want('P2')) {
+  const ctx = join(WORK, 'p2');
+  mkdirSync(ctx, { recursive: true });
+  writeFileSync(join(ctx, 'data.bin'), randomBytes(24 * 1024 * 1024));
+  writeFileSync(
+    join(ctx, 'Dockerfile'),
+    'FROM localhost:5000/busybox:latest\nCOPY data.bin /usr/share/app/data.bin\nRUN mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/app\nENTRYPOINT ["/usr/local/bin/app"]\nCMD ["sh"]\n',
+  );
+  writeFileSync(join(ctx, 'platforms.json'), JSON.stringify({ image: appRef, tag: 'v1', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm/v7', suffix: 'arm32' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
+  log('P2: building the app list with crossbuild run');
+  await sh(CB[0], [CB[1], 'run', '--config', join(ctx, 'platforms.json'), '--quiet'], { env: { CI: 'true' } });
+  const platforms = ['linux/amd64', 'linux/arm/v7', 'linux/arm64'];
+  const viaDocker = async (ref) => {
+    for (const p of platforms) {
+      await execa('docker', ['rmi', '-f', ref], { reject: false });
+      await sh('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', p, '--entrypoint', 'uname', ref, '-m']);
+    }
+  };
+  const m = await pair('P2', () => sh(CB[0], [CB[1], 'verify', '--static', `${appRef}:v1`, '--platforms', platforms.join(',')]), () => viaDocker(`${appRef}:v1`));
+  record('P2', '`crossbuild verify --static` of a 3-platform app list (24 MiB base layer)', 'per platform: `docker rmi`, `docker run --pull always --platform P … uname -m`', { kind: 'ratio', max: 0.2 }, m);
+  // The same on the 1 MiB busybox seed, where fixed costs dominate: reported, no target.
+  const seedList = `localhost:5000/bench-p2-${runId}/seed:v1`;
+  const spec = join(WORK, 'p2-seed.yaml');
+  writeFileSync(spec, `image: ${seedList}\nmanifests:\n  - image: localhost:5000/busybox:latest-amd64\n  - image: localhost:5000/busybox:latest-arm32\n  - image: localhost:5000/busybox:latest-arm64\n`);
+  await sh(CB[0], [CB[1], 'manifest', 'push', 'from-spec', spec]);
+  const mt = await pair('P2-tiny', () => sh(CB[0], [CB[1], 'verify', '--static', seedList]), () => viaDocker(seedList));
+  record('P2-tiny', 'the same on the 1 MiB busybox seed list', 'the same', { kind: 'ratio', max: Infinity }, mt);
+}
+
+// P2m: peak RSS of a static verify that must stream a 1 GiB incompressible layer.
+if (want('P2m')) {
+  const repo = `bench-p2m-${runId}/big`;
+  const tgz = join(WORK, 'big-layer.tar.gz');
+  log('P2m: generating a 1 GiB random layer');
+  const size = 1024 * 1024 * 1024;
+  const header = Buffer.alloc(512);
+  header.write('data/big.bin', 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.fill(' ', 148, 156);
+  header.write('0', 156);
+  header.write('ustar\x0000', 257);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const diff = createHash('sha256');
+  const gz = createHash('sha256');
+  async function* tarStream() {
+    yield header;
+    for (let left = size; left > 0; left -= 1 << 20) yield randomBytes(Math.min(left, 1 << 20));
+    yield Buffer.alloc(1024);
+  }
+  const tap = (h) => new Transform({ transform(c, _e, cb) { h.update(c); cb(null, c); } });
+  await pipeline(Readable.from(tarStream()), tap(diff), createGzip({ level: 0 }) /* random data: stored blocks, still gzip */, tap(gz), createWriteStream(tgz));
+  const layerDigest = `sha256:${gz.digest('hex')}`;
+  const diffId = `sha256:${diff.digest('hex')}`;
+  const layerSize = statSync(tgz).size;
+  log(`P2m: pushing the ${(layerSize / 2 ** 20).toFixed(0)} MiB layer`);
+  // The layer goes up with plain HTTP requests (curl), not crossbuild: it is fixture data.
+  const loc = (await sh('curl', ['-sS', '-D', '-', '-o', '/dev/null', '-X', 'POST', `http://${REG}/v2/${repo}/blobs/uploads/`])).stdout.match(/^location: (.*)$/im)[1].trim();
+  const put = new URL(loc, `http://${REG}`);
+  put.searchParams.set('digest', layerDigest);
+  await sh('curl', ['-sS', '-f', '-X', 'PUT', '-H', 'content-type: application/octet-stream', '-T', tgz, put.toString()]);
+  rmSync(tgz);
+  // The busybox base layer from the seed, mounted, so the entrypoint lies below the big layer.
+  const base = JSON.parse((await sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${REG}/busybox:latest-amd64`])).stdout);
+  const baseCfg = JSON.parse((await sh('skopeo', ['inspect', '--config', '--raw', '--tls-verify=false', `docker://${REG}/busybox:latest-amd64`])).stdout);
+  await sh('curl', ['-sS', '-f', '-X', 'POST', `http://${REG}/v2/${repo}/blobs/uploads/?mount=${base.layers[0].digest}&from=busybox`]);
+  const cfg = Buffer.from(JSON.stringify({ ...baseCfg, rootfs: { type: 'layers', diff_ids: [baseCfg.rootfs.diff_ids[0], diffId] } }));
+  const cfgDigest = `sha256:${createHash('sha256').update(cfg).digest('hex')}`;
+  const cfgFile = join(WORK, 'big-config.json');
+  writeFileSync(cfgFile, cfg);
+  const loc2 = (await sh('curl', ['-sS', '-D', '-', '-o', '/dev/null', '-X', 'POST', `http://${REG}/v2/${repo}/blobs/uploads/`])).stdout.match(/^location: (.*)$/im)[1].trim();
+  const put2 = new URL(loc2, `http://${REG}`);
+  put2.searchParams.set('digest', cfgDigest);
+  await sh('curl', ['-sS', '-f', '-X', 'PUT', '-H', 'content-type: application/octet-stream', '-T', cfgFile, put2.toString()]);
+  const manifest = { schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: cfgDigest, size: cfg.length }, layers: [base.layers[0], { mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layerDigest, size: layerSize }] };
+  const manFile = join(WORK, 'big-manifest.json');
+  writeFileSync(manFile, JSON.stringify(manifest));
+  await sh('curl', ['-sS', '-f', '-X', 'PUT', '-H', 'content-type: application/vnd.docker.distribution.manifest.v2+json', '--data-binary', `@${manFile}`, `http://${REG}/v2/${repo}/manifests/v1`]);
+  const rss = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await sh('/usr/bin/time', ['-f', '%M', CB[0], CB[1], 'verify', '--static', `${REG}/${repo}:v1`, '--json']);
+    const kb = Number(r.stderr.trim().split('\n').pop());
+    const report = JSON.parse(r.stdout);
+    if (!report.ok) throw new Error(`P2m verify did not pass: ${r.stdout}`);
+    rss.push(kb / 1024);
+    log(`P2m: run ${i + 1}: peak RSS ${(kb / 1024).toFixed(1)} MiB`);
+  }
+  record('P2m', 'peak RSS of `crossbuild verify --static`, image with a 1 GiB layer', '—', { kind: 'absolute', max: 128 }, { a: rss }, 'MiB');
+}
+
+// P3: 3 emulated platforms with a CPU-heavy RUN, --no-cache.
+if (want('P3')) {
+  const cfgFile = join(ROOT, 'bench', 'p3', 'platforms.json');
+  const builder = JSON.parse((await sh(CB[0], [CB[1], 'run', '--config', cfgFile, '--dry-run', '--json'])).stdout).builder;
+  const [kind, , cli] = builder.split(' ');
+  const env = kind === 'classic' ? { DOCKER_BUILDKIT: '0' } : kind === 'buildkit' ? { DOCKER_BUILDKIT: '1' } : {};
+  const platforms = [['linux/arm/v7', 'arm32'], ['linux/arm64', 'arm64'], ['linux/ppc64le', 'ppc64le']];
+  const a = (i) => sh(CB[0], [CB[1], 'run', '--config', cfgFile, '--no-cache', '--quiet', '--tag', `cb-${runId}-${i + 1}`], { env: { CI: 'true' } });
+  const b = async (i) => {
+    const tag = `localhost:5000/bench-p3:loop-${runId}-${i + 1}`;
+    for (const [p, s] of platforms) {
+      const argv = kind === 'buildx' ? ['buildx', 'build', '--load'] : ['build'];
+      await sh(cli, [...argv, '--no-cache', '--pull', '--platform', p, '--network', 'none', '-t', `${tag}-${s}`, join(ROOT, 'bench', 'p3')], { env });
+      await sh('docker', ['push', `${tag}-${s}`]);
+    }
+    const denv = { DOCKER_CONFIG: dockerCfg };
+    await sh('docker', ['manifest', 'create', '--insecure', tag, ...platforms.map(([, s]) => `${tag}-${s}`)], { env: denv });
+    await sh('docker', ['manifest', 'push', '--insecure', '--purge', tag], { env: denv });
+  };
+  const m = await pair('P3', a, b);
+  record('P3', '`crossbuild run`, 3 emulated platforms, `--no-cache`, CPU-heavy RUN', `sequential loop: \`docker build --platform\` + \`docker push\` each, then \`docker manifest create/push\` (same builder: ${builder})`, { kind: 'ratio', max: 0.75 }, m);
+}
+
+// ---------------------------------------------------------------------------------------------
+const cpu = cpus()[0]?.model ?? 'unknown';
+const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, Docker engine ${engine}`;
+const date = new Date().toISOString();
+const fmt = (x, unit) => (unit === 'MiB' ? `${x.toFixed(1)} MiB` : `${x.toFixed(0)} ms`);
+const lines = [
+  '# crossbuild benchmarks',
+  '',
+  `Run ${date} on ${machine}. ${RUNS} interleaved runs per pair after one warm-up each (P4: ${Math.max(RUNS, 15)}); figures are medians (min–max). Ratios are crossbuild's median over the baseline's, measured in the same run.`,
+  '',
+  '| id | crossbuild | median (min–max) | baseline | median (min–max) | ratio | target | met |',
+  '|---|---|---|---|---|---:|---|---|',
+];
+for (const r of results) {
+  const target = r.target.max === Infinity ? '—' : r.target.kind === 'ratio' ? `≤ ${r.target.max}×` : `≤ ${r.target.max} ${r.unit}`;
+  lines.push(
+    `| ${r.id} | ${r.what} | ${fmt(r.crossbuild.median, r.unit)} (${fmt(r.crossbuild.min, r.unit)}–${fmt(r.crossbuild.max, r.unit)}) | ${r.baseline} | ${r.base ? `${fmt(r.base.median, r.unit)} (${fmt(r.base.min, r.unit)}–${fmt(r.base.max, r.unit)})` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${target} | ${r.target.max === Infinity ? '—' : r.met ? 'yes' : '**no**'} |`,
+  );
+}
+lines.push('', `Total bench time: ${((Date.now() - started) / 1000).toFixed(0)} s.`, '');
+if (!ONLY) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), lines.join('\n'));
+if (!ONLY) writeFileSync(join(ROOT, 'bench', 'results.json'), `${JSON.stringify({ date, machine, runs: RUNS, results }, null, 2)}\n`);
+process.stdout.write(`${lines.join('\n')}\n`);
