@@ -1,5 +1,6 @@
 // Helpers shared by the commands: registry clients from global flags, platform lists from flags.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import { parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
 import { RegistryClient } from '../registry/client.js';
@@ -48,4 +49,21 @@ export function platformsFromFlags(values: readonly string[] | undefined, flag =
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** KEY=VALUE flags (build args, labels, annotations) → a record; a usage error names the bad one. */
+export function parseKeyValues(values: readonly string[] | undefined, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag} ${v}: expected KEY=VALUE`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+/** Write a report file, creating its folder. */
+export function writeReportFile(file: string, content: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, content);
 }

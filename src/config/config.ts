@@ -2,8 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { z } from 'zod';
+import { z, type Input } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
+import { configErrorFromZod } from './schema-error.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
 import { isValidTag, parseReference, type ImageRef } from '../registry/reference.js';
 
@@ -27,33 +28,29 @@ export interface BuildConfig {
   readonly platforms: readonly PlatformTarget[];
 }
 
-const BuildArgs = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
+const BuildArgs = z.record(z.string(), z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String)));
 
 const FileSchema = z.strictObject({
-  $schema: z.string().optional(),
+  $schema: z.optional(z.string()),
   image: z.string({ error: 'required: the image repository, e.g. "localhost:5000/app"' }),
-  tag: z.string().default('latest'),
-  context: z.string().default('.'),
-  dockerfile: z.string().default('Dockerfile'),
-  buildArgs: BuildArgs.default({}),
+  tag: z._default(z.string(), 'latest'),
+  context: z._default(z.string(), '.'),
+  dockerfile: z._default(z.string(), 'Dockerfile'),
+  buildArgs: z._default(BuildArgs, {}),
   platforms: z
     .array(
       z.strictObject({
         platform: z.string({ error: 'required: os/arch[/variant], e.g. "linux/arm64"' }),
         suffix: z.string({ error: 'required: the tag suffix for this platform, e.g. "arm64"' }),
-        uname: z.string().optional(),
-        buildArgs: BuildArgs.default({}),
+        uname: z.optional(z.string()),
+        buildArgs: z._default(BuildArgs, {}),
       }),
       { error: 'required: a list of {"platform", "suffix"} objects' },
     )
-    .min(1, { error: 'must list at least one platform' }),
+    .check(z.minLength(1, { error: 'must list at least one platform' })),
 });
 
-export type RawConfig = z.input<typeof FileSchema>;
-
-function fieldPath(path: readonly PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
-}
+export type RawConfig = Input<typeof FileSchema>;
 
 /** JSON.parse's "position N" → line:column, so the user can find it. */
 function jsonErrorLocation(text: string, message: string): string {
@@ -103,15 +100,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Build
 export function validateConfig(raw: unknown, file: string, overrides: ConfigOverrides = {}): BuildConfig {
   const parsed = FileSchema.safeParse(raw);
   if (!parsed.success) {
-    // A misspelt field explains a missing one: report unknown fields first.
-    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]!;
-    let msg = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      msg = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-      const allowed = issue.path.length === 0 ? 'image, tag, context, dockerfile, buildArgs, platforms' : 'platform, suffix, uname, buildArgs';
-      msg += ` (allowed: ${allowed})`;
-    }
-    throw new ConfigError(file, fieldPath(issue.path), msg);
+    throw configErrorFromZod(file, parsed.error, (path) => (path.length === 0 ? 'image, tag, context, dockerfile, buildArgs, platforms' : 'platform, suffix, uname, buildArgs'));
   }
   const c = parsed.data;
   const imageField = overrides.image !== undefined ? '--image' : 'image';

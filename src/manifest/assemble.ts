@@ -190,5 +190,5 @@ export async function pushList(client: RegistryClient, target: ImageRef, plan: P
 
 export function describeEntry(e: ListEntry): string {
   if (!e.platform) return e.digest;
-  return `${formatPlatform({ os: e.platform.os, architecture: e.platform.architecture, ...(e.platform.variant ? { variant: e.platform.variant } : {}) })} ${e.digest}`;
+  return `${formatPlatform(e.platform)} ${e.digest}`;
 }

@@ -1,8 +1,9 @@
 // manifest-tool's YAML spec, unchanged: image, tags, annotations, manifests[].image/platform.
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
+import { configErrorFromZod } from '../config/schema-error.js';
 import { normalizeArch, normalizeOs, PlatformError } from '../platform/platform.js';
 import { parseReference, type ImageRef } from '../registry/reference.js';
 
@@ -31,28 +32,24 @@ export interface ManifestSpec {
 }
 
 const PlatformYaml = z.strictObject({
-  architecture: z.string().optional(),
-  os: z.string().optional(),
-  variant: z.string().optional(),
-  osversion: z.string().optional(),
-  osfeatures: z.array(z.string()).optional(),
-  features: z.array(z.string()).optional(),
+  architecture: z.optional(z.string()),
+  os: z.optional(z.string()),
+  variant: z.optional(z.string()),
+  osversion: z.optional(z.string()),
+  osfeatures: z.optional(z.array(z.string())),
+  features: z.optional(z.array(z.string())),
 });
 
 const SpecYaml = z.strictObject({
   image: z.string({ error: 'required: the target reference of the list, e.g. registry/app:tag' }),
-  tags: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  tags: z.optional(z.array(z.string())),
+  annotations: z.optional(z.record(z.string(), z.string())),
   manifests: z
-    .array(z.strictObject({ image: z.string({ error: 'required: the reference of this image' }), platform: PlatformYaml.optional() }), {
+    .array(z.strictObject({ image: z.string({ error: 'required: the reference of this image' }), platform: z.optional(PlatformYaml) }), {
       error: 'required: a list of {image, platform}',
     })
-    .min(1, { error: 'must list at least one image' }),
+    .check(z.minLength(1, { error: 'must list at least one image' })),
 });
-
-function fieldPath(path: readonly PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
-}
 
 /** Normalise and check the platform fields given in the spec; missing ones stay missing (taken from the config later). */
 export function checkSpecPlatform(p: SpecPlatform, file: string, field: string): SpecPlatform {
@@ -93,14 +90,9 @@ export function parseSpecText(text: string, file: string): ManifestSpec {
   }
   const parsed = SpecYaml.safeParse(raw ?? {});
   if (!parsed.success) {
-    // A misspelt field explains a missing one: report unknown fields first.
-    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]!;
-    let msg = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      const allowed = issue.path.length === 0 ? 'image, tags, annotations, manifests' : issue.path.at(-1) === 'platform' ? 'architecture, os, variant, osversion, osfeatures, features' : 'image, platform';
-      msg = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (allowed: ${allowed})`;
-    }
-    throw new ConfigError(file, fieldPath(issue.path), msg);
+    throw configErrorFromZod(file, parsed.error, (path) =>
+      path.length === 0 ? 'image, tags, annotations, manifests' : path.at(-1) === 'platform' ? 'architecture, os, variant, osversion, osfeatures, features' : 'image, platform',
+    );
   }
   const s = parsed.data;
   const ref = (text: string, field: string): ImageRef => {

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { sha256Digest } from './digest.js';
 import { MediaType } from './types.js';
-import type { Platform } from '../platform/platform.js';
+import { formatPlatform, type Platform } from '../platform/platform.js';
 import type { ListKind } from './types.js';
 
 export interface BuiltImage {
@@ -69,7 +69,7 @@ export async function imageFromRootfs(
       Cmd: opts.cmd ?? ['sh'],
     },
     rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-    history: [{ created: EPOCH.toISOString(), created_by: `crossbuild seed: rootfs of ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}` }],
+    history: [{ created: EPOCH.toISOString(), created_by: `crossbuild seed: rootfs of ${formatPlatform(platform)}` }],
   };
   const configBytes = Buffer.from(JSON.stringify(cfg));
   const oci = opts.kind === 'oci';

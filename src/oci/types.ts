@@ -1,6 +1,6 @@
 // OCI image-spec and Docker schema2 types, mirroring the specs, with runtime schemas (zod) for
 // everything read from a registry: a registry's bytes are input like any other.
-import { z } from 'zod';
+import { z, type Infer } from '../util/zod.js';
 
 export const MediaType = {
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -37,69 +37,72 @@ export const ATTESTATION_MANIFEST = 'attestation-manifest';
 
 const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
+const optString = () => z.optional(z.string());
+const optStrings = () => z.optional(z.array(z.string()));
+const optAnnotations = () => z.optional(z.record(z.string(), z.string()));
+
 export const PlatformSchema = z.object({
   architecture: z.string(),
   os: z.string(),
-  'os.version': z.string().optional(),
-  'os.features': z.array(z.string()).optional(),
-  variant: z.string().optional(),
-  features: z.array(z.string()).optional(),
+  'os.version': optString(),
+  'os.features': optStrings(),
+  variant: optString(),
+  features: optStrings(),
 });
-export type OciPlatform = z.infer<typeof PlatformSchema>;
+export type OciPlatform = Infer<typeof PlatformSchema>;
 
 export const DescriptorSchema = z.object({
   mediaType: z.string(),
-  digest: z.string().regex(digestRe),
-  size: z.number().int().nonnegative(),
-  urls: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  platform: PlatformSchema.optional(),
-  artifactType: z.string().optional(),
+  digest: z.string().check(z.regex(digestRe)),
+  size: z.number().check(z.int(), z.nonnegative()),
+  urls: optStrings(),
+  annotations: optAnnotations(),
+  platform: z.optional(PlatformSchema),
+  artifactType: optString(),
 });
-export type Descriptor = z.infer<typeof DescriptorSchema>;
+export type Descriptor = Infer<typeof DescriptorSchema>;
 
 export const ImageManifestSchema = z.object({
   schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
+  mediaType: optString(),
+  artifactType: optString(),
   config: DescriptorSchema,
   layers: z.array(DescriptorSchema),
-  subject: DescriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  subject: z.optional(DescriptorSchema),
+  annotations: optAnnotations(),
 });
-export type ImageManifest = z.infer<typeof ImageManifestSchema>;
+export type ImageManifest = Infer<typeof ImageManifestSchema>;
 
 export const ImageIndexSchema = z.object({
   schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
+  mediaType: optString(),
+  artifactType: optString(),
   manifests: z.array(DescriptorSchema),
-  subject: DescriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  subject: z.optional(DescriptorSchema),
+  annotations: optAnnotations(),
 });
-export type ImageIndex = z.infer<typeof ImageIndexSchema>;
+export type ImageIndex = Infer<typeof ImageIndexSchema>;
 
-export const ImageConfigSchema = z.object({
+export const ImageConfigSchema = z.looseObject({
   architecture: z.string(),
   os: z.string(),
-  variant: z.string().optional(),
-  'os.version': z.string().optional(),
-  'os.features': z.array(z.string()).optional(),
-  created: z.string().optional(),
-  config: z
-    .object({
-      Entrypoint: z.array(z.string()).nullish(),
-      Cmd: z.array(z.string()).nullish(),
-      Env: z.array(z.string()).nullish(),
-      WorkingDir: z.string().nullish(),
-      User: z.string().nullish(),
-    })
-    .passthrough()
-    .nullish(),
+  variant: optString(),
+  'os.version': optString(),
+  'os.features': optStrings(),
+  created: optString(),
+  config: z.nullish(
+    z.looseObject({
+      Entrypoint: z.nullish(z.array(z.string())),
+      Cmd: z.nullish(z.array(z.string())),
+      Env: z.nullish(z.array(z.string())),
+      WorkingDir: z.nullish(z.string()),
+      User: z.nullish(z.string()),
+    }),
+  ),
   rootfs: z.object({ type: z.string(), diff_ids: z.array(z.string()) }),
-  history: z.array(z.record(z.string(), z.unknown())).optional(),
-}).passthrough();
-export type ImageConfig = z.infer<typeof ImageConfigSchema>;
+  history: z.optional(z.array(z.record(z.string(), z.unknown()))),
+});
+export type ImageConfig = Infer<typeof ImageConfigSchema>;
 
 export function isIndexMediaType(mt: string | undefined): boolean {
   return mt !== undefined && INDEX_MEDIA_TYPES.includes(mt);

@@ -1,5 +1,6 @@
 // Run reports for people and machines: JSON (--report, --json) and Markdown (--summary, for a CI
 // job summary). Built from a RunResult; pure, so it is tested on its own.
+import { mdCell, verdictIcon } from '../util/markdown.js';
 import type { CheckResult } from '../verify/checks.js';
 import type { RunResult } from './run.js';
 
@@ -51,14 +52,12 @@ export function toReport(r: RunResult, version: string): RunReport {
   };
 }
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 function verdictOf(checks: readonly CheckResult[], name: CheckResult['check'], prefix = ''): string {
   const c = checks.filter((x) => x.check === name && x.evidence.startsWith(prefix));
   if (c.length === 0) return '—';
   const worst = c.find((x) => x.verdict === 'fail') ?? c.find((x) => x.verdict === 'warn') ?? c[0]!;
-  const icon = { pass: '✅', fail: '❌', warn: '⚠️', skip: '⏭️' }[worst.verdict];
-  return `${icon} ${cell(worst.evidence.replace(/^registry /, ''))}`;
+  return `${verdictIcon(worst.verdict)} ${mdCell(worst.evidence.replace(/^registry /, ''))}`;
 }
 
 export function toMarkdown(r: RunReport): string {
@@ -66,7 +65,7 @@ export function toMarkdown(r: RunReport): string {
   out.push(`## crossbuild ${r.ok ? '✅' : '❌'} ${r.list ? `\`${r.list.ref}\`` : ''}`.trimEnd());
   out.push('');
   if (r.list) out.push(`Manifest list \`${r.list.ref}\`: \`${r.list.digest}\` (${r.list.size} bytes, ${r.list.mediaType})`, '');
-  else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? cell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
+  else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? mdCell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
   out.push('| Platform | Tag | Digest | Build (s) | Config | Binaries | `uname -m` |');
   out.push('|---|---|---|---:|---|---|---|');
   for (const p of r.platforms) {
@@ -78,7 +77,7 @@ export function toMarkdown(r: RunReport): string {
   const failed = r.platforms.filter((p) => !p.ok && p.error);
   if (failed.length > 0) {
     out.push('', '### Failures', '');
-    for (const p of failed) out.push(`<details><summary>${p.platform}: ${cell(p.error!.split('\n')[0]!)}</summary>`, '', '```', p.error!, '```', '', `log: \`${p.log}\``, '</details>', '');
+    for (const p of failed) out.push(`<details><summary>${p.platform}: ${mdCell(p.error!.split('\n')[0]!)}</summary>`, '', '```', p.error!, '```', '', `log: \`${p.log}\``, '</details>', '');
   }
   out.push('', `crossbuild ${r.crossbuild}${r.engine ? `, engine ${r.engine.version} (API ${r.engine.api})` : ''}${r.builder ? `, builder ${r.builder.kind}` : ''}; ${r.startedAt} → ${r.finishedAt}`);
   return `${out.join('\n')}\n`;

@@ -335,7 +335,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           await Promise.all(
             results.map(async (r) => {
               const entry = idx.manifests.find((m) => m.digest === r.digest);
-              if (!entry || `${entry.platform?.os}/${entry.platform?.architecture}${entry.platform?.variant ? `/${entry.platform.variant}` : ''}` !== r.platform) {
+              if (!entry?.platform || formatPlatform(entry.platform) !== r.platform) {
                 throw new CrossbuildError(`read back: ${listRef} has no entry ${r.platform} → ${r.digest}`);
               }
               const head = await o.client.headManifest(registry, repository, r.digest!);

@@ -119,7 +119,7 @@ export function parsePlatform(spec: string): Platform {
   return makePlatform(os, arch, variant);
 }
 
-export function formatPlatform(p: Platform): string {
+export function formatPlatform(p: { readonly os: string; readonly architecture: string; readonly variant?: string | undefined }): string {
   return p.variant ? `${p.os}/${p.architecture}/${p.variant}` : `${p.os}/${p.architecture}`;
 }
 

@@ -4,7 +4,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from './http.js';
 import { AuthError, RegistryError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT } from '../oci/types.js';
@@ -231,7 +231,7 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
       let res: Resp;
       try {
-        res = await request(url, { method: method as Dispatcher.HttpMethod, headers, body: o.body, dispatcher: this.agent(registry), headersTimeout: 60_000, bodyTimeout: 300_000 });
+        res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(o.body !== undefined ? { body: o.body } : {}), dispatcher: this.agent(registry), headersTimeout: 60_000, bodyTimeout: 300_000 });
       } catch (e) {
         const canRetry = o.idempotent && replayable && attempt < attempts;
         if (!canRetry) throw new RegistryError(`${method} ${registry}${stripQuery(path)} failed: ${(e as Error).message}`, { retriable: true, cause: e });
@@ -358,7 +358,9 @@ export class RegistryClient {
       await res.body.dump();
       if (!loc) break;
       const base = await this.base(registry);
-      res = await request(new URL(loc, `${base}/v2/${repository}/blobs/${digest}`), { method: 'GET', headers: { 'user-agent': USER_AGENT }, bodyTimeout: 300_000 });
+      const target = new URL(loc, `${base}/v2/${repository}/blobs/${digest}`);
+      // Storage back-ends get no registry credentials.
+      res = await request(target, { method: 'GET', dispatcher: this.agent(target.host), headers: { 'user-agent': USER_AGENT }, bodyTimeout: 300_000 });
     }
     if (res.statusCode !== 200) throw await this.failure(registry, `GET blob ${repository}@${digest}`, res);
     return res.body as unknown as Readable;

@@ -3,7 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { z, type Infer } from '../util/zod.js';
 import { UsageError } from '../errors.js';
 import { registerSecret } from '../util/secrets.js';
 import { DOCKER_HUB } from './reference.js';
@@ -15,12 +15,12 @@ export interface Credential {
   readonly identityToken?: string;
 }
 
-const DockerConfigSchema = z.object({
-  auths: z.record(z.string(), z.object({ auth: z.string().optional(), username: z.string().optional(), password: z.string().optional(), identitytoken: z.string().optional() }).passthrough()).optional(),
-  credsStore: z.string().optional(),
-  credHelpers: z.record(z.string(), z.string()).optional(),
-}).passthrough();
-type DockerConfig = z.infer<typeof DockerConfigSchema>;
+const DockerConfigSchema = z.looseObject({
+  auths: z.optional(z.record(z.string(), z.looseObject({ auth: z.optional(z.string()), username: z.optional(z.string()), password: z.optional(z.string()), identitytoken: z.optional(z.string()) }))),
+  credsStore: z.optional(z.string()),
+  credHelpers: z.optional(z.record(z.string(), z.string())),
+});
+type DockerConfig = Infer<typeof DockerConfigSchema>;
 
 /** --docker-cfg takes the folder (as docker --config) or the file itself. */
 export function dockerConfigPath(dockerCfg?: string): string {

@@ -19,7 +19,7 @@ export function checkMetadata(expected: Platform, config: { os: string; architec
   } catch {
     actual = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
   }
-  const shown = `${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ''}`;
+  const shown = formatPlatform(config);
   if (samePlatform(expected, actual)) return { check: 'metadata', verdict: 'pass', evidence: `${where} says ${shown}` };
   return { check: 'metadata', verdict: 'fail', evidence: `${where} says ${shown}, expected ${formatPlatform(expected)}` };
 }

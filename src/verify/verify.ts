@@ -9,6 +9,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { formatReference, manifestReference, type ImageRef } from '../registry/reference.js';
 import { checkMetadata, checkRuntime, worst, type CheckResult, type Verdict } from './checks.js';
 import { describeElf, maxCpuArchFor, type ElfInfo } from './elf.js';
+import { mdCell, verdictIcon } from '../util/markdown.js';
 import type { ImageFs, Resolution } from './image-fs.js';
 import { scanImage } from './layers.js';
 
@@ -247,15 +248,13 @@ export function formatReport(r: VerifyReport): string {
 }
 
 export function reportMarkdown(r: VerifyReport): string {
-  const icon = (v: string) => ({ pass: '✅', fail: '❌', warn: '⚠️', skip: '⏭️' })[v] ?? v;
-  const cell = (s: string) => s.replace(/\|/g, '\\|');
   const out = [`## crossbuild verify ${r.ok ? '✅' : '❌'} \`${r.ref}\``, '', `${r.kind === 'list' ? 'Manifest list' : 'Single manifest'} \`${r.digest}\``, ''];
-  for (const c of r.coverage) out.push(`- ${icon(c.verdict)} coverage: ${c.evidence}`);
+  for (const c of r.coverage) out.push(`- ${verdictIcon(c.verdict)} coverage: ${c.evidence}`);
   out.push('', '| Platform | Digest | Config | Binaries | `uname -m` |', '|---|---|---|---|---|');
   for (const p of r.platforms) {
     const c = (name: string) => {
       const x = p.checks.find((k) => k.check === name);
-      return x ? `${icon(x.verdict)} ${cell(x.evidence)}` : '—';
+      return x ? `${verdictIcon(x.verdict)} ${mdCell(x.evidence)}` : '—';
     };
     out.push(`| ${p.platform} | \`${p.digest.slice(0, 19)}…\` | ${c('metadata')} | ${c('binaries')} | ${c('runtime')} |`);
   }

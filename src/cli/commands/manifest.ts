@@ -6,7 +6,7 @@ import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation
 import { formatPlatform } from '../../platform/platform.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { formatReference, manifestReference, parseReference, type ImageRef } from '../../registry/reference.js';
-import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
 
 interface PushFlags extends RegistryFlags {
   type: ListKind;
@@ -14,15 +14,6 @@ interface PushFlags extends RegistryFlags {
   json?: boolean;
 }
 
-function parseAnnotations(values: readonly string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of (values ?? []).flatMap((x) => x.split(','))) {
-    const i = v.indexOf('=');
-    if (i <= 0) throw new UsageError(`--annotations ${v}: expected key=value`);
-    out[v.slice(0, i)] = v.slice(i + 1);
-  }
-  return out;
-}
 
 async function pushAndReport(client: RegistryClient, target: ImageRef, children: SpecChild[], flags: PushFlags, tags: readonly string[], annotations: Record<string, string>): Promise<void> {
   if (Object.keys(annotations).length > 0 && flags.type !== 'oci') throw new UsageError('annotations need an OCI index: add --type oci');
@@ -66,7 +57,7 @@ export async function pushFromArgs(flags: PushFlags & { platforms: string; templ
   const tags = (flags.tags ?? '').split(',').map((t) => t.trim()).filter(Boolean);
   const client = clientFromFlags(flags);
   try {
-    await pushAndReport(client, target, children, flags, tags, parseAnnotations(flags.annotations));
+    await pushAndReport(client, target, children, flags, tags, parseKeyValues((flags.annotations ?? []).flatMap((x) => x.split(',')), '--annotations'));
   } finally {
     await client.close();
   }
@@ -85,7 +76,7 @@ export async function inspect(refText: string, flags: RegistryFlags & { raw?: bo
     if (isIndexMediaType(m.mediaType)) {
       const idx = ImageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
       const rows = idx.manifests.map((d) => ({
-        platform: d.platform ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}` : '',
+        platform: d.platform ? formatPlatform(d.platform) : '',
         ...(d.platform?.['os.version'] ? { osVersion: d.platform['os.version'] } : {}),
         digest: d.digest,
         size: d.size,
@@ -105,7 +96,7 @@ export async function inspect(refText: string, flags: RegistryFlags & { raw?: bo
     }
     const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
     const cfg = ImageConfigSchema.safeParse(JSON.parse((await client.getBlobBytes(ref.registry, ref.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
-    const platform = cfg.success ? `${cfg.data.os}/${cfg.data.architecture}${cfg.data.variant ? `/${cfg.data.variant}` : ''}` : 'unknown';
+    const platform = cfg.success ? formatPlatform(cfg.data) : 'unknown';
     const layers = man.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
     if (flags.json) {
       printJson({ ...head, platform, config: { digest: man.config.digest, size: man.config.size, mediaType: man.config.mediaType }, layers });

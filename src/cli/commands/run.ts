@@ -1,7 +1,6 @@
 // `crossbuild run`: flags (and CROSSBUILD_* variables) → config → plan or pipeline → reports.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
 import { Docker, type BuilderKind } from '../../docker/docker.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
@@ -10,7 +9,7 @@ import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { VERSION } from '../../version.js';
-import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface RunFlags extends RegistryFlags {
   config: string;
@@ -35,15 +34,6 @@ interface RunFlags extends RegistryFlags {
   verbose?: boolean;
 }
 
-function parseKv(values: readonly string[] | undefined, flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values ?? []) {
-    const i = v.indexOf('=');
-    if (i <= 0) throw new UsageError(`${flag} ${v}: expected KEY=VALUE`);
-    out[v.slice(0, i)] = v.slice(i + 1);
-  }
-  return out;
-}
 
 function positiveInt(v: string, flag: string): number {
   const n = Number(v);
@@ -51,10 +41,6 @@ function positiveInt(v: string, flag: string): number {
   return n;
 }
 
-function writeFileMkdir(file: string, content: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, content);
-}
 
 export async function runCommand(flags: RunFlags): Promise<void> {
   if (flags.quiet && flags.verbose) throw new UsageError('--quiet and --verbose exclude each other');
@@ -83,8 +69,8 @@ export async function runCommand(flags: RunFlags): Promise<void> {
     verifyTimeoutMs: timeoutSec * 1000,
     ...(flags.builder ? { builder: flags.builder } : {}),
     logDir,
-    extraBuildArgs: parseKv(flags.buildArg, '--build-arg'),
-    labels: parseKv(flags.label, '--label'),
+    extraBuildArgs: parseKeyValues(flags.buildArg, '--build-arg'),
+    labels: parseKeyValues(flags.label, '--label'),
     ...(flags.target ? { target: flags.target } : {}),
     renderer: interactive ? 'default' : 'silent',
     ...(interactive || flags.json ? {} : { onEvent: lineRenderer((l) => process.stderr.write(l), verbosity) }),
@@ -106,8 +92,8 @@ export async function runCommand(flags: RunFlags): Promise<void> {
     }
     const result = await runPipeline(options);
     const report = toReport(result, VERSION);
-    if (flags.report) writeFileMkdir(flags.report, `${JSON.stringify(report, null, 2)}\n`);
-    if (flags.summary) writeFileMkdir(flags.summary, toMarkdown(report));
+    if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.summary) writeReportFile(flags.summary, toMarkdown(report));
     if (flags.json) {
       printJson(report);
     } else {

@@ -4,9 +4,7 @@ import { CrossbuildError, UsageError } from '../../errors.js';
 import { formatPlatform, type Platform } from '../../platform/platform.js';
 import { parseReference } from '../../registry/reference.js';
 import { formatReport, reportMarkdown, verifyReference } from '../../verify/verify.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+import { clientFromFlags, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface VerifyFlags extends RegistryFlags {
   platforms?: string[];
@@ -42,12 +40,8 @@ export async function verifyCommand(refText: string, flags: VerifyFlags): Promis
       ...(docker ? { docker } : {}),
       timeoutMs: timeout * 1000,
     });
-    const write = (f: string, text: string) => {
-      mkdirSync(dirname(f), { recursive: true });
-      writeFileSync(f, text);
-    };
-    if (flags.report) write(flags.report, `${JSON.stringify(report, null, 2)}\n`);
-    if (flags.summary) write(flags.summary, reportMarkdown(report));
+    if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.summary) writeReportFile(flags.summary, reportMarkdown(report));
     if (flags.json) printJson(report);
     else process.stdout.write(formatReport(report));
     if (!report.ok) process.exitCode = 1;
