@@ -101,3 +101,7 @@ npm run -s build
 
 # 6. The multi-arch base image the example and tests build FROM.
 [ "$local_registry" = 0 ] || bash "$root/ci/seed-base.sh"
+
+# 7. QEMU handlers for every platform this host has an emulator for (crossbuild run registers what
+# it needs too; tests and `docker run --platform` by hand need them from the start).
+node "$root/bin/crossbuild.js" binfmt install | sed 's/^/[provision] binfmt /' 
