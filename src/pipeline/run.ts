@@ -8,11 +8,11 @@ import { execa } from 'execa';
 import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import { buildArgv, Docker, type Builder, type BuilderKind, type EngineInfo } from '../docker/docker.js';
+import { buildArgv, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
 import { buildList } from '../oci/list.js';
 import { ImageIndexSchema, isIndexMediaType, ListType, type ListKind } from '../oci/types.js';
-import { formatPlatform, isNative } from '../platform/platform.js';
+import { expectedUname, formatPlatform, isNative } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, withTag } from '../registry/reference.js';
 import { scrub } from '../util/secrets.js';
@@ -168,7 +168,6 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     engine = `not reachable: ${(err as Error).message.split('\n')[0]}`;
   }
   const handlers = (await binfmtMounted()) ? await readHandlers() : [];
-  const { expectedUname } = await import('../platform/platform.js');
   return {
     image: formatReference(cfg.image),
     list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: ListType[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
@@ -367,4 +366,3 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   return result;
 }
 
-export { Docker };
