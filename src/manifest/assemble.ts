@@ -26,10 +26,15 @@ interface CopyJob {
   readonly blobs: readonly Descriptor[];
 }
 
-export interface PushPlan {
+interface Resolved {
   readonly entries: ListEntry[];
   readonly copies: CopyJob[];
   readonly warnings: string[];
+}
+
+export interface PushPlan extends Resolved {
+  /** The list to write, built (and so checked) before anything is written. */
+  readonly list: ReturnType<typeof buildList>;
 }
 
 export interface PushResult {
@@ -72,7 +77,7 @@ function manifestBlobs(bytes: Buffer): Descriptor[] {
   return [m.config, ...m.layers];
 }
 
-async function resolveChild(client: RegistryClient, target: ImageRef, child: SpecChild, kind: ListKind): Promise<PushPlan> {
+async function resolveChild(client: RegistryClient, target: ImageRef, child: SpecChild, kind: ListKind): Promise<Resolved> {
   const { registry, repository } = child.ref;
   const sameRepo = registry === target.registry && repository === target.repository;
   const fetched = await client.getManifest(registry, repository, manifestReference(child.ref));
@@ -145,16 +150,16 @@ export async function planList(client: RegistryClient, target: ImageRef, childre
       }
     }),
   );
-  const plan: PushPlan = { entries: results.flatMap((r) => r.entries), copies: results.flatMap((r) => r.copies), warnings: results.flatMap((r) => r.warnings) };
-  if (plan.entries.length === 0) throw new CrossbuildError('no manifests left to put in the list');
+  const entries = results.flatMap((r) => r.entries);
+  if (entries.length === 0) throw new CrossbuildError('no manifests left to put in the list');
   // Duplicates and annotation rules are checked here, before anything is written.
-  buildList(kind, plan.entries, opts.annotations ? { annotations: opts.annotations } : {});
-  return plan;
+  const list = buildList(kind, entries, opts.annotations ? { annotations: opts.annotations } : {});
+  return { entries, copies: results.flatMap((r) => r.copies), warnings: results.flatMap((r) => r.warnings), list };
 }
 
 /** Write: copy children into the target repository, then the list under each tag. */
-export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, kind: ListKind, opts: { tags?: readonly string[]; annotations?: Record<string, string> } = {}): Promise<PushResult> {
-  const list = buildList(kind, plan.entries, opts.annotations ? { annotations: opts.annotations } : {});
+export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, opts: { tags?: readonly string[] } = {}): Promise<PushResult> {
+  const { list } = plan;
   const copied = { mounted: 0, copied: 0, existed: 0, manifests: 0 };
   const seen = new Set<string>();
   await Promise.all(

@@ -112,12 +112,12 @@ async function buildOne(builder: Builder, cfg: BuildConfig, t: PlatformTarget, o
 
 /** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
 async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number }> {
-  const { registry, repository } = o.config.image;
-  const head = await o.client.headManifest(registry, repository, digest);
-  if (!head) throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not in ${registry}/${repository}`);
-  if (isIndexMediaType(head.mediaType)) throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} is a list, expected a single image`);
+  // One GET of the digest: the verifier reads it and reports its media type and size.
   const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs });
-  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: head.mediaType, size: head.size };
+  if (report.mediaType === undefined || report.size === undefined || isIndexMediaType(report.mediaType)) {
+    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not a single image: ${report.checks.map((c) => c.evidence).join('; ')}`);
+  }
+  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size };
 }
 
 /** A one-at-a-time lock. */

@@ -29,6 +29,9 @@ export interface VerifyOptions {
 export interface PlatformReport {
   readonly platform: string;
   readonly digest: string;
+  /** Of the manifest checked (absent when it could not be read as an image). */
+  readonly mediaType?: string;
+  readonly size?: number;
   readonly verdict: Verdict;
   readonly checks: CheckResult[];
 }
@@ -183,7 +186,7 @@ export async function verifyImage(client: RegistryClient, ref: ImageRef, digest:
     // No uname is only a skip when the static check vouched for the binaries.
     checks.push(rt.verdict === 'skip' && !staticOk ? { ...rt, verdict: 'fail' } : rt);
   }
-  return { platform, digest, verdict: worst(checks), checks };
+  return { platform, digest, mediaType: m.mediaType, size: m.size, verdict: worst(checks), checks };
 }
 
 export async function verifyReference(client: RegistryClient, ref: ImageRef, opts: VerifyOptions): Promise<VerifyReport> {

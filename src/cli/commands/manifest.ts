@@ -19,7 +19,7 @@ async function pushAndReport(client: RegistryClient, target: ImageRef, children:
   if (Object.keys(annotations).length > 0 && flags.type !== 'oci') throw new UsageError('annotations need an OCI index: add --type oci');
   const opts = Object.keys(annotations).length > 0 ? { annotations } : {};
   const plan = await planList(client, target, children, flags.type, { ignoreMissing: flags.ignoreMissing === true, ...opts });
-  const res = await pushList(client, target, plan, flags.type, { tags, ...opts });
+  const res = await pushList(client, target, plan, { tags });
   if (flags.json) {
     printJson({ ref: formatReference(target), digest: res.digest, size: res.size, mediaType: res.mediaType, tags: res.tags, warnings: res.warnings, entries: plan.entries, copied: res.copied });
     return;
