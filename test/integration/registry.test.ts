@@ -132,6 +132,14 @@ describe('manifest push from-spec on a plain-HTTP registry', () => {
     expect(platforms(JSON.parse((await skopeoRaw(`${repoT}:docker`))!.toString()) as Index)).toEqual(['linux/amd64', 'linux/s390x', 'linux/ppc64le']);
   });
 
+  it('--plain-http talks HTTP directly; inspect prints the exact bytes with --raw', async () => {
+    const r = await cli(['manifest', 'inspect', `${REGISTRY}/busybox:latest-arm64`, '--plain-http', '--json']);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ platform: 'linux/arm64', mediaType: 'application/vnd.docker.distribution.manifest.v2+json' });
+    const raw = await cli(['manifest', 'inspect', `${REGISTRY}/busybox:latest`, '--raw']);
+    expect(sha(raw.stdout)).toBe(sha((await skopeoRaw(`${REGISTRY}/busybox:latest`))!));
+  });
+
   it('retries 429 (honouring Retry-After) and 500, then succeeds', async () => {
     const repo = uniqueRepo('faults').replace(`${REGISTRY}/`, '');
     const proxy = await startFaultProxy('127.0.0.1:5000', [
