@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { z, type Input } from '../util/zod.js';
+import { z } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
 import { configErrorFromZod } from './schema-error.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
@@ -49,8 +49,6 @@ const FileSchema = z.strictObject({
     )
     .check(z.minLength(1, { error: 'must list at least one platform' })),
 });
-
-export type RawConfig = Input<typeof FileSchema>;
 
 /** JSON.parse's "position N" → line:column, so the user can find it. */
 function jsonErrorLocation(text: string, message: string): string {

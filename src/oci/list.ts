@@ -4,7 +4,6 @@ import { formatPlatform, makePlatform, samePlatform, type Platform } from '../pl
 import { sha256Digest } from './digest.js';
 import {
   ListType,
-  MediaType,
   isAttestation,
   type Descriptor,
   type ListKind,
@@ -83,9 +82,4 @@ function descriptorFor(kind: ListKind, e: ListEntry): Record<string, unknown> {
   }
   if (kind === 'oci' && e.annotations && Object.keys(e.annotations).length > 0) d.annotations = e.annotations;
   return d;
-}
-
-/** The manifest media type that may sit in a list of this kind (Docker lists hold Docker manifests). */
-export function listMediaTypeFor(kind: ListKind): string {
-  return kind === 'docker' ? MediaType.DockerManifestList : MediaType.OciIndex;
 }

@@ -26,7 +26,6 @@ export const MANIFEST_ACCEPT = [
 ] as const;
 
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
-export const IMAGE_MEDIA_TYPES: readonly string[] = [MediaType.OciManifest, MediaType.DockerManifest];
 
 export const ListType = { docker: MediaType.DockerManifestList, oci: MediaType.OciIndex } as const;
 export type ListKind = keyof typeof ListType;

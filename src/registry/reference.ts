@@ -82,10 +82,6 @@ export function withTag(ref: ImageRef, tag: string): ImageRef {
   return { registry: ref.registry, repository: ref.repository, tag };
 }
 
-export function withDigest(ref: ImageRef, digest: string): ImageRef {
-  return { registry: ref.registry, repository: ref.repository, digest };
-}
-
 export function isLoopbackRegistry(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);

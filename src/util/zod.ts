@@ -24,7 +24,6 @@ import {
   union,
   unknown,
   type infer as ZodInfer,
-  type input as ZodInput,
 } from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 
@@ -32,4 +31,3 @@ config(en());
 
 export const z = { _default, array, boolean, int, literal, looseObject, minLength, nonnegative, nullish, number, object, optional, pipe, record, regex, strictObject, string, transform, union, unknown };
 export type Infer<T> = ZodInfer<T>;
-export type Input<T> = ZodInput<T>;
