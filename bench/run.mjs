@@ -121,7 +121,7 @@ async function appList(name, baseMiB) {
     join(ctx, 'Dockerfile'),
     'FROM localhost:5000/busybox:latest\nCOPY data.bin /usr/share/app/data.bin\nRUN mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/app\nENTRYPOINT ["/usr/local/bin/app"]\nCMD ["sh"]\n',
   );
-  writeFileSync(join(ctx, 'platforms.json'), JSON.stringify({ image: ref, tag: 'v1', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm/v7', suffix: 'arm32' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
+  writeFileSync(join(ctx, 'platforms.json'), JSON.stringify({ network: 'none', image: ref, tag: 'v1', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm/v7', suffix: 'arm32' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
   log(`P2: building ${name} (${baseMiB} MiB base) with crossbuild run`);
   await sh(CB[0], [CB[1], 'run', '--config', join(ctx, 'platforms.json'), '--quiet'], { env: { CI: 'true' } });
   rmSync(join(ctx, 'data.bin'));

@@ -40,6 +40,12 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+command -v ssh-agent >/dev/null || missing+=(openssh-client)
+# The Debian base of the main example is made by mmdebstrap (arch-test lets it check emulation).
+[ "$local_registry" = 0 ] || command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+[ "$local_registry" = 0 ] || command -v arch-test >/dev/null || missing+=(arch-test)
+# The OCI image-spec JSON schemas the tests validate what crossbuild writes against.
+[ -e /usr/share/gocode/src/github.com/opencontainers/image-spec/schema/image-index-schema.json ] || missing+=(golang-github-opencontainers-image-spec-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   apt_update
@@ -99,9 +105,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 npm run -s build
 
-# 6. The multi-arch base image the example and tests build FROM.
-[ "$local_registry" = 0 ] || bash "$root/ci/seed-base.sh"
+# 6. QEMU handlers for every platform this host has an emulator for (crossbuild run registers what
+# it needs too; mmdebstrap, tests and `docker run --platform` by hand need them from the start).
+node "$root/bin/crossbuild.js" binfmt install | sed 's/^/[provision] binfmt /'
 
-# 7. QEMU handlers for every platform this host has an emulator for (crossbuild run registers what
-# it needs too; tests and `docker run --platform` by hand need them from the start).
-node "$root/bin/crossbuild.js" binfmt install | sed 's/^/[provision] binfmt /' 
+# 7. The multi-arch base images: busybox (small, for tests) and Debian (the Flask example's).
+if [ "$local_registry" != 0 ]; then
+  bash "$root/ci/seed-base.sh"
+  bash "$root/ci/seed-debian.sh"
+fi

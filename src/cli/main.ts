@@ -14,6 +14,15 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** Repeatable flags whose values contain commas (secrets, ssh): one per flag, or one per line from the environment. */
+function lines(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split('\n').map((v) => v.trim()).filter(Boolean)];
+}
+
+function commaList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(/[\n,]/).map((v) => v.trim()).filter(Boolean)];
+}
+
 function registryOptions(cmd: Command): Command {
   return cmd
     .option('--insecure', 'skip TLS verification for registries (and allow plain HTTP fallback)')
@@ -47,7 +56,14 @@ export function buildProgram(): Command {
     .addOption(envOpt('--concurrency <n>', 'platforms built at once (default: min(platforms, 2 × cores))', 'CROSSBUILD_CONCURRENCY'))
     .addOption(envOpt('--build-arg <k=v>', 'build argument (repeatable)', 'CROSSBUILD_BUILD_ARGS').argParser((v: string, prev: string[] = []) => [...prev, ...v.split(/\n|,(?=[A-Za-z_][A-Za-z0-9_]*=)/).filter(Boolean)]))
     .option('--label <k=v>', 'image label (repeatable)', collect)
-    .option('--target <stage>', 'Dockerfile stage to build')
+    .option('--target <stage>', 'Dockerfile stage to build (every platform)')
+    .addOption(envOpt('--network <mode>', "network of RUN steps: default (the engine's, as docker build), none or host", 'CROSSBUILD_NETWORK').choices(['default', 'none', 'host']))
+    .addOption(envOpt('--secret <id=ID,src=FILE|env=VAR>', 'build secret for RUN --mount=type=secret (repeatable; BuildKit builders)', 'CROSSBUILD_SECRETS').argParser(lines))
+    .addOption(envOpt('--ssh <default|ID=PATH>', 'SSH agent socket or keys for RUN --mount=type=ssh (repeatable; BuildKit builders)', 'CROSSBUILD_SSH').argParser(lines))
+    .addOption(envOpt('--add-host <host:ip>', 'extra /etc/hosts entry for RUN steps (repeatable)', 'CROSSBUILD_ADD_HOSTS').argParser(commaList))
+    .option('--build-context <name=path|docker-image://ref>', 'extra named build context (repeatable; buildx)', collect)
+    .addOption(envOpt('--shm-size <size>', 'size of /dev/shm for RUN steps, e.g. 256m', 'CROSSBUILD_SHM_SIZE'))
+    .option('--ulimit <type=soft[:hard]>', 'ulimit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect)
     .option('--no-cache', 'build without the layer cache')
     .addOption(envOpt('--timeout <seconds>', 'time limit for each verification container', 'CROSSBUILD_TIMEOUT').default('60'))
     .addOption(envOpt('--builder <builder>', 'which builder to use (default: detect)', 'CROSSBUILD_BUILDER').choices(['buildx', 'buildkit', 'classic']))
@@ -145,7 +161,7 @@ export function buildProgram(): Command {
     .command('seed', { hidden: true })
     .description('push images made from root filesystem folders, joined in a manifest list (for base images)')
     .requiredOption('--image <ref>', 'target reference of the list, e.g. localhost:5000/busybox:latest')
-    .requiredOption('--rootfs <platform=dir>', 'a platform and its root filesystem folder (repeatable)', collect)
+    .requiredOption('--rootfs <platform=dir>', 'a platform and its root filesystem: a folder or a tar file (repeatable)', collect)
     .addOption(new Option('--type <type>', 'manifest list type').choices(['docker', 'oci']).default('docker'))
     .option('--cmd <cmd>', 'default command', 'sh');
   registryOptions(seed).action(async (opts) => (await import('./commands/seed.js')).seedCommand(opts));

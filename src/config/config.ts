@@ -1,12 +1,25 @@
 // platforms.json: the build matrix. Validated at load; every error names the file and the field.
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
 import { configErrorFromZod } from './schema-error.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
 import { isValidTag, parseReference, type ImageRef } from '../registry/reference.js';
+import {
+  mergeBy,
+  NETWORK_MODES,
+  parseAddHost,
+  parseBuildContext,
+  parseSecret,
+  parseShmSize,
+  parseSsh,
+  parseUlimit,
+  type BuildInputs,
+  type NetworkMode,
+} from '../docker/build-inputs.js';
+import { UsageError } from '../errors.js';
 
 export interface PlatformTarget {
   readonly platform: Platform;
@@ -15,6 +28,11 @@ export interface PlatformTarget {
   readonly suffix: string;
   readonly uname?: string;
   readonly buildArgs: Readonly<Record<string, string>>;
+  /** Absolute; the top-level dockerfile unless this platform has its own. */
+  readonly dockerfile: string;
+  readonly target?: string;
+  /** RUN steps' network for this platform (flag > env > platform > file). */
+  readonly network: NetworkMode;
 }
 
 export interface BuildConfig {
@@ -25,10 +43,15 @@ export interface BuildConfig {
   readonly context: string;
   readonly dockerfile: string;
   readonly buildArgs: Readonly<Record<string, string>>;
+  /** Secrets, SSH, hosts, contexts, shm and ulimits for every platform's build. */
+  readonly inputs: BuildInputs;
   readonly platforms: readonly PlatformTarget[];
 }
 
 const BuildArgs = z.record(z.string(), z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String)));
+
+const Network = z.literal(NETWORK_MODES, { error: `must be one of ${NETWORK_MODES.join(', ')}` });
+const Strings = z.array(z.string());
 
 const FileSchema = z.strictObject({
   $schema: z.optional(z.string()),
@@ -36,7 +59,15 @@ const FileSchema = z.strictObject({
   tag: z._default(z.string(), 'latest'),
   context: z._default(z.string(), '.'),
   dockerfile: z._default(z.string(), 'Dockerfile'),
+  target: z.optional(z.string()),
   buildArgs: z._default(BuildArgs, {}),
+  network: z.optional(Network),
+  secrets: z._default(Strings, []),
+  ssh: z._default(Strings, []),
+  addHosts: z._default(Strings, []),
+  buildContexts: z._default(z.record(z.string(), z.string()), {}),
+  shmSize: z.optional(z.string()),
+  ulimits: z._default(Strings, []),
   platforms: z
     .array(
       z.strictObject({
@@ -44,6 +75,9 @@ const FileSchema = z.strictObject({
         suffix: z.string({ error: 'required: the tag suffix for this platform, e.g. "arm64"' }),
         uname: z.optional(z.string()),
         buildArgs: z._default(BuildArgs, {}),
+        dockerfile: z.optional(z.string()),
+        target: z.optional(z.string()),
+        network: z.optional(Network),
       }),
       { error: 'required: a list of {"platform", "suffix"} objects' },
     )
@@ -75,6 +109,37 @@ export interface ConfigOverrides {
   readonly tag?: string;
   /** Keep only these platforms of the matrix (or build these, when the file has none of them). */
   readonly platforms?: readonly Platform[];
+  /** From --network / CROSSBUILD_NETWORK: every platform, whatever the file says. */
+  readonly network?: NetworkMode;
+  /** From --target: every platform. */
+  readonly target?: string;
+  /** From flags, already parsed (relative to the cwd); merged over the file's, flags winning by key. */
+  readonly inputs?: Partial<BuildInputs>;
+}
+
+export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, platforms';
+export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network';
+
+/** A file field's value through a flag-style parser, its error re-located to the file and field. */
+function fieldValue<T>(file: string, field: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof UsageError) throw new ConfigError(file, field, e.message.replace(/^[^:]*?: /, ''));
+    throw e;
+  }
+}
+
+/** A relative Dockerfile must stay inside the context (an absolute one is taken as meant). */
+function dockerfileIn(file: string, field: string, context: string, dockerfile: string): string {
+  const abs = resolve(context, dockerfile);
+  if (!isAbsolute(dockerfile)) {
+    const rel = relative(context, abs);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+      throw new ConfigError(file, field, `the Dockerfile resolves outside the build context ${context}; give an absolute path if that is meant`);
+    }
+  }
+  return abs;
 }
 
 export function loadConfig(file: string, overrides: ConfigOverrides = {}): BuildConfig {
@@ -98,7 +163,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Build
 export function validateConfig(raw: unknown, file: string, overrides: ConfigOverrides = {}): BuildConfig {
   const parsed = FileSchema.safeParse(raw);
   if (!parsed.success) {
-    throw configErrorFromZod(file, parsed.error, (path) => (path.length === 0 ? 'image, tag, context, dockerfile, buildArgs, platforms' : 'platform, suffix, uname, buildArgs'));
+    throw configErrorFromZod(file, parsed.error, (path) => (path.length === 0 ? TOP_FIELDS : PLATFORM_FIELDS));
   }
   const c = parsed.data;
   const imageField = overrides.image !== undefined ? '--image' : 'image';
@@ -119,6 +184,29 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
   if (!isValidTag(tag)) throw new ConfigError(file, tagField, `"${tag}" is not a valid tag (letters, digits, _ . -; at most 128; not starting with . or -)`);
 
   const base = dirname(resolve(file));
+  const context = resolve(base, c.context);
+  if (context === '/') throw new ConfigError(file, 'context', 'the build context is / (the whole filesystem); point it at the project folder');
+  const dockerfile = dockerfileIn(file, 'dockerfile', context, c.dockerfile);
+  const network: NetworkMode | undefined = overrides.network ?? c.network;
+  const target = overrides.target ?? c.target;
+  const fromFile: BuildInputs = {
+    secrets: c.secrets.map((v, i) => fieldValue(file, `secrets[${i}]`, () => parseSecret(v, 'secret', base))),
+    ssh: c.ssh.map((v, i) => fieldValue(file, `ssh[${i}]`, () => parseSsh(v, 'ssh', base))),
+    addHosts: c.addHosts.map((v, i) => fieldValue(file, `addHosts[${i}]`, () => parseAddHost(v, 'addHost'))),
+    buildContexts: Object.entries(c.buildContexts).map(([k, v]) => fieldValue(file, `buildContexts.${k}`, () => parseBuildContext(`${k}=${v}`, 'buildContext', base))),
+    ulimits: c.ulimits.map((v, i) => fieldValue(file, `ulimits[${i}]`, () => parseUlimit(v, 'ulimit'))),
+    ...(c.shmSize !== undefined ? { shmSize: fieldValue(file, 'shmSize', () => parseShmSize(c.shmSize!, 'shmSize')) } : {}),
+  };
+  const o = overrides.inputs ?? {};
+  const shmSize = o.shmSize ?? fromFile.shmSize;
+  const inputs: BuildInputs = {
+    secrets: mergeBy([...fromFile.secrets, ...(o.secrets ?? [])], (s) => s.id),
+    ssh: mergeBy([...fromFile.ssh, ...(o.ssh ?? [])], (s) => s.id),
+    addHosts: mergeBy([...fromFile.addHosts, ...(o.addHosts ?? [])], (h) => h.split(':')[0]!),
+    buildContexts: mergeBy([...fromFile.buildContexts, ...(o.buildContexts ?? [])], (b) => b.name),
+    ulimits: mergeBy([...fromFile.ulimits, ...(o.ulimits ?? [])], (u) => u.split('=')[0]!),
+    ...(shmSize !== undefined ? { shmSize } : {}),
+  };
   const targets: PlatformTarget[] = [];
   c.platforms.forEach((p, i) => {
     let platform: Platform;
@@ -137,7 +225,17 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     }
     const dupS = targets.findIndex((t) => t.suffix === p.suffix);
     if (dupS >= 0) throw new ConfigError(file, `platforms[${i}].suffix`, `duplicate suffix "${p.suffix}" (also platforms[${dupS}])`);
-    targets.push({ platform, spec: p.platform, suffix: p.suffix, ...(p.uname ? { uname: p.uname } : {}), buildArgs: p.buildArgs });
+    const pTarget = overrides.target ?? p.target ?? target;
+    targets.push({
+      platform,
+      spec: p.platform,
+      suffix: p.suffix,
+      ...(p.uname ? { uname: p.uname } : {}),
+      buildArgs: p.buildArgs,
+      dockerfile: p.dockerfile !== undefined ? dockerfileIn(file, `platforms[${i}].dockerfile`, context, p.dockerfile) : dockerfile,
+      ...(pTarget ? { target: pTarget } : {}),
+      network: overrides.network ?? p.network ?? network ?? 'default',
+    });
   });
 
   let selected = targets;
@@ -154,9 +252,10 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     file,
     image,
     tag,
-    context: resolve(base, c.context),
-    dockerfile: resolve(base, c.context, c.dockerfile),
+    context,
+    dockerfile,
     buildArgs: c.buildArgs,
+    inputs,
     platforms: selected,
   };
 }

@@ -4,15 +4,13 @@ import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { CommandError, CrossbuildError } from '../errors.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
+import type { Builder } from './build.js';
 
-export type BuilderKind = 'buildx' | 'buildkit' | 'classic';
+export { buildArgv, type Builder, type BuilderKind, type BuildOptions } from './build.js';
 
-export interface Builder {
-  readonly kind: BuilderKind;
-  /** The docker CLI binary that drives it. */
-  readonly cli: string;
-  readonly env: Readonly<Record<string, string>>;
-  readonly clientVersion: string;
+/** The docker CLI crossbuild runs: $CROSSBUILD_DOCKER, else `docker` on PATH. */
+export function dockerCli(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CROSSBUILD_DOCKER ?? 'docker';
 }
 
 export interface EngineInfo {
@@ -24,36 +22,19 @@ export interface EngineInfo {
   readonly arch: string;
 }
 
-export interface BuildOptions {
-  readonly platform: Platform;
-  readonly tag: string;
-  readonly context: string;
-  readonly dockerfile: string;
-  readonly buildArgs?: Readonly<Record<string, string>>;
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly target?: string;
-  readonly noCache?: boolean;
-  readonly pull?: boolean;
-  /** RUN steps' network: "none" unless the Dockerfile needs more (no bridge exists here). */
-  readonly network?: string;
+/** `--platform` on build needs engine API 1.38+ (engine 18.06+). */
+export function honoursPlatform(engine: EngineInfo): boolean {
+  const [maj, min] = engine.apiVersion.split('.').map(Number);
+  return (maj ?? 0) > 1 || (maj === 1 && (min ?? 0) >= 38);
 }
 
-/** argv for `docker build` with this builder. */
-export function buildArgv(kind: BuilderKind, o: BuildOptions): string[] {
-  const argv = kind === 'buildx' ? ['buildx', 'build', '--load'] : ['build'];
-  argv.push('--platform', formatPlatform(o.platform), '-t', o.tag, '-f', o.dockerfile);
-  if (o.pull !== false) argv.push('--pull');
-  if (o.noCache) argv.push('--no-cache');
-  argv.push('--network', o.network ?? 'none');
-  if (kind !== 'classic') argv.push('--progress=plain');
-  if (o.target) argv.push('--target', o.target);
-  for (const [k, v] of Object.entries(o.buildArgs ?? {})) argv.push('--build-arg', `${k}=${v}`);
-  for (const [k, v] of Object.entries(o.labels ?? {})) argv.push('--label', `${k}=${v}`);
-  argv.push(o.context);
-  return argv;
+export function assertHonoursPlatform(engine: EngineInfo): void {
+  if (!honoursPlatform(engine)) {
+    throw new CrossbuildError(`engine API ${engine.apiVersion} does not honour --platform on build (needs 1.38+)`, { hint: 'upgrade the engine to 18.06 or later' });
+  }
 }
 
-export interface RunOptions {
+export interface ContainerRunOptions {
   readonly image: string;
   readonly platform: Platform;
   readonly entrypoint: string;
@@ -66,11 +47,16 @@ export interface RunOptions {
 }
 
 /** argv for a throwaway verification container: no network, entrypoint overridden, named for cleanup. */
-export function runArgv(o: RunOptions): string[] {
+export function runArgv(o: ContainerRunOptions): string[] {
   const argv = ['run', '--rm', '--name', o.name, '--network', o.network ?? 'none', '--platform', formatPlatform(o.platform), '--pull', o.pull ?? 'never', '--entrypoint', o.entrypoint];
   for (const [k, v] of Object.entries(o.env ?? {})) argv.push('-e', `${k}=${v}`);
   argv.push(o.image, ...o.args);
   return argv;
+}
+
+/** `docker buildx version` prints "github.com/docker/buildx v0.12.1 542e5d8". */
+export function parseBuildxVersion(text: string): string | undefined {
+  return /\bv?(\d+\.\d+\.\d+[^\s]*)/.exec(text)?.[1];
 }
 
 /** `docker push` prints "<tag>: digest: sha256:… size: N" when done. */
@@ -84,7 +70,6 @@ export interface ImageInspect {
   readonly os: string;
   readonly architecture: string;
   readonly variant?: string;
-  readonly repoDigests: readonly string[];
   readonly entrypoint: readonly string[];
   readonly cmd: readonly string[];
 }
@@ -96,7 +81,6 @@ export function parseImageInspect(json: string): ImageInspect {
     Os: string;
     Architecture: string;
     Variant?: string;
-    RepoDigests?: string[] | null;
     Config?: { Entrypoint?: string[] | null; Cmd?: string[] | null } | null;
   };
   return {
@@ -104,7 +88,6 @@ export function parseImageInspect(json: string): ImageInspect {
     os: j.Os,
     architecture: j.Architecture,
     ...(j.Variant ? { variant: j.Variant } : {}),
-    repoDigests: j.RepoDigests ?? [],
     entrypoint: j.Config?.Entrypoint ?? [],
     cmd: j.Config?.Cmd ?? [],
   };
@@ -124,7 +107,38 @@ export function parseVersion(json: string, cli: string): EngineInfo {
 }
 
 export class Docker {
-  constructor(readonly cli = 'docker') {}
+  constructor(readonly cli = dockerCli()) {}
+
+  /** Does the engine have a `bridge` network (the default of RUN steps and containers)? */
+  async hasBridgeNetwork(): Promise<boolean | undefined> {
+    const r = await execa(this.cli, ['network', 'ls', '--format', '{{.Name}}'], { reject: false, timeout: 20_000 });
+    if (r.exitCode !== 0) return undefined;
+    return r.stdout.split('\n').some((n) => n.trim() === 'bridge');
+  }
+
+  /** `docker info`'s DockerRootDir, where images and build cache live. */
+  async rootDir(): Promise<string | undefined> {
+    const r = await execa(this.cli, ['info', '--format', '{{.DockerRootDir}}'], { reject: false, timeout: 20_000 });
+    return r.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+  }
+
+  /**
+   * Run a build with the builder's CLI and environment, streaming its output line by line (whole
+   * lines, so a scrubber sees each secret whole). Resolves with the exit code; never rejects for a
+   * failed build.
+   */
+  async build(builder: Builder, argv: readonly string[], onLine: (line: string) => void): Promise<{ exitCode: number | undefined; signal?: string }> {
+    const sub = execa(builder.cli, argv, { env: { ...builder.env }, all: true, reject: false, buffer: false, timeout: 6 * 60 * 60_000 });
+    let partial = '';
+    sub.all?.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) onLine(l);
+    });
+    const r = await sub;
+    if (partial) onLine(partial);
+    return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}) };
+  }
 
   async engine(): Promise<EngineInfo> {
     const r = await execa(this.cli, ['version', '--format', '{{json .}}'], { reject: false, timeout: 20_000 });
@@ -147,7 +161,7 @@ export class Docker {
       const clientVersion = v.stdout.trim();
       if (v.exitCode !== 0 && !clientVersion) continue;
       const bx = await execa(cli, ['buildx', 'version'], { reject: false, timeout: 20_000 });
-      if (bx.exitCode === 0) out.push({ kind: 'buildx', cli, env: {}, clientVersion });
+      if (bx.exitCode === 0) out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown' });
       // Before 23.0 the CLI drives the engine's built-in BuildKit itself; later CLIs need buildx for it.
       const major = Number.parseInt(clientVersion, 10);
       if (bx.exitCode !== 0 && Number.isFinite(major) && major < 23) out.push({ kind: 'buildkit', cli, env: { DOCKER_BUILDKIT: '1' }, clientVersion });
@@ -163,11 +177,9 @@ export class Docker {
     return parseImageInspect(r.stdout);
   }
 
-  async push(ref: string, log?: (line: string) => void): Promise<{ digest: string; size: number }> {
+  async push(ref: string): Promise<{ digest: string; size: number }> {
     const argv = ['push', ref];
-    const sub = execa(this.cli, argv, { reject: false, all: true, timeout: 30 * 60_000 });
-    if (log) sub.all?.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach(log));
-    const r = await sub;
+    const r = await execa(this.cli, argv, { reject: false, all: true, timeout: 30 * 60_000 });
     if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.all ?? r.stderr, `docker push ${ref} failed`);
     const parsed = parsePushOutput(r.stdout);
     if (!parsed) throw new CrossbuildError(`docker push ${ref} printed no digest`);
@@ -178,7 +190,7 @@ export class Docker {
    * Run a throwaway container with a time limit. QEMU can hang: on timeout the container is
    * killed and removed; it is removed in every case.
    */
-  async runOnce(o: Omit<RunOptions, 'name'>, timeoutMs: number): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; timedOut: boolean }> {
+  async runOnce(o: Omit<ContainerRunOptions, 'name'>, timeoutMs: number): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; timedOut: boolean }> {
     const name = `crossbuild-verify-${randomBytes(6).toString('hex')}`;
     const argv = runArgv({ ...o, name });
     try {

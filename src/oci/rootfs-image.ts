@@ -1,7 +1,7 @@
 // Make an image from a root filesystem folder without Docker: one gzip layer, a config with the
 // platform we are told (not the host's), a manifest. Deterministic, so re-running gives the same
 // digests. Used to seed base images where no registry on the internet can be reached.
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
@@ -51,13 +51,18 @@ export async function tarDirectory(dir: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * `source` is a folder (tarred here, owner root) or a tar file made by a rootfs builder such as
+ * mmdebstrap, taken as it is: it keeps the owners, modes and device nodes it was made with.
+ */
 export async function imageFromRootfs(
-  dir: string,
+  source: string,
   platform: Platform,
   opts: { kind: ListKind; cmd?: string[]; env?: string[] },
 ): Promise<BuiltImage> {
-  const tar = await tarDirectory(dir);
-  const gz = gzipSync(tar, { level: 9 });
+  const isDir = (await stat(source)).isDirectory();
+  const tar = isDir ? await tarDirectory(source) : await readFile(source);
+  const gz = gzipSync(tar, { level: isDir ? 9 : 6 });
   const layer = { bytes: gz, digest: sha256Digest(gz), diffId: sha256Digest(tar) };
   const cfg: Record<string, unknown> = {
     architecture: platform.architecture,

@@ -1,7 +1,7 @@
 // Progress without a terminal: one plain, timestamped line per state change (no ANSI codes),
 // for CI logs and pipes. On a terminal listr2 draws the same events as live tasks.
 
-export type ProgressState = 'started' | 'building' | 'output' | 'verifying' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
+export type ProgressState = 'warning' | 'started' | 'building' | 'output' | 'verifying' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
 
 export interface ProgressEvent {
   readonly at: Date;

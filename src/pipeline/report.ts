@@ -12,6 +12,7 @@ export interface RunReport {
   readonly finishedAt: string;
   readonly ok: boolean;
   readonly error: string | null;
+  readonly warnings: readonly string[];
   readonly logDir: string;
   readonly list: { readonly ref: string; readonly digest: string; readonly size: number; readonly mediaType: string } | null;
   readonly platforms: {
@@ -36,6 +37,7 @@ export function toReport(r: RunResult, version: string): RunReport {
     finishedAt: r.finishedAt ?? new Date().toISOString(),
     ok: r.ok,
     error: r.error ?? null,
+    warnings: r.warnings,
     logDir: r.logDir,
     list: r.list ?? null,
     platforms: r.platforms.map((p) => ({
@@ -66,6 +68,7 @@ export function toMarkdown(r: RunReport): string {
   out.push('');
   if (r.list) out.push(`Manifest list \`${r.list.ref}\`: \`${r.list.digest}\` (${r.list.size} bytes, ${r.list.mediaType})`, '');
   else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? mdCell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
+  for (const w of r.warnings) out.push(`> ⚠️ ${mdCell(w)}`, '');
   out.push('| Platform | Tag | Digest | Build (s) | Config | Binaries | `uname -m` |');
   out.push('|---|---|---|---:|---|---|---|');
   for (const p of r.platforms) {

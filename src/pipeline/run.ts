@@ -2,20 +2,21 @@
 // verify what the registry holds) → manifest list → read back. A list is written only when every
 // platform it names passed every step. Progress goes out as events (see progress.ts); listr2
 // draws them on a terminal.
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import { buildArgv, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
-import { CrossbuildError } from '../errors.js';
+import { assertSupported, buildArgv, describeBuilder, looksLikeNetworkFailure, networkHint, type BuildOptions } from '../docker/build.js';
+import { assertHonoursPlatform, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
+import { CrossbuildError, UsageError } from '../errors.js';
 import { buildList } from '../oci/list.js';
 import { ImageIndexSchema, isIndexMediaType, ListType, type ListKind } from '../oci/types.js';
 import { expectedUname, formatPlatform, isNative } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, withTag } from '../registry/reference.js';
-import { scrub } from '../util/secrets.js';
+import { registerSecret, scrub } from '../util/secrets.js';
 import { checkMetadata, checkRuntime, type CheckResult } from '../verify/checks.js';
 import { verifyImage } from '../verify/verify.js';
 import type { ProgressEvent } from './progress.js';
@@ -33,7 +34,6 @@ export interface RunOptions {
   readonly logDir: string;
   readonly extraBuildArgs: Readonly<Record<string, string>>;
   readonly labels?: Readonly<Record<string, string>>;
-  readonly target?: string;
   /** 'default': listr2 draws on the terminal; 'silent': the caller renders onEvent. */
   readonly renderer: 'default' | 'silent';
   readonly onEvent?: (e: ProgressEvent) => void;
@@ -63,6 +63,9 @@ export interface RunResult {
   readonly platforms: PlatformResult[];
   list?: { ref: string; digest: string; size: number; mediaType: string };
   error?: string;
+  /** Preflight found the input itself wrong (a build input the builder lacks): exit 2, not 1. */
+  usageError?: UsageError;
+  readonly warnings: string[];
   readonly logDir: string;
   readonly startedAt: string;
   finishedAt?: string;
@@ -74,40 +77,70 @@ class StageError extends CrossbuildError {
   }
 }
 
-function buildArgvFor(kind: BuilderKind, cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'target'>): string[] {
-  return buildArgv(kind, {
+function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels'>): BuildOptions {
+  return {
     platform: t.platform,
     tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
     context: cfg.context,
-    dockerfile: cfg.dockerfile,
+    dockerfile: t.dockerfile,
     buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
     ...(o.labels ? { labels: o.labels } : {}),
-    ...(o.target ? { target: o.target } : {}),
+    ...(t.target ? { target: t.target } : {}),
     noCache: o.noCache,
-  });
+    network: t.network,
+    inputs: cfg.inputs,
+  };
 }
 
-async function buildOne(builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, logFile: string, report: (line: string) => void): Promise<void> {
-  const argv = buildArgvFor(builder.kind, cfg, t, o);
+async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, ctx: BuildContext, logFile: string, report: (line: string) => void): Promise<void> {
+  const argv = buildArgv(builder.kind, buildOptionsFor(cfg, t, o), ctx.envSecretFiles);
   const out = createWriteStream(logFile, { flags: 'a' });
   out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
   const tail: string[] = [];
-  const sub = execa(builder.cli, argv, { env: { ...builder.env }, all: true, reject: false, buffer: false, timeout: 6 * 60 * 60_000 });
-  sub.all?.on('data', (d: Buffer) => {
-    const text = scrub(d.toString());
-    out.write(text);
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      tail.push(line);
-      if (tail.length > 20) tail.shift();
-      report(line);
-    }
+  let networkFailure: string | undefined;
+  const r = await docker.build(builder, argv, (raw) => {
+    const line = scrub(raw);
+    out.write(`${line}\n`);
+    if (line.trim() === '') return;
+    networkFailure ??= looksLikeNetworkFailure(line);
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    report(line);
   });
-  const r = await sub;
   await new Promise<void>((resolve) => out.end(resolve));
   if (r.exitCode !== 0) {
-    throw new StageError('build', `build of ${formatPlatform(t.platform)} failed (exit ${r.exitCode ?? 'signal'}); log: ${logFile}\n${tail.slice(-12).join('\n')}`);
+    const hint = networkFailure ? `; looks like a network failure ("${networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
+    throw new StageError('build', `build of ${formatPlatform(t.platform)} failed (exit ${r.exitCode ?? r.signal ?? 'signal'})${hint}; log: ${logFile}\n${tail.slice(-12).join('\n')}`);
   }
+}
+
+/** What every platform's build shares, found out once in preflight. */
+interface BuildContext {
+  engineHasBridge?: boolean;
+  /** id → private file holding an env secret, for CLIs whose --secret takes files only. */
+  envSecretFiles: Map<string, string>;
+}
+
+/**
+ * Secrets are passed by reference; their values are registered for scrubbing so a RUN step that
+ * prints one cannot leak it into logs or reports. The pre-23 CLI takes file secrets only: env
+ * secrets become files in a private folder (0700/0600) that is removed when the run ends.
+ */
+async function prepareSecrets(builder: Builder, cfg: BuildConfig, ctx: BuildContext): Promise<string | undefined> {
+  for (const s of cfg.inputs.secrets) {
+    if (s.env !== undefined) registerSecret(process.env[s.env]);
+    else if (statSync(s.src).size <= 64 * 1024) registerSecret(readFileSync(s.src, 'utf8').trim());
+  }
+  const envSecrets = cfg.inputs.secrets.filter((s) => s.env !== undefined);
+  if (builder.kind !== 'buildkit' || envSecrets.length === 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'crossbuild-secrets-'));
+  chmodSync(dir, 0o700);
+  for (const s of envSecrets) {
+    const file = join(dir, s.id);
+    writeFileSync(file, process.env[s.env!] ?? '', { mode: 0o600 });
+    ctx.envSecretFiles.set(s.id, file);
+  }
+  return dir;
 }
 
 /** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
@@ -137,43 +170,59 @@ async function chooseBuilder(docker: Docker, wanted: BuilderKind | undefined): P
   return chosen;
 }
 
-function checkApi(engine: EngineInfo): void {
-  // --platform on build needs API 1.38+ (engine 18.06+).
-  const [maj, min] = engine.apiVersion.split('.').map(Number);
-  if ((maj ?? 0) < 1 || (maj === 1 && (min ?? 0) < 38)) {
-    throw new CrossbuildError(`engine API ${engine.apiVersion} does not honour --platform on build (needs 1.38+)`);
-  }
-}
-
 export interface RunPlan {
   readonly image: string;
   readonly list: { ref: string; mediaType: string; platforms: string[] } | null;
   readonly engine: string;
   readonly builder: string;
   readonly concurrency: number;
+  readonly warnings: string[];
+  /** Build inputs by reference: secret ids and where they come from, never their values. */
+  readonly inputs: { secrets: string[]; ssh: string[]; addHosts: string[]; buildContexts: string[]; shmSize: string | null; ulimits: string[] };
   readonly binfmt: { platform: string; now: string; change: string }[];
-  readonly platforms: { platform: string; tag: string; command: string[]; expectUname: string }[];
+  readonly platforms: { platform: string; tag: string; network: string; dockerfile: string; target: string | null; command: string[]; expectUname: string }[];
 }
 
-/** `--dry-run`: what would happen, with no build, push or binfmt change. */
+/** The warning preflight gives once when RUN steps would get the engine's default network and it has none. */
+export function noBridgeWarning(cfg: BuildConfig, engineHasBridge: boolean | undefined): string | undefined {
+  const onDefault = cfg.platforms.filter((t) => t.network === 'default');
+  if (engineHasBridge !== false || onDefault.length === 0) return undefined;
+  return `the engine has no bridge network (dockerd --bridge=none): RUN steps of ${onDefault.map((t) => formatPlatform(t.platform)).join(', ')} get no network with --network default; if the Dockerfile fetches anything, use --network host (or "network": "host" in platforms.json)`;
+}
+
+/** `--dry-run`: what would happen, with no build, push or binfmt change. A build input the builder lacks is the same exit 2 as in a real run. */
 export async function planRun(o: RunOptions): Promise<RunPlan> {
   const cfg = o.config;
   let engine = 'not reachable';
   let builder: Builder | undefined;
+  const warnings: string[] = [];
   try {
     const e = await o.docker.engine();
     engine = `${e.serverVersion} (API ${e.apiVersion})`;
     builder = await chooseBuilder(o.docker, o.builder);
+    const w = noBridgeWarning(cfg, await o.docker.hasBridgeNetwork());
+    if (w) warnings.push(w);
   } catch (err) {
     engine = `not reachable: ${(err as Error).message.split('\n')[0]}`;
   }
+  if (builder) assertSupported(builder, cfg.inputs);
   const handlers = (await binfmtMounted()) ? await readHandlers() : [];
+  const i = cfg.inputs;
   return {
     image: formatReference(cfg.image),
     list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: ListType[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
-    builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
+    builder: builder ? describeBuilder(builder) : 'unknown (no engine)',
     concurrency: o.concurrency,
+    warnings,
+    inputs: {
+      secrets: i.secrets.map((s) => (s.env !== undefined ? `${s.id} (from variable ${s.env})` : `${s.id} (from file ${s.src})`)),
+      ssh: i.ssh.map((s) => (s.paths.length > 0 ? `${s.id}=${s.paths.join(',')}` : `${s.id} (agent at $SSH_AUTH_SOCK)`)),
+      addHosts: [...i.addHosts],
+      buildContexts: i.buildContexts.map((c) => `${c.name}=${c.value}`),
+      shmSize: i.shmSize ?? null,
+      ulimits: [...i.ulimits],
+    },
     binfmt: cfg.platforms.map((t) => {
       const st = platformStatus(t.platform, handlers);
       const change = st.state === 'ok' || st.state === 'native' ? 'none' : 'register a qemu handler with the F flag';
@@ -182,7 +231,10 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     platforms: cfg.platforms.map((t) => ({
       platform: formatPlatform(t.platform),
       tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
-      command: [builder?.cli ?? 'docker', ...buildArgvFor(builder?.kind ?? 'classic', cfg, t, o)],
+      network: t.network,
+      dockerfile: t.dockerfile,
+      target: t.target ?? null,
+      command: [builder?.cli ?? 'docker', ...buildArgv(builder?.kind ?? 'classic', buildOptionsFor(cfg, t, o))],
       expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
     })),
   };
@@ -206,7 +258,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     log: join(o.logDir, `${t.suffix}.log`),
   }));
   const state: { engine?: EngineInfo; builder?: Builder } = {};
-  const result: RunResult = { ok: false, platforms: results, logDir: o.logDir, startedAt: new Date().toISOString() };
+  const buildCtx: BuildContext = { envSecretFiles: new Map() };
+  let secretsDir: string | undefined;
+  const result: RunResult = { ok: false, platforms: results, warnings: [], logDir: o.logDir, startedAt: new Date().toISOString() };
 
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
     title: `${r.platform} → ${r.ref}`,
@@ -221,7 +275,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         step('building', `log: ${r.log}`);
         const started = Date.now();
         const build = () =>
-          buildOne(builder, cfg, t, o, r.log, (line) => {
+          buildOne(o.docker, builder, cfg, t, o, buildCtx, r.log, (line) => {
             if (o.renderer === 'default') task.output = line.slice(0, 160);
             emit(r.platform, 'output', line);
           });
@@ -278,7 +332,17 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           emit('preflight', 'started');
           state.engine = await o.docker.engine();
           state.builder = await chooseBuilder(o.docker, o.builder);
-          checkApi(state.engine);
+          assertHonoursPlatform(state.engine);
+          assertSupported(state.builder, cfg.inputs);
+          if (cfg.platforms.some((t) => t.network === 'default')) {
+            buildCtx.engineHasBridge = await o.docker.hasBridgeNetwork();
+            const w = noBridgeWarning(cfg, buildCtx.engineHasBridge);
+            if (w) {
+              result.warnings.push(w);
+              emit('preflight', 'warning', w);
+            }
+          }
+          secretsDir = await prepareSecrets(state.builder, cfg, buildCtx);
           task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${state.builder.kind} via ${state.builder.cli}`;
           emit('preflight', 'done', `engine ${state.engine.serverVersion}, builder ${state.builder.kind} via ${state.builder.cli}`);
         },
@@ -357,6 +421,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     await tasks.run();
   } catch (e) {
     result.error = e instanceof Error ? scrub(e.message) : String(e);
+    if (e instanceof UsageError) result.usageError = e;
+  } finally {
+    if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
   }
   const platformsOk = results.every((r) => r.ok);
   const ok = !result.error && platformsOk && (!o.push || result.list !== undefined);

@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import Ajv from 'ajv';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
+import { loadConfig, PLATFORM_FIELDS, TOP_FIELDS } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
@@ -65,7 +66,7 @@ describe('platforms.json', () => {
     ['missing image', { platforms: good.platforms }, /: image: required/],
     ['no platforms', { image: 'x/y', platforms: [] }, /platforms: must list at least one platform/],
     ['unknown field', { ...good, platfroms: [] }, /unknown field "platfroms" \(allowed: image, tag/],
-    ['unknown platform field', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a', arch: 'x' }] }, /platforms\[0\]: unknown field "arch" \(allowed: platform, suffix, uname, buildArgs\)/],
+    ['unknown platform field', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a', arch: 'x' }] }, /platforms\[0\]: unknown field "arch" \(allowed: platform, suffix, uname, buildArgs, dockerfile, target, network\)/],
     ['bad tag', { ...good, tag: '-x' }, /tag: "-x" is not a valid tag/],
   ];
   for (const [name, content, msg] of cases) {
@@ -86,5 +87,32 @@ describe('platforms.json', () => {
   it('names a missing file', () => {
     const e = errorOf(() => loadConfig(join(dir, 'nope.json')));
     expect(e.message).toMatch(/nope\.json: cannot read: ENOENT/);
+  });
+});
+
+describe('platforms.json documentation', () => {
+  const root = join(__dirname, '..', '..');
+  const schema = JSON.parse(readFileSync(join(root, 'schema', 'platforms.schema.json'), 'utf8')) as {
+    properties: Record<string, unknown> & { platforms: { items: { properties: Record<string, unknown> } } };
+  };
+  it('the JSON Schema and the README table name every field the loader accepts', () => {
+    expect(Object.keys(schema.properties).filter((k) => k !== '$schema').sort()).toEqual(TOP_FIELDS.split(', ').sort());
+    expect(Object.keys(schema.properties.platforms.items.properties).sort()).toEqual(PLATFORM_FIELDS.split(', ').sort());
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    for (const f of TOP_FIELDS.split(', ')) expect(readme, f).toContain(`\`${f}\``);
+    for (const f of PLATFORM_FIELDS.split(', ')) expect(readme, f).toMatch(new RegExp(`\`platforms\\[\\]\\.${f}\``));
+  });
+  it('every platforms.json in the repository validates against the schema and loads', () => {
+    const validate = new Ajv({ strict: false }).compile(schema);
+    const files = [join(root, 'platforms.json'), join(root, 'example', 'busybox', 'platforms.json'), join(root, 'bench', 'p3', 'platforms.json')];
+    for (const d of readdirSync(join(root, 'test', 'fixtures'))) {
+      const f = join(root, 'test', 'fixtures', d, 'platforms.json');
+      if (existsSync(f)) files.push(f);
+    }
+    expect(files.length).toBeGreaterThan(8);
+    for (const f of files) {
+      expect(validate(JSON.parse(readFileSync(f, 'utf8'))), `${f}: ${JSON.stringify(validate.errors)}`).toBe(true);
+      expect(loadConfig(f).platforms.length).toBeGreaterThan(0);
+    }
   });
 });

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildArgv, parseImageInspect, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
+import { NO_INPUTS } from '../../src/docker/build-inputs.js';
+import { buildArgv, parseBuildxVersion, parseImageInspect, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 // Output captured from the Debian docker.io 20.10 engine and the 28.x / 20.10 CLIs on this machine.
@@ -29,10 +30,16 @@ describe('docker output parsers', () => {
     expect(v.apiVersion).toBe('1.41');
     expect(parseVersion(fx('version-20.10.json'), '/usr/bin/docker').clientVersion).toMatch(/^20\.10/);
   });
+
+  it('reads the buildx version', () => {
+    expect(parseBuildxVersion('github.com/docker/buildx v0.12.1 542e5d8')).toBe('0.12.1');
+    expect(parseBuildxVersion('github.com/docker/buildx 0.10.5+ds1-1 ')).toBe('0.10.5+ds1-1');
+    expect(parseBuildxVersion('nothing')).toBeUndefined();
+  });
 });
 
 describe('docker argv builders', () => {
-  const o = { platform: parsePlatform('linux/arm/v7'), tag: 'localhost:5000/app:t-arm32', context: '/ctx', dockerfile: '/ctx/Dockerfile', buildArgs: { A: '1' } };
+  const o = { platform: parsePlatform('linux/arm/v7'), tag: 'localhost:5000/app:t-arm32', context: '/ctx', dockerfile: '/ctx/Dockerfile', buildArgs: { A: '1' }, network: 'none' as const, inputs: NO_INPUTS };
   it('classic build', () => {
     expect(buildArgv('classic', o)).toEqual(['build', '--platform', 'linux/arm/v7', '-t', 'localhost:5000/app:t-arm32', '-f', '/ctx/Dockerfile', '--pull', '--network', 'none', '--build-arg', 'A=1', '/ctx']);
   });
@@ -43,6 +50,11 @@ describe('docker argv builders', () => {
     expect(a).toContain('--progress=plain');
     expect(a.slice(-1)).toEqual(['/ctx']);
     expect(a[a.indexOf('--target') + 1]).toBe('final');
+  });
+  it("network default passes no --network, so the engine's default applies", () => {
+    expect(buildArgv('classic', { ...o, network: 'default' })).not.toContain('--network');
+    const host = buildArgv('buildkit', { ...o, network: 'host' });
+    expect(host[host.indexOf('--network') + 1]).toBe('host');
   });
   it('verification containers: no network, entrypoint overridden, env for QEMU', () => {
     expect(runArgv({ image: 'i', platform: parsePlatform('linux/arm/v6'), entrypoint: 'uname', args: ['-m'], env: { QEMU_CPU: 'arm1176' }, name: 'n' })).toEqual([

@@ -23,6 +23,7 @@ describe('reports', () => {
   const result: RunResult = {
     ok: false,
     logDir: '/tmp/logs',
+    warnings: [],
     startedAt: '2026-11-26T10:00:00.000Z',
     finishedAt: '2026-11-26T10:01:00.000Z',
     error: 'not writing the list: linux/arm64 failed at build',

@@ -2,6 +2,7 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
+import { checkInputsExist, parseAddHost, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
 import { Docker, type BuilderKind } from '../../docker/docker.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
@@ -22,6 +23,13 @@ interface RunFlags extends RegistryFlags {
   buildArg?: string[];
   label?: string[];
   target?: string;
+  network?: string;
+  secret?: string[];
+  ssh?: string[];
+  addHost?: string[];
+  buildContext?: string[];
+  shmSize?: string;
+  ulimit?: string[];
   cache: boolean;
   timeout: string;
   builder?: BuilderKind;
@@ -45,11 +53,25 @@ function positiveInt(v: string, flag: string): number {
 export async function runCommand(flags: RunFlags): Promise<void> {
   if (flags.quiet && flags.verbose) throw new UsageError('--quiet and --verbose exclude each other');
   const platforms = platformsFromFlags(flags.platform);
+  const cwd = process.cwd();
+  const inputs: Partial<BuildInputs> = {
+    secrets: (flags.secret ?? []).map((v) => parseSecret(v, '--secret', cwd)),
+    ssh: (flags.ssh ?? []).map((v) => parseSsh(v, '--ssh', cwd)),
+    addHosts: (flags.addHost ?? []).map((v) => parseAddHost(v, '--add-host')),
+    buildContexts: (flags.buildContext ?? []).map((v) => parseBuildContext(v, '--build-context', cwd)),
+    ulimits: (flags.ulimit ?? []).map((v) => parseUlimit(v, '--ulimit')),
+    ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize, '--shm-size') } : {}),
+  };
   const config = loadConfig(flags.config, {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.tag !== undefined ? { tag: flags.tag } : {}),
     ...(platforms ? { platforms } : {}),
+    ...(flags.network !== undefined ? { network: parseNetwork(flags.network, '--network') } : {}),
+    ...(flags.target ? { target: flags.target } : {}),
+    inputs,
   });
+  // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
+  checkInputsExist(config.inputs);
   // Emulated builds are mostly single-threaded: a little oversubscription keeps every core busy
   // to the end (3 platforms on 2 cores: 3 at once beats 2 then 1).
   const concurrency = flags.concurrency ? positiveInt(flags.concurrency, '--concurrency') : Math.min(config.platforms.length, 2 * Math.max(1, availableParallelism()));
@@ -61,7 +83,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const options: RunOptions = {
     config,
     client,
-    docker: new Docker(process.env.CROSSBUILD_DOCKER ?? 'docker'),
+    docker: new Docker(),
     push: flags.push,
     type: flags.type,
     concurrency,
@@ -71,7 +93,6 @@ export async function runCommand(flags: RunFlags): Promise<void> {
     logDir,
     extraBuildArgs: parseKeyValues(flags.buildArg, '--build-arg'),
     labels: parseKeyValues(flags.label, '--label'),
-    ...(flags.target ? { target: flags.target } : {}),
     renderer: interactive ? 'default' : 'silent',
     ...(interactive || flags.json ? {} : { onEvent: lineRenderer((l) => process.stderr.write(l), verbosity) }),
   };
@@ -82,15 +103,21 @@ export async function runCommand(flags: RunFlags): Promise<void> {
         printJson(plan);
         return;
       }
-      const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  concurrency: ${plan.concurrency}`, '  binfmt:'];
+      const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  concurrency: ${plan.concurrency}`];
+      for (const w of plan.warnings) lines.push(`  warning:     ${w}`);
+      const i = plan.inputs;
+      const inputLines: [string, readonly string[]][] = [['secrets', i.secrets], ['ssh', i.ssh], ['add-hosts', i.addHosts], ['build contexts', i.buildContexts], ['shm-size', i.shmSize ? [i.shmSize] : []], ['ulimits', i.ulimits]];
+      for (const [name, values] of inputLines) if (values.length > 0) lines.push(`  ${`${name}:`.padEnd(12)} ${values.join(', ')}`);
+      lines.push('  binfmt:');
       for (const b of plan.binfmt) lines.push(`    ${b.platform}: ${b.now}${b.change === 'none' ? '' : ` → ${b.change}`}`);
       lines.push('  platforms:');
-      for (const p of plan.platforms) lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      ${p.command.join(' ')}`);
+      for (const p of plan.platforms) lines.push(`    ${p.platform} → ${p.tag} (network: ${p.network}${p.target ? `, target: ${p.target}` : ''}; uname -m: ${p.expectUname})`, `      ${p.command.join(' ')}`);
       lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : '  manifest list: none (--no-push)');
       process.stdout.write(`${lines.join('\n')}\n`);
       return;
     }
     const result = await runPipeline(options);
+    if (result.usageError) throw result.usageError;
     const report = toReport(result, VERSION);
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, toMarkdown(report));
@@ -105,6 +132,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
           process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${detail}\n`);
         }
       }
+      if (interactive) for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stderr.write(`build logs: ${result.logDir}\n`);
       if (result.list) process.stdout.write(`Digest: ${result.list.digest} ${result.list.size}\n`);
     }

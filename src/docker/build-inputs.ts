@@ -1,0 +1,156 @@
+// What a build gets besides its context, at `docker buildx build` parity: the network of RUN
+// steps, secrets, SSH agents, extra hosts, named contexts, /dev/shm size and ulimits. Parsers are
+// pure and name the bad value; checks that touch the filesystem or environment are separate
+// (resolveInputs), so a missing file or variable is a usage error before anything runs.
+import { existsSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
+import { escapeControl } from '../util/text.js';
+
+/** `default` passes no --network at all: whatever the engine gives RUN steps, as `docker build` does. */
+export const NETWORK_MODES = ['default', 'none', 'host'] as const;
+export type NetworkMode = (typeof NETWORK_MODES)[number];
+
+export function parseNetwork(value: string, where: string): NetworkMode {
+  if ((NETWORK_MODES as readonly string[]).includes(value)) return value as NetworkMode;
+  throw new UsageError(`${where} ${escapeControl(value)}: expected one of ${NETWORK_MODES.join(', ')}`);
+}
+
+/** A secret by reference only: crossbuild passes where it is, never its bytes. */
+export type SecretSpec = { readonly id: string; readonly src: string; readonly env?: undefined } | { readonly id: string; readonly env: string; readonly src?: undefined };
+
+export interface SshSpec {
+  /** "default" or a name the Dockerfile uses in `RUN --mount=type=ssh,id=…`. */
+  readonly id: string;
+  /** Agent sockets or key files; empty: the agent at $SSH_AUTH_SOCK. */
+  readonly paths: readonly string[];
+}
+
+export interface BuildContextSpec {
+  readonly name: string;
+  /** An absolute local folder, or a URL-like source (docker-image://, oci-layout://, https://, git). */
+  readonly value: string;
+}
+
+export interface BuildInputs {
+  readonly secrets: readonly SecretSpec[];
+  readonly ssh: readonly SshSpec[];
+  readonly addHosts: readonly string[];
+  readonly buildContexts: readonly BuildContextSpec[];
+  readonly shmSize?: string;
+  readonly ulimits: readonly string[];
+}
+
+export const NO_INPUTS: BuildInputs = { secrets: [], ssh: [], addHosts: [], buildContexts: [], ulimits: [] };
+
+function fields(text: string, where: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new UsageError(`${where}: "${escapeControl(part)}" is not KEY=VALUE`);
+    out.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1));
+  }
+  return out;
+}
+
+const ID = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * `id=ID[,src=FILE|,env=VAR][,type=file|env]` as buildx takes it. With neither src nor env, the
+ * variable named like the id is used when set (as buildx does), else the file of that name.
+ * `base` resolves relative files (the cwd for flags, the config's folder for platforms.json).
+ */
+export function parseSecret(text: string, where: string, base: string): SecretSpec {
+  const f = fields(text, `${where} ${escapeControl(text)}`);
+  const id = f.get('id');
+  if (!id || !ID.test(id)) throw new UsageError(`${where}: needs id=NAME (letters, digits, _ . -), e.g. id=npmrc,src=.npmrc`);
+  for (const k of f.keys()) {
+    if (!['id', 'src', 'source', 'env', 'type', 'required'].includes(k)) throw new UsageError(`${where} id=${id}: unknown key "${escapeControl(k)}" (allowed: id, src, env, type)`);
+  }
+  const type = f.get('type');
+  if (type !== undefined && type !== 'file' && type !== 'env') throw new UsageError(`${where} id=${id}: type must be file or env, not "${escapeControl(type)}"`);
+  const src = f.get('src') ?? f.get('source');
+  const env = f.get('env') ?? (type === 'env' ? (src ?? id) : undefined);
+  if (env !== undefined) return { id, env };
+  if (src !== undefined) return { id, src: isAbsolute(src) ? src : resolve(base, src) };
+  if (type !== 'file' && process.env[id] !== undefined) return { id, env: id };
+  return { id, src: resolve(base, id) };
+}
+
+/** `default`, `default=PATH[,PATH]` or `ID=PATH[,PATH]` as buildx takes it. */
+export function parseSsh(text: string, where: string, base: string): SshSpec {
+  const i = text.indexOf('=');
+  const id = i < 0 ? text : text.slice(0, i);
+  if (!ID.test(id)) throw new UsageError(`${where} ${escapeControl(text)}: expected default or ID=PATH[,PATH]`);
+  const paths = i < 0 ? [] : text.slice(i + 1).split(',').filter(Boolean).map((p) => (isAbsolute(p) ? p : resolve(base, p)));
+  return { id, paths };
+}
+
+/** `HOST:IP` (or `HOST=IP`); IPv6 addresses keep their colons. */
+export function parseAddHost(text: string, where: string): string {
+  const m = /^([^:=\s]+)[:=](.+)$/.exec(text);
+  const ip = m?.[2]?.replace(/^\[(.*)\]$/, '$1');
+  if (!m || !ip || (isIP(ip) === 0 && ip !== 'host-gateway') || !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(m[1]!)) {
+    throw new UsageError(`${where} ${escapeControl(text)}: expected HOST:IP, e.g. registry.local:10.0.0.5 (or HOST:host-gateway)`);
+  }
+  return `${m[1]}:${ip}`;
+}
+
+const REMOTE_CONTEXT = /^(docker-image|oci-layout|target|https?|git|ssh):\/\/|^git@/;
+
+/** `NAME=PATH|docker-image://REF|oci-layout://…|https://…`. */
+export function parseBuildContext(text: string, where: string, base: string): BuildContextSpec {
+  const i = text.indexOf('=');
+  const name = i < 0 ? '' : text.slice(0, i);
+  const value = i < 0 ? '' : text.slice(i + 1);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_./:-]*$/.test(name) || value === '') {
+    throw new UsageError(`${where} ${escapeControl(text)}: expected NAME=PATH or NAME=docker-image://REF`);
+  }
+  return { name, value: REMOTE_CONTEXT.test(value) ? value : isAbsolute(value) ? value : resolve(base, value) };
+}
+
+export function parseShmSize(text: string, where: string): string {
+  if (!/^\d+(\.\d+)?[bkmg]?$/i.test(text)) throw new UsageError(`${where} ${escapeControl(text)}: expected a size such as 256m or 2g`);
+  return text;
+}
+
+const ULIMITS = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** `TYPE=SOFT[:HARD]`, e.g. nofile=1024:2048. */
+export function parseUlimit(text: string, where: string): string {
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(text);
+  if (!m || !ULIMITS.includes(m[1]!)) throw new UsageError(`${where} ${escapeControl(text)}: expected TYPE=SOFT[:HARD] with TYPE one of ${ULIMITS.join(', ')}`);
+  return text;
+}
+
+/** Later entries win by key (flags come after the file). */
+export function mergeBy<T>(items: readonly T[], key: (t: T) => string): T[] {
+  const m = new Map<string, T>();
+  for (const t of items) m.set(key(t), t);
+  return [...m.values()];
+}
+
+/** Every secret file, secret variable and SSH socket/key must exist now: exit 2 naming the missing one. */
+export function checkInputsExist(inputs: BuildInputs, env: NodeJS.ProcessEnv = process.env): void {
+  for (const s of inputs.secrets) {
+    if (s.env !== undefined) {
+      if (env[s.env] === undefined) throw new UsageError(`--secret id=${s.id}: environment variable ${s.env} is not set`);
+    } else if (!existsSync(s.src) || !statSync(s.src).isFile()) {
+      throw new UsageError(`--secret id=${s.id}: file ${s.src} does not exist (or is not a file)`);
+    }
+  }
+  for (const s of inputs.ssh) {
+    if (s.paths.length === 0) {
+      const sock = env.SSH_AUTH_SOCK;
+      if (!sock) throw new UsageError(`--ssh ${s.id}: SSH_AUTH_SOCK is not set (start ssh-agent, or give ${s.id}=PATH to a socket or key)`);
+      if (!existsSync(sock)) throw new UsageError(`--ssh ${s.id}: SSH_AUTH_SOCK points to ${sock}, which does not exist`);
+    }
+    for (const p of s.paths) if (!existsSync(p)) throw new UsageError(`--ssh ${s.id}: ${p} does not exist`);
+  }
+  for (const c of inputs.buildContexts) {
+    if (!REMOTE_CONTEXT.test(c.value) && (!existsSync(c.value) || !statSync(c.value).isDirectory())) {
+      throw new UsageError(`--build-context ${c.name}: folder ${c.value} does not exist`);
+    }
+  }
+}

@@ -1,0 +1,185 @@
+// Build inputs at `docker buildx build` parity: parsing, what each builder can honour, the argv,
+// and how a network failure is recognised in real build output.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { assertSupported, buildArgv, looksLikeNetworkFailure, networkHint, unsupportedInputs, type Builder } from '../../src/docker/build.js';
+import {
+  checkInputsExist,
+  NO_INPUTS,
+  parseAddHost,
+  parseBuildContext,
+  parseNetwork,
+  parseSecret,
+  parseShmSize,
+  parseSsh,
+  parseUlimit,
+  type BuildInputs,
+} from '../../src/docker/build-inputs.js';
+import { loadConfig } from '../../src/config/config.js';
+import { ConfigError, UsageError } from '../../src/errors.js';
+import { parsePlatform } from '../../src/platform/platform.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cb-inputs-'));
+const fx = (f: string) => readFileSync(join(__dirname, '..', 'fixtures', 'docker', f), 'utf8');
+const usage = (f: () => unknown): UsageError => {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UsageError);
+    expect((e as UsageError).exitCode).toBe(2);
+    return e as UsageError;
+  }
+  throw new Error('expected a UsageError');
+};
+
+const classic: Builder = { kind: 'classic', cli: 'docker', env: { DOCKER_BUILDKIT: '0' }, clientVersion: '28.2.2' };
+const buildkit: Builder = { kind: 'buildkit', cli: '/usr/bin/docker', env: { DOCKER_BUILDKIT: '1' }, clientVersion: '20.10.24+dfsg1' };
+const buildx: Builder = { kind: 'buildx', cli: 'docker', env: {}, clientVersion: '27.0.1', buildxVersion: '0.15.1' };
+const oldBuildx: Builder = { ...buildx, buildxVersion: '0.7.1' };
+
+describe('build input parsers', () => {
+  it('network modes', () => {
+    expect(parseNetwork('host', '--network')).toBe('host');
+    expect(usage(() => parseNetwork('bridge', '--network')).message).toBe('--network bridge: expected one of default, none, host');
+  });
+
+  it('secrets: file, env, and the id alone as buildx takes it', () => {
+    expect(parseSecret('id=npmrc,src=.npmrc', '--secret', '/work')).toEqual({ id: 'npmrc', src: '/work/.npmrc' });
+    expect(parseSecret('id=tok,source=/etc/tok', '--secret', '/work')).toEqual({ id: 'tok', src: '/etc/tok' });
+    expect(parseSecret('id=tok,env=GH_TOKEN', '--secret', '/work')).toEqual({ id: 'tok', env: 'GH_TOKEN' });
+    expect(parseSecret('id=tok,type=env,src=GH_TOKEN', '--secret', '/work')).toEqual({ id: 'tok', env: 'GH_TOKEN' });
+    process.env.CB_TEST_SECRET_VAR = 'x';
+    expect(parseSecret('id=CB_TEST_SECRET_VAR', '--secret', '/work')).toEqual({ id: 'CB_TEST_SECRET_VAR', env: 'CB_TEST_SECRET_VAR' });
+    expect(parseSecret('id=cb_no_such_var', '--secret', '/work')).toEqual({ id: 'cb_no_such_var', src: '/work/cb_no_such_var' });
+    expect(usage(() => parseSecret('src=x', '--secret', '/')).message).toMatch(/--secret: needs id=NAME/);
+    expect(usage(() => parseSecret('id=a,mode=0400', '--secret', '/')).message).toMatch(/unknown key "mode" \(allowed: id, src, env, type\)/);
+    expect(usage(() => parseSecret('id=a,type=ssh', '--secret', '/')).message).toMatch(/type must be file or env/);
+  });
+
+  it('ssh, hosts, contexts, shm and ulimits', () => {
+    expect(parseSsh('default', '--ssh', '/w')).toEqual({ id: 'default', paths: [] });
+    expect(parseSsh('github=keys/id_ed25519,/run/agent.sock', '--ssh', '/w')).toEqual({ id: 'github', paths: ['/w/keys/id_ed25519', '/run/agent.sock'] });
+    expect(parseAddHost('registry.local:10.0.0.5', '--add-host')).toBe('registry.local:10.0.0.5');
+    expect(parseAddHost('v6=::1', '--add-host')).toBe('v6:::1');
+    expect(parseAddHost('gw:host-gateway', '--add-host')).toBe('gw:host-gateway');
+    expect(usage(() => parseAddHost('nohost', '--add-host')).message).toMatch(/expected HOST:IP/);
+    expect(usage(() => parseAddHost('a:999.1.1.1', '--add-host')).message).toMatch(/expected HOST:IP/);
+    expect(parseBuildContext('base=docker-image://alpine:3.20', '--build-context', '/w')).toEqual({ name: 'base', value: 'docker-image://alpine:3.20' });
+    expect(parseBuildContext('src=../lib', '--build-context', '/w/app')).toEqual({ name: 'src', value: '/w/lib' });
+    expect(usage(() => parseBuildContext('nothing', '--build-context', '/')).message).toMatch(/expected NAME=PATH/);
+    expect(parseShmSize('256m', '--shm-size')).toBe('256m');
+    expect(usage(() => parseShmSize('lots', '--shm-size')).message).toMatch(/expected a size/);
+    expect(parseUlimit('nofile=1024:2048', '--ulimit')).toBe('nofile=1024:2048');
+    expect(usage(() => parseUlimit('files=1', '--ulimit')).message).toMatch(/TYPE one of core, cpu/);
+  });
+
+  it('echoes control characters escaped, never raw', () => {
+    expect(usage(() => parseNetwork('ho\u001b[2Jst', '--network')).message).toBe('--network ho\\u001b[2Jst: expected one of default, none, host');
+  });
+
+  it('missing secret files, variables and agents are usage errors naming them', () => {
+    const file = join(dir, 'tok');
+    writeFileSync(file, 'value');
+    expect(() => checkInputsExist({ ...NO_INPUTS, secrets: [{ id: 'tok', src: file }] })).not.toThrow();
+    expect(usage(() => checkInputsExist({ ...NO_INPUTS, secrets: [{ id: 'tok', src: join(dir, 'absent') }] })).message).toBe(`--secret id=tok: file ${join(dir, 'absent')} does not exist (or is not a file)`);
+    expect(usage(() => checkInputsExist({ ...NO_INPUTS, secrets: [{ id: 'tok', env: 'CB_UNSET' }] }, {})).message).toBe('--secret id=tok: environment variable CB_UNSET is not set');
+    expect(usage(() => checkInputsExist({ ...NO_INPUTS, ssh: [{ id: 'default', paths: [] }] }, {})).message).toMatch(/--ssh default: SSH_AUTH_SOCK is not set/);
+  });
+});
+
+describe('what each builder honours', () => {
+  const all: BuildInputs = {
+    secrets: [{ id: 's', src: '/s' }],
+    ssh: [{ id: 'default', paths: [] }],
+    addHosts: ['h:1.2.3.4'],
+    buildContexts: [{ name: 'b', value: 'docker-image://x' }],
+    shmSize: '1g',
+    ulimits: ['nofile=1:2'],
+  };
+  it('classic: no secrets, ssh or contexts; hosts, shm and ulimits yes', () => {
+    const p = unsupportedInputs(classic, all);
+    expect(p.map((x) => x.split(' ')[0])).toEqual(['--secret', '--ssh', '--build-context']);
+    expect(p[0]).toMatch(/needs BuildKit: install docker buildx .*the builder here is the classic builder via docker 28\.2\.2/);
+  });
+  it("the engine's BuildKit through a pre-23 CLI: ignores shm and ulimits (measured on 20.10), no contexts", () => {
+    expect(unsupportedInputs(buildkit, all).map((x) => x.split(' ')[0])).toEqual(['--build-context', '--shm-size', '--ulimit']);
+  });
+  it('buildx: everything, by version', () => {
+    expect(unsupportedInputs(buildx, all)).toEqual([]);
+    expect(unsupportedInputs(oldBuildx, all).map((x) => x.split(' ')[0])).toEqual(['--build-context', '--shm-size', '--ulimit']);
+    expect(() => assertSupported(classic, { ...NO_INPUTS, secrets: all.secrets })).toThrow(UsageError);
+    expect(() => assertSupported(classic, NO_INPUTS)).not.toThrow();
+  });
+
+  it('argv: secrets by reference, env secrets as files for file-only CLIs', () => {
+    const o = { platform: parsePlatform('linux/arm64'), tag: 'r/a:t-arm64', context: '/ctx', dockerfile: '/ctx/Dockerfile', network: 'default' as const, inputs: { ...all, secrets: [{ id: 's', src: '/s' }, { id: 'e', env: 'TOKEN' }] } };
+    const bx = buildArgv('buildx', o);
+    expect(bx.slice(bx.indexOf('--secret'), bx.indexOf('--secret') + 4)).toEqual(['--secret', 'id=s,src=/s', '--secret', 'id=e,env=TOKEN']);
+    expect(bx).toEqual(expect.arrayContaining(['--ssh', 'default', '--add-host', 'h:1.2.3.4', '--build-context', 'b=docker-image://x', '--shm-size', '1g', '--ulimit', 'nofile=1:2']));
+    expect(bx).not.toContain('--network');
+    const bk = buildArgv('buildkit', o, new Map([['e', '/tmp/private/e']]));
+    expect(bk).toContain('id=e,src=/tmp/private/e');
+    expect(bk.at(-1)).toBe('/ctx');
+  });
+});
+
+describe('network failures in build output', () => {
+  it("recognises the engine's own no-bridge error (captured from engine 20.10 BuildKit)", () => {
+    expect(looksLikeNetworkFailure(fx('build-no-bridge-20.10.txt'))).toBe('network bridge not found');
+  });
+  it('recognises resolver errors of apt and wget (captured under --network none)', () => {
+    expect(looksLikeNetworkFailure(fx('build-network-none-apt.txt'))).toMatch(/Temporary failure resolving|Could not resolve|bad address/);
+  });
+  it('does not call an ordinary failure a network one', () => {
+    expect(looksLikeNetworkFailure('#5 0.101 refusing to build on aarch64\n#5 ERROR: executor failed running [/bin/sh -c exit 1]: exit code: 1')).toBeUndefined();
+  });
+  it('hints with the network the build had', () => {
+    expect(networkHint('default', false)).toMatch(/the engine's default network, and this engine has no bridge network .*use --network host|build with --network host/);
+    expect(networkHint('none', true)).toMatch(/had --network none: build with --network host/);
+  });
+});
+
+describe('platforms.json build fields', () => {
+  const write = (name: string, content: unknown) => {
+    const f = join(dir, name);
+    writeFileSync(f, JSON.stringify(content));
+    return f;
+  };
+  const base = { image: 'localhost:5000/app', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64', network: 'none', dockerfile: 'arm.Dockerfile', target: 'arm' }] };
+
+  it('network: file, per platform, and the flag over both', () => {
+    const c = loadConfig(write('net.json', { ...base, network: 'host' }));
+    expect(c.platforms.map((t) => t.network)).toEqual(['host', 'none']);
+    expect(c.platforms[1]!.dockerfile).toBe(join(dir, 'arm.Dockerfile'));
+    expect(c.platforms[1]!.target).toBe('arm');
+    expect(loadConfig(write('net0.json', base)).platforms[0]!.network).toBe('default');
+    const f = loadConfig(write('net2.json', base), { network: 'host', target: 'final' });
+    expect(f.platforms.map((t) => [t.network, t.target])).toEqual([['host', 'final'], ['host', 'final']]);
+  });
+
+  it('inputs from the file, relative to it, merged under the flags by key', () => {
+    const c = loadConfig(write('inputs.json', { ...base, secrets: ['id=a,src=a.txt', 'id=b,env=B'], addHosts: ['x:1.1.1.1'], buildContexts: { lib: 'lib' }, shmSize: '1g' }), {
+      inputs: { secrets: [{ id: 'a', src: '/flag/a' }], addHosts: ['x:2.2.2.2'] },
+    });
+    expect(c.inputs.secrets).toEqual([{ id: 'a', src: '/flag/a' }, { id: 'b', env: 'B' }]);
+    expect(c.inputs.addHosts).toEqual(['x:2.2.2.2']);
+    expect(c.inputs.buildContexts).toEqual([{ name: 'lib', value: join(dir, 'lib') }]);
+    expect(c.inputs.shmSize).toBe('1g');
+  });
+
+  it('bad values name the file and field', () => {
+    const f = write('badnet.json', { ...base, network: 'bridge' });
+    expect(() => loadConfig(f)).toThrow(ConfigError);
+    expect(() => loadConfig(f)).toThrow(/badnet\.json: network: must be one of default, none, host/);
+    expect(() => loadConfig(write('badhost.json', { ...base, addHosts: ['nope'] }))).toThrow(/badhost\.json: addHosts\[0\]: .*expected HOST:IP/);
+    expect(() => loadConfig(write('badsecret.json', { ...base, secrets: ['src=x'] }))).toThrow(/badsecret\.json: secrets\[0\]: needs id=NAME/);
+  });
+
+  it('refuses / as context and a relative Dockerfile outside the context', () => {
+    expect(() => loadConfig(write('root.json', { ...base, context: '/' }))).toThrow(/root\.json: context: the build context is \//);
+    expect(() => loadConfig(write('outside.json', { ...base, context: 'app', dockerfile: '../Dockerfile' }))).toThrow(/outside\.json: dockerfile: the Dockerfile resolves outside the build context/);
+    expect(loadConfig(write('abs.json', { ...base, context: 'app', dockerfile: '/elsewhere/Dockerfile' })).dockerfile).toBe('/elsewhere/Dockerfile');
+  });
+});
