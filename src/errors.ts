@@ -48,7 +48,10 @@ export class CommandError extends CrossbuildError {
   }
 }
 
-/** A registry answered with an error, or could not be reached. `retriable` drives the backoff loop. */
+/**
+ * A registry answered with an error, or could not be reached. `retriable` says whether trying the
+ * same request again can help (429, 5xx, a dropped connection), for callers and reports.
+ */
 export class RegistryError extends CrossbuildError {
   readonly status: number | undefined;
   readonly code: string | undefined;

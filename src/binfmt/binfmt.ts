@@ -88,6 +88,13 @@ export function platformStatus(p: Platform, handlers: readonly BinfmtEntry[]): P
 }
 
 /** Where the host's qemu-user-static for this arch lives, and which flags it supports. */
+/** `qemu-ARCH-static --version`'s first line, or undefined when it is not installed. */
+export async function qemuVersion(p: Platform): Promise<{ bin: string; version?: string }> {
+  const bin = `qemu-${archInfo(p.architecture)?.qemu ?? p.architecture}-static`;
+  const v = await execa(bin, ['--version'], { reject: false, timeout: 10_000 });
+  return v.exitCode === 0 ? { bin, version: v.stdout.split('\n')[0]!.trim() } : { bin };
+}
+
 export async function findEmulator(p: Platform): Promise<{ interpreter: string; flags: string } | undefined> {
   const q = archInfo(p.architecture)!.qemu;
   // Debian's -binfmt-P link makes qemu preserve argv[0] (the P flag).

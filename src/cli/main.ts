@@ -1,7 +1,8 @@
 // Entry point: parses argv with commander and loads each command's module only when it runs,
 // so `crossbuild --version` stays close to bare node start-up.
 import { Command, CommanderError, Option } from 'commander';
-import { describeError, exitCodeOf, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import { printFailure, wrapUnknown } from './failure.js';
 import { VERSION } from '../version.js';
 
 export const EXIT_CODES_HELP = `
@@ -30,6 +31,30 @@ function registryOptions(cmd: Command): Command {
     .option('--docker-cfg <path>', 'Docker config folder or config.json with registry credentials')
     .option('--username <user>', 'registry username (password from --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input');
+}
+
+/** What the command that ran returned: its exit code. */
+let commandExit = 0;
+
+/**
+ * Every command returns its exit code; this records it for main(). An error that is not one of
+ * ours (a bug, a library's surprise) is wrapped the same way for every command: named by the
+ * command, exit 1.
+ */
+function exits<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      commandExit = await fn(...args);
+    } catch (e) {
+      throw wrapUnknown(e, commandPath(args[args.length - 1]));
+    }
+  };
+}
+
+function commandPath(cmd: unknown): string {
+  const names: string[] = [];
+  for (let c = cmd instanceof Command ? cmd : null; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 export function buildProgram(): Command {
@@ -74,10 +99,7 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'only failures and the result')
     .option('-v, --verbose', 'plain progress lines including build output')
     .option('--json', 'print the report as JSON on stdout (nothing else there)');
-  registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(async (opts) => {
-    const { runCommand } = await import('./commands/run.js');
-    return runCommand(opts);
-  });
+  registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(exits(async (opts) => (await import('./commands/run.js')).runCommand(opts)));
 
   registryOptions(
     program
@@ -93,7 +115,7 @@ export function buildProgram(): Command {
       .option('--json', 'machine-readable report on stdout'),
   )
     .addHelpText('after', EXIT_CODES_HELP)
-    .action(async (ref: string, opts) => (await import('./commands/verify.js')).verifyCommand(ref, opts));
+    .action(exits(async (ref: string, opts) => (await import('./commands/verify.js')).verifyCommand(ref, opts)));
 
   registryOptions(
     program
@@ -102,7 +124,7 @@ export function buildProgram(): Command {
       .option('-c, --config <file>', 'platforms.json whose platforms and registry to check', 'platforms.json')
       .option('--platform <platform>', 'platforms to check (repeatable or comma-separated)', collect)
       .option('--json', 'machine-readable output'),
-  ).action(async (opts) => (await import('./commands/doctor.js')).doctorCommand(opts));
+  ).action(exits(async (opts) => (await import('./commands/doctor.js')).doctorCommand(opts)));
 
   const binfmt = program.command('binfmt').description('QEMU binfmt_misc handlers for emulated platforms');
   binfmt
@@ -110,17 +132,17 @@ export function buildProgram(): Command {
     .description('list binfmt_misc handlers and which platforms can run')
     .option('--platform <platform>', 'platforms to check (repeatable or comma-separated)', collect)
     .option('--json', 'machine-readable output')
-    .action(async (opts) => (await import('./commands/binfmt.js')).binfmtStatus(opts));
+    .action(exits(async (opts) => (await import('./commands/binfmt.js')).binfmtStatus(opts)));
   binfmt
     .command('install')
     .description('register qemu-user-static handlers (F flag) for platforms that lack a working one')
     .option('--platform <platform>', 'platforms (repeatable or comma-separated; default: all QEMU knows here)', collect)
-    .action(async (opts) => (await import('./commands/binfmt.js')).binfmtInstall(opts));
+    .action(exits(async (opts) => (await import('./commands/binfmt.js')).binfmtInstall(opts)));
   binfmt
     .command('uninstall')
     .description('remove the qemu handlers for these platforms')
     .requiredOption('--platform <platform>', 'platforms (repeatable or comma-separated)', collect)
-    .action(async (opts) => (await import('./commands/binfmt.js')).binfmtUninstall(opts));
+    .action(exits(async (opts) => (await import('./commands/binfmt.js')).binfmtUninstall(opts)));
 
   const manifest = program.command('manifest').description('manifest lists: push (manifest-tool compatible) and inspect');
   const push = manifest.command('push').description('write a manifest list');
@@ -133,7 +155,7 @@ export function buildProgram(): Command {
       .addOption(listType())
       .option('--ignore-missing', 'skip children that do not exist, with a warning')
       .option('--json', 'machine-readable output'),
-  ).action(async (file: string, opts) => (await import('./commands/manifest.js')).pushFromSpec(file, opts));
+  ).action(exits(async (file: string, opts) => (await import('./commands/manifest.js')).pushFromSpec(file, opts)));
   registryOptions(
     push
       .command('from-args')
@@ -146,7 +168,7 @@ export function buildProgram(): Command {
       .addOption(listType())
       .option('--ignore-missing', 'skip children that do not exist, with a warning')
       .option('--json', 'machine-readable output'),
-  ).action(async (opts) => (await import('./commands/manifest.js')).pushFromArgs(opts));
+  ).action(exits(async (opts) => (await import('./commands/manifest.js')).pushFromArgs(opts)));
   registryOptions(
     manifest
       .command('inspect')
@@ -155,7 +177,7 @@ export function buildProgram(): Command {
       .option('--raw', 'print the exact bytes the registry serves')
       .option('--json', 'machine-readable output')
       .addOption(new Option('--type <type>', 'accepted for symmetry; inspect shows whatever is there').choices(['docker', 'oci'])),
-  ).action(async (ref: string, opts) => (await import('./commands/manifest.js')).inspect(ref, opts));
+  ).action(exits(async (ref: string, opts) => (await import('./commands/manifest.js')).inspect(ref, opts)));
 
   const seed = program
     .command('seed', { hidden: true })
@@ -164,7 +186,7 @@ export function buildProgram(): Command {
     .requiredOption('--rootfs <platform=dir>', 'a platform and its root filesystem: a folder or a tar file (repeatable)', collect)
     .addOption(new Option('--type <type>', 'manifest list type').choices(['docker', 'oci']).default('docker'))
     .option('--cmd <cmd>', 'default command', 'sh');
-  registryOptions(seed).action(async (opts) => (await import('./commands/seed.js')).seedCommand(opts));
+  registryOptions(seed).action(exits(async (opts) => (await import('./commands/seed.js')).seedCommand(opts)));
 
   return program;
 }
@@ -172,15 +194,15 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
+    commandExit = 0;
     await program.parseAsync([...argv], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return commandExit;
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit 0; every other commander complaint is a usage error.
       return err.exitCode === 0 ? 0 : 2;
     }
-    process.stderr.write(`crossbuild: ${describeError(err)}\n`);
-    return exitCodeOf(err);
+    return printFailure(err);
   }
 }
 

@@ -4,9 +4,9 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
-import { configErrorFromZod } from './schema-error.js';
+import { configErrorFromZod } from '../util/schema-error.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
-import { isValidTag, parseReference, type ImageRef } from '../registry/reference.js';
+import { isValidTag, parseReference, type ImageRef } from '../oci/reference.js';
 import {
   mergeBy,
   NETWORK_MODES,

@@ -13,9 +13,9 @@ import {
   type ListKind,
   type OciPlatform,
 } from '../oci/types.js';
-import { formatPlatform, makePlatform, samePlatform } from '../platform/platform.js';
+import { formatPlatform, normalizeLenient, samePlatform } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
-import { formatReference, manifestReference, withTag, type ImageRef } from '../registry/reference.js';
+import { formatReference, manifestReference, withTag, type ImageRef } from '../oci/reference.js';
 import type { SpecChild, SpecPlatform } from './spec.js';
 
 interface CopyJob {
@@ -55,12 +55,7 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
   const architecture = spec.architecture ?? config.architecture ?? '';
   // A variant only comes from the config when the architecture does too.
   const variant = spec.architecture !== undefined ? spec.variant : (spec.variant ?? config.variant ?? undefined);
-  let normalized: { os: string; architecture: string; variant?: string };
-  try {
-    normalized = makePlatform(os, architecture, variant);
-  } catch {
-    normalized = { os, architecture, ...(variant ? { variant } : {}) };
-  }
+  const normalized = normalizeLenient({ os, architecture, variant });
   const osVersion = spec.osVersion ?? config['os.version'];
   const osFeatures = spec.osFeatures ?? config['os.features'];
   return {

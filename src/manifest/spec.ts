@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
-import { configErrorFromZod } from '../config/schema-error.js';
+import { configErrorFromZod } from '../util/schema-error.js';
 import { normalizeArch, normalizeOs, PlatformError } from '../platform/platform.js';
-import { parseReference, type ImageRef } from '../registry/reference.js';
+import { parseReference, type ImageRef } from '../oci/reference.js';
 
 export interface SpecPlatform {
   architecture?: string;

@@ -1,9 +1,9 @@
 // Building manifest lists / OCI indexes: the one place crossbuild assembles one.
 import { UsageError } from '../errors.js';
-import { formatPlatform, makePlatform, samePlatform, type Platform } from '../platform/platform.js';
+import { formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
 import { sha256Digest } from './digest.js';
 import {
-  ListType,
+  LIST_MEDIA_TYPE,
   isAttestation,
   type Descriptor,
   type ListKind,
@@ -27,13 +27,7 @@ export interface BuiltList {
   readonly json: Record<string, unknown>;
 }
 
-function toPlatform(p: OciPlatform): Platform {
-  try {
-    return makePlatform(p.os, p.architecture, p.variant);
-  } catch {
-    return p.variant ? { os: p.os, architecture: p.architecture, variant: p.variant } : { os: p.os, architecture: p.architecture };
-  }
-}
+const toPlatform = (p: OciPlatform): Platform => normalizeLenient(p);
 
 /**
  * Assemble a Docker manifest list or an OCI index. Images come first in the given order,
@@ -60,13 +54,13 @@ export function buildList(
   const dropped: ListEntry[] = kind === 'docker' ? attestations : [];
   const kept = kind === 'docker' ? images : [...images, ...attestations];
   const manifests = kept.map((e) => descriptorFor(kind, e));
-  const json: Record<string, unknown> = { schemaVersion: 2, mediaType: ListType[kind], manifests };
+  const json: Record<string, unknown> = { schemaVersion: 2, mediaType: LIST_MEDIA_TYPE[kind], manifests };
   if (kind === 'oci' && opts.annotations && Object.keys(opts.annotations).length > 0) json.annotations = opts.annotations;
   if (kind === 'docker' && opts.annotations && Object.keys(opts.annotations).length > 0) {
     throw new UsageError('annotations need an OCI index: use --type oci');
   }
   const bytes = Buffer.from(JSON.stringify(json, null, 3));
-  return { mediaType: ListType[kind], bytes, digest: sha256Digest(bytes), size: bytes.length, json, dropped };
+  return { mediaType: LIST_MEDIA_TYPE[kind], bytes, digest: sha256Digest(bytes), size: bytes.length, json, dropped };
 }
 
 function descriptorFor(kind: ListKind, e: ListEntry): Record<string, unknown> {

@@ -27,8 +27,9 @@ export const MANIFEST_ACCEPT = [
 
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
 
-export const ListType = { docker: MediaType.DockerManifestList, oci: MediaType.OciIndex } as const;
-export type ListKind = keyof typeof ListType;
+/** The media type of each kind of list crossbuild writes (--type docker|oci). */
+export const LIST_MEDIA_TYPE = { docker: MediaType.DockerManifestList, oci: MediaType.OciIndex } as const;
+export type ListKind = keyof typeof LIST_MEDIA_TYPE;
 
 /** buildx marks attestation manifests with this annotation (and platform unknown/unknown). */
 export const ATTESTATION_REF_TYPE = 'vnd.docker.reference.type';

@@ -1,7 +1,7 @@
 // Run reports for people and machines: JSON (--report, --json) and Markdown (--summary, for a CI
 // job summary). Built from a RunResult; pure, so it is tested on its own.
 import { mdCell, verdictIcon } from '../util/markdown.js';
-import type { CheckResult } from '../verify/checks.js';
+import type { CheckResult } from '../verdict.js';
 import type { RunResult } from './run.js';
 
 export interface RunReport {

@@ -12,12 +12,13 @@ import { assertSupported, buildArgv, describeBuilder, looksLikeNetworkFailure, n
 import { assertHonoursPlatform, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError, UsageError } from '../errors.js';
 import { buildList } from '../oci/list.js';
-import { ImageIndexSchema, isIndexMediaType, ListType, type ListKind } from '../oci/types.js';
+import { ImageIndexSchema, isIndexMediaType, LIST_MEDIA_TYPE, type ListKind } from '../oci/types.js';
 import { expectedUname, formatPlatform, isNative } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
-import { formatReference, withTag } from '../registry/reference.js';
+import { formatReference, withTag } from '../oci/reference.js';
 import { registerSecret, scrub } from '../util/secrets.js';
-import { checkMetadata, checkRuntime, type CheckResult } from '../verify/checks.js';
+import type { CheckResult } from '../verdict.js';
+import { checkMetadata, checkRuntime } from '../verify/checks.js';
 import { verifyImage } from '../verify/verify.js';
 import type { ProgressEvent } from './progress.js';
 
@@ -210,7 +211,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   const i = cfg.inputs;
   return {
     image: formatReference(cfg.image),
-    list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: ListType[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
+    list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
     builder: builder ? describeBuilder(builder) : 'unknown (no engine)',
     concurrency: o.concurrency,

@@ -125,16 +125,21 @@ export function formatPlatform(p: { readonly os: string; readonly architecture: 
 
 /** Compare after normalisation; an arm platform without a variant means v7. */
 export function samePlatform(a: Platform, b: Platform): boolean {
-  const na = safeNormalize(a);
-  const nb = safeNormalize(b);
+  const na = normalizeLenient(a);
+  const nb = normalizeLenient(b);
   return na.os === nb.os && na.architecture === nb.architecture && (na.variant ?? '') === (nb.variant ?? '');
 }
 
-function safeNormalize(p: Platform): Platform {
+/**
+ * The lenient normaliser for platforms other tools wrote (configs, lists, specs): normalised as
+ * containerd does when known, else kept as written, so a foreign or odd platform can still be
+ * shown and compared instead of throwing.
+ */
+export function normalizeLenient(p: { readonly os: string; readonly architecture: string; readonly variant?: string | undefined }): Platform {
   try {
     return makePlatform(p.os, p.architecture, p.variant);
   } catch {
-    return p;
+    return p.variant ? { os: p.os, architecture: p.architecture, variant: p.variant } : { os: p.os, architecture: p.architecture };
   }
 }
 

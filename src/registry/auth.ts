@@ -21,7 +21,3 @@ export function parseWwwAuthenticate(header: string | undefined): Challenge | un
   }
   return { scheme, params };
 }
-
-export function repositoryScope(repository: string, actions: 'pull' | 'pull,push'): string {
-  return `repository:${repository}:${actions}`;
-}

@@ -9,9 +9,9 @@ import { AuthError, RegistryError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT } from '../oci/types.js';
 import { registerSecret } from '../util/secrets.js';
-import { parseWwwAuthenticate, repositoryScope, type Challenge } from './auth.js';
+import { parseWwwAuthenticate, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
-import { DOCKER_HUB, isLoopbackRegistry } from './reference.js';
+import { DOCKER_HUB, isLoopbackRegistry, scope as repositoryScope } from '../oci/reference.js';
 
 export interface ClientOptions {
   /** Skip TLS verification (and allow falling back to plain HTTP), like Docker's insecure-registries. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { z, type Infer } from '../util/zod.js';
 import { UsageError } from '../errors.js';
 import { registerSecret } from '../util/secrets.js';
-import { DOCKER_HUB } from './reference.js';
+import { DOCKER_HUB } from '../oci/reference.js';
 
 export interface Credential {
   readonly username?: string;
@@ -33,7 +33,8 @@ export function dockerConfigPath(dockerCfg?: string): string {
   return join(base, 'config.json');
 }
 
-function hubKeys(registry: string): string[] {
+/** The keys a registry may be stored under in config.json (`auths`, `credHelpers`): Docker Hub has several historical ones. */
+function configKeysFor(registry: string): string[] {
   if (registry !== DOCKER_HUB) return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
   return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io', 'https://registry-1.docker.io'];
 }
@@ -85,7 +86,7 @@ export class CredentialStore {
 
   private async lookup(registry: string): Promise<Credential | undefined> {
     const cfg = this.load();
-    const keys = hubKeys(registry);
+    const keys = configKeysFor(registry);
     const helper = keys.map((k) => cfg.credHelpers?.[k]).find((h) => h) ?? cfg.credsStore;
     if (helper) {
       const fromHelper = await this.fromHelper(helper, registry === DOCKER_HUB ? 'https://index.docker.io/v1/' : registry);

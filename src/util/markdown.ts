@@ -1,5 +1,5 @@
 // The bits of Markdown the run and verify summaries share.
-import type { Verdict } from '../verify/checks.js';
+import type { Verdict } from '../verdict.js';
 
 /** Text safe inside a table cell. */
 export function mdCell(s: string): string {

@@ -1,24 +1,12 @@
 // Verification verdicts shared by `run` and `verify`: each check says pass/fail/skip/warn with the
 // evidence a person needs to believe it.
-import { formatPlatform, makePlatform, samePlatform, expectedUname, type Platform } from '../platform/platform.js';
+import { formatPlatform, normalizeLenient, samePlatform, expectedUname, type Platform } from '../platform/platform.js';
 import type { Docker } from '../docker/docker.js';
-
-export type Verdict = 'pass' | 'fail' | 'warn' | 'skip';
-
-export interface CheckResult {
-  readonly check: 'coverage' | 'metadata' | 'binaries' | 'runtime';
-  readonly verdict: Verdict;
-  readonly evidence: string;
-}
+import type { CheckResult } from '../verdict.js';
 
 /** The image config's os/architecture/variant must equal the target after normalisation. */
 export function checkMetadata(expected: Platform, config: { os: string; architecture: string; variant?: string | undefined }, where = 'image config'): CheckResult {
-  let actual: Platform;
-  try {
-    actual = makePlatform(config.os, config.architecture, config.variant);
-  } catch {
-    actual = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
-  }
+  const actual = normalizeLenient(config);
   const shown = formatPlatform(config);
   if (samePlatform(expected, actual)) return { check: 'metadata', verdict: 'pass', evidence: `${where} says ${shown}` };
   return { check: 'metadata', verdict: 'fail', evidence: `${where} says ${shown}, expected ${formatPlatform(expected)}` };
@@ -44,11 +32,4 @@ export async function checkRuntime(docker: Docker, image: string, platform: Plat
   const machine = r.stdout.trim();
   if (exp.machines.includes(machine)) return { check: 'runtime', verdict: 'pass', evidence: `uname -m printed ${machine}` };
   return { check: 'runtime', verdict: 'fail', evidence: `uname -m printed ${machine}, expected ${exp.machines.join(' or ')}` };
-}
-
-export function worst(results: readonly CheckResult[]): Verdict {
-  if (results.some((r) => r.verdict === 'fail')) return 'fail';
-  if (results.some((r) => r.verdict === 'warn')) return 'warn';
-  if (results.length > 0 && results.every((r) => r.verdict === 'skip')) return 'skip';
-  return 'pass';
 }

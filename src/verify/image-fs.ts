@@ -43,7 +43,6 @@ export class ImageFs {
   private pendingOpaque = new Map<string, number>();
   private layer = -1;
   readonly warnings: string[] = [];
-  layersScanned = 0;
 
   beginLayer(index: number): void {
     this.layer = index;
@@ -55,7 +54,6 @@ export class ImageFs {
     for (const [p, l] of this.pendingOpaque) if (!this.opaque.has(p)) this.opaque.set(p, l);
     this.pendingDeleted = new Map();
     this.pendingOpaque = new Map();
-    this.layersScanned++;
   }
 
   /** Which layer's whiteout hides this path, if any (the path itself or an ancestor, or an opaque dir). */

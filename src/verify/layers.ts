@@ -28,7 +28,6 @@ export interface ScanResult {
   readonly fs: ImageFs;
   /** Every layer was read. */
   readonly complete: boolean;
-  readonly bytesRead: number;
 }
 
 function typeOf(h: Headers): EntryType {
@@ -64,7 +63,7 @@ function decompressorFor(first: Buffer, mediaType: string): Transform | undefine
   if (first[0] === 0x1f && first[1] === 0x8b) return zlib.createGunzip({ chunkSize: 256 * 1024 });
   if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
     const z = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-    if (!z) throw new CrossbuildError(`zstd layer (${mediaType}): this Node.js (${process.version}) has no zstd; use Node ≥ 22.15 or --skip the static check`);
+    if (!z) throw new CrossbuildError(`zstd layer (${mediaType}): this Node.js (${process.version}) has no zstd; use Node ≥ 22.15 to check this image's binaries`);
     return z();
   }
   return undefined; // plain tar
@@ -130,7 +129,8 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs, w
       const head = await consumeEntry(entry as unknown as Readable, keep);
       if (visible && head.length > 0) {
         if (isElf(head)) {
-          // Only ELF files are kept whole, and only long enough to parse them.
+          // Every visible file's first bytes were kept (all of a small one when ARM attributes are
+          // wanted); only an ELF header or a #! line is parsed from them.
           const info = parseElf(head, head.length === (h.size ?? 0));
           if (info) visible.elf = info;
         } else if (head[0] === 0x23 && head[1] === 0x21) {
@@ -147,20 +147,19 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs, w
 
 export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions): Promise<ScanResult> {
   const fs = new ImageFs();
-  let bytes = 0;
   for (let i = layers.length - 1; i >= 0; i--) {
     const layer = layers[i]!;
     fs.beginLayer(i);
     const stream = await client.getBlob(registry, repository, layer.digest);
     try {
-      bytes += await scanLayer(stream, layer, fs, opts.wantArmAttributes);
+      await scanLayer(stream, layer, fs, opts.wantArmAttributes);
     } catch (e) {
       stream.destroy();
       if (e instanceof CrossbuildError) throw e;
       throw new CrossbuildError(`layer ${i} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
     }
     fs.endLayer();
-    if (i > 0 && opts.done(fs)) return { fs, complete: false, bytesRead: bytes };
+    if (i > 0 && opts.done(fs)) return { fs, complete: false };
   }
-  return { fs, complete: true, bytesRead: bytes };
+  return { fs, complete: true };
 }

@@ -4,10 +4,11 @@
 import type { Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
 import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation, isIndexMediaType, type Descriptor, type ImageConfig } from '../oci/types.js';
-import { archInfo, formatPlatform, makePlatform, samePlatform, type Platform } from '../platform/platform.js';
+import { archInfo, formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
-import { formatReference, manifestReference, type ImageRef } from '../registry/reference.js';
-import { checkMetadata, checkRuntime, worst, type CheckResult, type Verdict } from './checks.js';
+import { formatReference, manifestReference, type ImageRef } from '../oci/reference.js';
+import { worst, type CheckResult, type Verdict } from '../verdict.js';
+import { checkMetadata, checkRuntime } from './checks.js';
 import { describeElf, maxCpuArchFor, type ElfInfo } from './elf.js';
 import { mdCell, verdictIcon } from '../util/markdown.js';
 import type { ImageFs, Resolution } from './image-fs.js';
@@ -51,13 +52,7 @@ export interface VerifyReport {
 
 const DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
-function platformOf(p: { os: string; architecture: string; variant?: string | undefined }): Platform {
-  try {
-    return makePlatform(p.os, p.architecture, p.variant);
-  } catch {
-    return { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) };
-  }
-}
+const platformOf = normalizeLenient;
 
 /** Does this ELF file run on the platform? */
 export function elfFits(p: Platform, e: ElfInfo): { ok: boolean; why?: string } {

@@ -49,3 +49,52 @@ export async function registryLayers(ref: string): Promise<Buffer[]> {
     }),
   );
 }
+
+/**
+ * A ustar header for a regular file, written by hand so a test can claim any size (or make a
+ * hostile header) without building the body.
+ */
+export function ustarHeader(name: string, size: number, opts: { typeflag?: string } = {}): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  h.write('00000000000\0', 136);
+  h.fill(' ', 148, 156);
+  h.write(opts.typeflag ?? '0', 156);
+  h.write('ustar\x0000', 257);
+  let sum = 0;
+  for (const byte of h) sum += byte;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
+}
+
+async function pushBlob(registry: string, repository: string, bytes: Buffer): Promise<string> {
+  const digest = sha(bytes);
+  const start = await fetch(`http://${registry}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
+  if (start.status !== 202) throw new Error(`upload to ${repository}: ${start.status}`);
+  const url = new URL(start.headers.get('location')!, `http://${registry}`);
+  url.searchParams.set('digest', digest);
+  const put = await fetch(url, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': 'application/octet-stream' } });
+  if (put.status !== 201) throw new Error(`upload of ${digest} to ${repository}: ${put.status}`);
+  return digest;
+}
+
+/**
+ * Push a one-layer OCI image made from a tar (gzipped here) to a plain-HTTP registry, over the
+ * distribution API directly, so tests make their fixtures without crossbuild's own client.
+ */
+export async function pushTestImage(ref: string, tar: Buffer, config: { architecture: string; os: string; variant?: string; cmd?: string[] }): Promise<string> {
+  const { registry, repository, reference } = split(ref);
+  const { gzipSync } = await import('node:zlib');
+  const gz = gzipSync(tar);
+  const cfg = Buffer.from(JSON.stringify({ architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}), config: { Cmd: config.cmd ?? ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: [sha(tar)] } }));
+  const [layerDigest, cfgDigest] = await Promise.all([pushBlob(registry, repository, gz), pushBlob(registry, repository, cfg)]);
+  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
+  const man = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfgDigest, size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: gz.length }] }));
+  const put = await fetch(`http://${registry}/v2/${repository}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(man), headers: { 'content-type': mediaType } });
+  if (put.status !== 201) throw new Error(`manifest ${ref}: ${put.status} ${await put.text()}`);
+  return sha(man);
+}

@@ -1,6 +1,5 @@
 // The CI job script and the operator's experience: reports that match the registry, CI files that
 // point at real scripts, a dry run that changes nothing, plain progress lines, and doctor.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +7,8 @@ import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, FIXTURES, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { sha } from '../helpers/oci.js';
 
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 beforeAll(requireInfrastructure);
 

@@ -1,7 +1,7 @@
 // The registry client and `crossbuild manifest` against real distribution registries: plain HTTP,
 // TLS + htpasswd Basic auth, token auth with real signed JWTs. Results are read back with skopeo,
 // docker manifest inspect and docker pull, and OCI indexes are validated against the image-spec.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +11,8 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { validateOci } from '../helpers/oci-schema.js';
 import { cli, dockerRun, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { installCa, makePki, startFaultProxy, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
+import { sha } from '../helpers/oci.js';
 
-const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const dir = mkdtempSync(join(tmpdir(), 'cb-reg-'));
 const specFile = (name: string, yaml: string) => {
   const f = join(dir, name);

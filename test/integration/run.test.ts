@@ -1,18 +1,13 @@
 // `crossbuild run` end to end: real dockerd, real QEMU via binfmt_misc, real registry. Every
 // assertion is made from outside crossbuild: skopeo reads the registry, docker runs the result.
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOci } from '../helpers/oci-schema.js';
 import { cli, dockerRun, FIXTURES, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { platformOf, sha, type Index } from '../helpers/oci.js';
 
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-interface Index {
-  mediaType: string;
-  manifests: { mediaType: string; digest: string; size: number; platform: { os: string; architecture: string; variant?: string } }[];
-}
-const platformOf = (m: Index['manifests'][number]) => `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`;
+const entryPlatform = (m: Index['manifests'][number]) => platformOf(m.platform);
 
 beforeAll(requireInfrastructure);
 
@@ -31,7 +26,7 @@ describe('crossbuild run', () => {
     expect(raw!.length).toBe(Number(printed![2]));
     const list = JSON.parse(raw!.toString()) as Index;
     expect(list.mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
-    expect(list.manifests.map(platformOf)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(list.manifests.map(entryPlatform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
 
     // Each entry is the digest the suffixed tag serves.
     for (const [suffix, m] of [['amd64', list.manifests[0]!], ['arm32', list.manifests[1]!], ['arm64', list.manifests[2]!]] as const) {
@@ -53,7 +48,7 @@ describe('crossbuild run', () => {
     expect(r.stderr).toMatch(/builder classic/);
     expect(r.exitCode).toBe(0);
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
-    expect(list.manifests.map(platformOf)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(list.manifests.map(entryPlatform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm/v7', [])).toBe('armv7l');
   });
 
@@ -66,7 +61,7 @@ describe('crossbuild run', () => {
     expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(validateOci('image-index-schema.json', idx)).toEqual([]);
     // --platform keeps only what was asked, in the order asked.
-    expect(idx.manifests.map(platformOf)).toEqual(['linux/arm64', 'linux/amd64']);
+    expect(idx.manifests.map(entryPlatform)).toEqual(['linux/arm64', 'linux/amd64']);
     expect(await dockerRun(`${repo}:oci`, 'linux/arm64', [])).toBe('aarch64');
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseWwwAuthenticate } from '../../src/registry/auth.js';
-import { formatReference, isLoopbackRegistry, parseReference } from '../../src/registry/reference.js';
+import { formatReference, isLoopbackRegistry, parseReference } from '../../src/oci/reference.js';
 import { registerSecret, scrub } from '../../src/util/secrets.js';
 
 describe('image references', () => {

@@ -8,7 +8,7 @@ function allPlatforms(): Platform[] {
   return Object.values(ARCHES).map((a) => makePlatform('linux', a.name, a.defaultVariant));
 }
 
-export async function binfmtStatus(opts: { platform?: string[]; json?: boolean }): Promise<void> {
+export async function binfmtStatus(opts: { platform?: string[]; json?: boolean }): Promise<number> {
   const platforms = platformsFromFlags(opts.platform) ?? allPlatforms();
   const mounted = await binfmtMounted();
   const handlers = mounted ? await readHandlers() : [];
@@ -24,10 +24,10 @@ export async function binfmtStatus(opts: { platform?: string[]; json?: boolean }
     const w = Math.max(...rows.map((r) => r.platform.length));
     for (const r of rows) process.stdout.write(`${r.platform.padEnd(w)}  ${r.state.padEnd(13)}  ${r.detail}\n`);
   }
-  if (rows.some((r) => r.state !== 'ok' && r.state !== 'native')) process.exitCode = 1;
+  return rows.some((r) => r.state !== 'ok' && r.state !== 'native') ? 1 : 0;
 }
 
-export async function binfmtInstall(opts: { platform?: string[] }): Promise<void> {
+export async function binfmtInstall(opts: { platform?: string[] }): Promise<number> {
   let platforms = platformsFromFlags(opts.platform);
   if (!platforms) {
     platforms = [];
@@ -36,11 +36,13 @@ export async function binfmtInstall(opts: { platform?: string[] }): Promise<void
   for (const r of await installHandlers(platforms)) {
     process.stdout.write(`${r.platform}: ${r.action}${r.name ? ` ${r.name}` : ''} — ${r.detail}\n`);
   }
+  return 0;
 }
 
-export async function binfmtUninstall(opts: { platform: string[] }): Promise<void> {
+export async function binfmtUninstall(opts: { platform: string[] }): Promise<number> {
   const platforms = platformsFromFlags(opts.platform)!;
   for (const r of await uninstallHandlers(platforms)) {
     process.stdout.write(`${r.platform}: ${r.removed.length ? `removed ${r.removed.join(', ')}` : 'no qemu handler'}\n`);
   }
+  return 0;
 }

@@ -1,11 +1,10 @@
 // `crossbuild doctor`: what is wrong with this host, one line per check, each with its fix.
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
-import { execa } from 'execa';
-import { BINFMT_DIR, binfmtMounted, platformStatus, readHandlers } from '../../binfmt/binfmt.js';
+import { BINFMT_DIR, binfmtMounted, platformStatus, qemuVersion, readHandlers } from '../../binfmt/binfmt.js';
 import { loadConfig } from '../../config/config.js';
-import { Docker } from '../../docker/docker.js';
-import { archInfo, isNative, parsePlatform, type Platform } from '../../platform/platform.js';
-import { formatReference, withTag, type ImageRef } from '../../registry/reference.js';
+import { Docker, honoursPlatform } from '../../docker/docker.js';
+import { isNative, parsePlatform, type Platform } from '../../platform/platform.js';
+import { formatReference, withTag, type ImageRef } from '../../oci/reference.js';
 import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
 
 type Status = 'OK' | 'WARN' | 'FAIL';
@@ -18,7 +17,7 @@ interface Line {
 
 const DEFAULT_PLATFORMS = ['linux/arm64', 'linux/arm/v7', 'linux/arm/v6', 'linux/ppc64le', 'linux/s390x', 'linux/riscv64'];
 
-export async function doctorCommand(flags: RegistryFlags & { config: string; platform?: string[]; json?: boolean }): Promise<void> {
+export async function doctorCommand(flags: RegistryFlags & { config: string; platform?: string[]; json?: boolean }): Promise<number> {
   const lines: Line[] = [];
   const add = (status: Status, check: string, detail: string, fix?: string) => lines.push({ status, check, detail, ...(fix ? { fix } : {}) });
 
@@ -54,23 +53,20 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
   // QEMU.
   const q = platforms.find((p) => !isNative(p));
   if (q) {
-    const bin = `qemu-${archInfo(q.architecture)?.qemu ?? q.architecture}-static`;
-    const v = await execa(bin, ['--version'], { reject: false, timeout: 10_000 });
-    if (v.exitCode === 0) add('OK', 'qemu', v.stdout.split('\n')[0]!.trim());
-    else add('FAIL', 'qemu', `${bin} not found`, 'apt-get install qemu-user-static');
+    const v = await qemuVersion(q);
+    if (v.version) add('OK', 'qemu', v.version);
+    else add('FAIL', 'qemu', `${v.bin} not found`, 'apt-get install qemu-user-static');
   }
   // Docker engine and builder.
-  const docker = new Docker(process.env.CROSSBUILD_DOCKER ?? 'docker');
+  const docker = new Docker();
   let rootDir = '/';
   try {
     const e = await docker.engine();
     add('OK', 'docker engine', `${e.serverVersion} (API ${e.apiVersion}) via ${e.cli} ${e.clientVersion}`);
-    const [maj, min] = e.apiVersion.split('.').map(Number);
-    const honours = (maj ?? 0) > 1 || (maj === 1 && (min ?? 0) >= 38);
+    const honours = honoursPlatform(e);
     const b = (await docker.builders())[0]!;
     add(honours ? 'OK' : 'FAIL', 'builder', `${b.kind} via ${b.cli}${honours ? '; the engine honours --platform' : `; API ${e.apiVersion} is too old for --platform`}`, honours ? undefined : 'upgrade the engine to 18.06 or later');
-    const info = await execa(docker.cli, ['info', '--format', '{{.DockerRootDir}}'], { reject: false, timeout: 20_000 });
-    if (info.exitCode === 0 && info.stdout.trim()) rootDir = info.stdout.trim();
+    rootDir = (await docker.rootDir()) ?? rootDir;
   } catch (e) {
     add('FAIL', 'docker engine', (e as Error).message.split('\n')[0]!, 'start it: dockerd --bridge=none --iptables=false (or bash ci/provision.sh)');
   }
@@ -105,5 +101,5 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
     const w = Math.max(...lines.map((l) => l.check.length));
     for (const l of lines) process.stdout.write(`${l.status.padEnd(4)}  ${l.check.padEnd(w)}  ${l.detail}${l.fix ? `\n      ${''.padEnd(w)}  fix: ${l.fix}` : ''}\n`);
   }
-  if (lines.some((l) => l.status === 'FAIL')) process.exitCode = 1;
+  return lines.some((l) => l.status === 'FAIL') ? 1 : 0;
 }

@@ -5,7 +5,7 @@ import { checkSpecPlatform, expandTemplate, loadSpec, type SpecChild } from '../
 import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation, isIndexMediaType, type ListKind } from '../../oci/types.js';
 import { formatPlatform } from '../../platform/platform.js';
 import type { RegistryClient } from '../../registry/client.js';
-import { formatReference, manifestReference, parseReference, type ImageRef } from '../../registry/reference.js';
+import { formatReference, manifestReference, parseReference, type ImageRef } from '../../oci/reference.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
 
 interface PushFlags extends RegistryFlags {
@@ -30,17 +30,18 @@ async function pushAndReport(client: RegistryClient, target: ImageRef, children:
   process.stdout.write(`Digest: ${res.digest} ${res.size}\n`);
 }
 
-export async function pushFromSpec(file: string, flags: PushFlags): Promise<void> {
+export async function pushFromSpec(file: string, flags: PushFlags): Promise<number> {
   const spec = loadSpec(file);
   const client = clientFromFlags(flags);
   try {
     await pushAndReport(client, spec.target, [...spec.children], flags, spec.tags, { ...spec.annotations });
+    return 0;
   } finally {
     await client.close();
   }
 }
 
-export async function pushFromArgs(flags: PushFlags & { platforms: string; template: string; target: string; tags?: string; annotations?: string[] }): Promise<void> {
+export async function pushFromArgs(flags: PushFlags & { platforms: string; template: string; target: string; tags?: string; annotations?: string[] }): Promise<number> {
   const platforms = platformsFromFlags([flags.platforms], '--platforms')!;
   const target = parseReference(flags.target, '--target');
   if (target.digest) throw new UsageError(`--target ${flags.target}: must be a tag, not a digest`);
@@ -58,19 +59,20 @@ export async function pushFromArgs(flags: PushFlags & { platforms: string; templ
   const client = clientFromFlags(flags);
   try {
     await pushAndReport(client, target, children, flags, tags, parseKeyValues((flags.annotations ?? []).flatMap((x) => x.split(',')), '--annotations'));
+    return 0;
   } finally {
     await client.close();
   }
 }
 
-export async function inspect(refText: string, flags: RegistryFlags & { raw?: boolean; json?: boolean }): Promise<void> {
+export async function inspect(refText: string, flags: RegistryFlags & { raw?: boolean; json?: boolean }): Promise<number> {
   const ref = parseReference(refText, 'reference');
   const client = clientFromFlags(flags);
   try {
     const m = await client.getManifest(ref.registry, ref.repository, manifestReference(ref));
     if (flags.raw) {
       process.stdout.write(m.bytes);
-      return;
+      return 0;
     }
     const head = { ref: formatReference(ref), mediaType: m.mediaType, digest: m.digest, size: m.size };
     if (isIndexMediaType(m.mediaType)) {
@@ -86,13 +88,13 @@ export async function inspect(refText: string, flags: RegistryFlags & { raw?: bo
       }));
       if (flags.json) {
         printJson({ ...head, manifests: rows, ...(idx.annotations ? { annotations: idx.annotations } : {}) });
-        return;
+        return 0;
       }
       process.stdout.write(`Name:      ${head.ref}\nMediaType: ${head.mediaType}\nDigest:    ${head.digest}\nSize:      ${head.size}\n\n`);
       const w = Math.max(8, ...rows.map((r) => r.platform.length));
       process.stdout.write(`${'PLATFORM'.padEnd(w)}  ${'DIGEST'.padEnd(71)}  ${'SIZE'.padStart(6)}  ${'ATTESTATION'.padEnd(11)}  MEDIA TYPE\n`);
       for (const r of rows) process.stdout.write(`${r.platform.padEnd(w)}  ${r.digest.padEnd(71)}  ${String(r.size).padStart(6)}  ${(r.attestation ? 'yes' : 'no').padEnd(11)}  ${r.mediaType}\n`);
-      return;
+      return 0;
     }
     const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
     const cfg = ImageConfigSchema.safeParse(JSON.parse((await client.getBlobBytes(ref.registry, ref.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
@@ -100,10 +102,11 @@ export async function inspect(refText: string, flags: RegistryFlags & { raw?: bo
     const layers = man.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
     if (flags.json) {
       printJson({ ...head, platform, config: { digest: man.config.digest, size: man.config.size, mediaType: man.config.mediaType }, layers });
-      return;
+      return 0;
     }
     process.stdout.write(`Name:      ${head.ref}\nMediaType: ${head.mediaType}\nDigest:    ${head.digest}\nSize:      ${head.size}\nPlatform:  ${platform} (from the image config)\nConfig:    ${man.config.digest}\nLayers:\n`);
     for (const l of layers) process.stdout.write(`  ${l.digest}  ${String(l.size).padStart(10)}  ${l.mediaType}\n`);
+    return 0;
   } finally {
     await client.close();
   }

@@ -10,6 +10,7 @@ import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { VERSION } from '../../version.js';
+import { printFailure } from '../failure.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface RunFlags extends RegistryFlags {
@@ -50,7 +51,7 @@ function positiveInt(v: string, flag: string): number {
 }
 
 
-export async function runCommand(flags: RunFlags): Promise<void> {
+export async function runCommand(flags: RunFlags): Promise<number> {
   if (flags.quiet && flags.verbose) throw new UsageError('--quiet and --verbose exclude each other');
   const platforms = platformsFromFlags(flags.platform);
   const cwd = process.cwd();
@@ -101,7 +102,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
       const plan = await planRun(options);
       if (flags.json) {
         printJson(plan);
-        return;
+        return 0;
       }
       const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  concurrency: ${plan.concurrency}`];
       for (const w of plan.warnings) lines.push(`  warning:     ${w}`);
@@ -111,10 +112,12 @@ export async function runCommand(flags: RunFlags): Promise<void> {
       lines.push('  binfmt:');
       for (const b of plan.binfmt) lines.push(`    ${b.platform}: ${b.now}${b.change === 'none' ? '' : ` → ${b.change}`}`);
       lines.push('  platforms:');
-      for (const p of plan.platforms) lines.push(`    ${p.platform} → ${p.tag} (network: ${p.network}${p.target ? `, target: ${p.target}` : ''}; uname -m: ${p.expectUname})`, `      ${p.command.join(' ')}`);
+      for (const p of plan.platforms) {
+        lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      network: ${p.network}${p.target ? `, target: ${p.target}` : ''}`, `      ${p.command.join(' ')}`);
+      }
       lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : '  manifest list: none (--no-push)');
       process.stdout.write(`${lines.join('\n')}\n`);
-      return;
+      return 0;
     }
     const result = await runPipeline(options);
     if (result.usageError) throw result.usageError;
@@ -140,8 +143,9 @@ export async function runCommand(flags: RunFlags): Promise<void> {
       if (!flags.json) {
         for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${p.error}\n`);
       }
-      throw new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined });
+      return printFailure(new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined }));
     }
+    return 0;
   } finally {
     await client.close();
   }

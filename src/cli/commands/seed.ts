@@ -4,7 +4,7 @@ import { buildList } from '../../oci/list.js';
 import { imageFromRootfs } from '../../oci/rootfs-image.js';
 import type { ListKind } from '../../oci/types.js';
 import { formatPlatform } from '../../platform/platform.js';
-import { parseReference } from '../../registry/reference.js';
+import { parseReference } from '../../oci/reference.js';
 import { clientFromFlags, platformsFromFlags, type RegistryFlags } from '../common.js';
 
 interface SeedOpts extends RegistryFlags {
@@ -20,7 +20,7 @@ export function platformSuffix(p: { architecture: string; variant?: string }): s
   return `${p.architecture}${p.variant ?? ''}`;
 }
 
-export async function seedCommand(opts: SeedOpts): Promise<void> {
+export async function seedCommand(opts: SeedOpts): Promise<number> {
   const ref = parseReference(opts.image, '--image');
   const tag = ref.tag ?? 'latest';
   const pairs = opts.rootfs.map((r) => {
@@ -52,6 +52,7 @@ export async function seedCommand(opts: SeedOpts): Promise<void> {
     );
     await client.putManifest(ref.registry, ref.repository, tag, list.bytes, list.mediaType);
     process.stdout.write(`Digest: ${list.digest} ${list.size}\n`);
+    return 0;
   } finally {
     await client.close();
   }

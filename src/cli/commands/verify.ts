@@ -1,8 +1,8 @@
 // `crossbuild verify REF`: coverage, metadata, binaries (static) and uname (runtime) per platform.
 import { loadConfig } from '../../config/config.js';
-import { CrossbuildError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import { formatPlatform, type Platform } from '../../platform/platform.js';
-import { parseReference } from '../../registry/reference.js';
+import { parseReference } from '../../oci/reference.js';
 import { formatReport, reportMarkdown, verifyReference } from '../../verify/verify.js';
 import { clientFromFlags, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
@@ -16,7 +16,7 @@ interface VerifyFlags extends RegistryFlags {
   summary?: string;
 }
 
-export async function verifyCommand(refText: string, flags: VerifyFlags): Promise<void> {
+export async function verifyCommand(refText: string, flags: VerifyFlags): Promise<number> {
   const ref = parseReference(refText, 'reference');
   if (flags.platforms && flags.config) throw new UsageError('give --platforms or --config, not both');
   let targets: Platform[] | undefined = platformsFromFlags(flags.platforms, '--platforms');
@@ -31,7 +31,7 @@ export async function verifyCommand(refText: string, flags: VerifyFlags): Promis
   const client = clientFromFlags(flags);
   try {
     // --static needs no Docker at all, so its module (and execa) is not even loaded.
-    const docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker(process.env.CROSSBUILD_DOCKER ?? 'docker');
+    const docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker();
     if (docker) await docker.engine();
     const report = await verifyReference(client, ref, {
       ...(targets ? { targets } : {}),
@@ -44,10 +44,7 @@ export async function verifyCommand(refText: string, flags: VerifyFlags): Promis
     if (flags.summary) writeReportFile(flags.summary, reportMarkdown(report));
     if (flags.json) printJson(report);
     else process.stdout.write(formatReport(report));
-    if (!report.ok) process.exitCode = 1;
-  } catch (e) {
-    if (e instanceof CrossbuildError) throw e;
-    throw new CrossbuildError(`verify ${refText}: ${(e as Error).message}`, { cause: e });
+    return report.ok ? 0 : 1;
   } finally {
     await client.close();
   }

@@ -86,3 +86,8 @@ export function isLoopbackRegistry(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** The token scope for a repository (distribution's `repository:NAME:ACTIONS`). */
+export function scope(ref: Pick<ImageRef, 'repository'> | string, actions: 'pull' | 'pull,push'): string {
+  return `repository:${typeof ref === 'string' ? ref : ref.repository}:${actions}`;
+}
