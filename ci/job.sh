@@ -7,6 +7,8 @@
 # Inputs (environment):
 #   CROSSBUILD_CONFIG, CROSSBUILD_IMAGE, CROSSBUILD_TAG, CROSSBUILD_PLATFORMS, CROSSBUILD_BUILD_ARGS,
 #   CROSSBUILD_TYPE ...      as the flags of `crossbuild run` (flags > environment > platforms.json)
+#   CROSSBUILD_CACHE         build cache through the registry: registry (the default here, so a
+#                            fresh runner reuses the last run's work) or none
 #   REGISTRY_USERNAME, REGISTRY_PASSWORD   registry credentials (the password goes via stdin only)
 #   CROSSBUILD_ARTIFACTS     where report.json, summary.md and logs/ go (default ./crossbuild-artifacts)
 #   CROSSBUILD_LOCAL_REGISTRY=0   on hosted runners: no loopback registry or seeded base image
@@ -31,6 +33,9 @@ crossbuild() {
     node "$root/bin/crossbuild.js" "$@"
   fi
 }
+
+# A CI runner starts with an empty engine: take the build cache from the registry, per platform.
+export CROSSBUILD_CACHE="${CROSSBUILD_CACHE:-registry}"
 
 rc=0
 case "$mode" in

@@ -20,6 +20,7 @@ import {
   type NetworkMode,
 } from '../docker/build-inputs.js';
 import { UsageError } from '../errors.js';
+import { CACHE_MODES, type CacheMode } from '../docker/cache.js';
 
 export interface PlatformTarget {
   readonly platform: Platform;
@@ -45,6 +46,8 @@ export interface BuildConfig {
   readonly buildArgs: Readonly<Record<string, string>>;
   /** Secrets, SSH, hosts, contexts, shm and ulimits for every platform's build. */
   readonly inputs: BuildInputs;
+  /** Registry build cache: the flag/env value, else the file's, else none. */
+  readonly cache: CacheMode;
   readonly platforms: readonly PlatformTarget[];
 }
 
@@ -68,6 +71,7 @@ const FileSchema = z.strictObject({
   buildContexts: z._default(z.record(z.string(), z.string()), {}),
   shmSize: z.optional(z.string()),
   ulimits: z._default(Strings, []),
+  cache: z.optional(z.literal(CACHE_MODES, { error: `must be one of ${CACHE_MODES.join(', ')}` })),
   platforms: z
     .array(
       z.strictObject({
@@ -115,9 +119,11 @@ export interface ConfigOverrides {
   readonly target?: string;
   /** From flags, already parsed (relative to the cwd); merged over the file's, flags winning by key. */
   readonly inputs?: Partial<BuildInputs>;
+  /** From --cache / CROSSBUILD_CACHE. */
+  readonly cache?: CacheMode;
 }
 
-export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, platforms';
+export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, cache, platforms';
 export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network';
 
 /** A file field's value through a flag-style parser, its error re-located to the file and field. */
@@ -256,6 +262,7 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     dockerfile,
     buildArgs: c.buildArgs,
     inputs,
+    cache: overrides.cache ?? c.cache ?? 'none',
     platforms: selected,
   };
 }

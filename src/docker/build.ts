@@ -3,6 +3,7 @@
 import { UsageError } from '../errors.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
 import type { BuildInputs, NetworkMode } from './build-inputs.js';
+import type { CachePlan } from './cache.js';
 
 export type BuilderKind = 'buildx' | 'buildkit' | 'classic';
 
@@ -14,6 +15,8 @@ export interface Builder {
   readonly clientVersion: string;
   /** `docker buildx version`'s version (v0.12.1), buildx only. */
   readonly buildxVersion?: string;
+  /** The current buildx builder's driver (docker, docker-container, …), buildx only. */
+  readonly driver?: string;
 }
 
 export interface BuildOptions {
@@ -29,10 +32,12 @@ export interface BuildOptions {
   /** RUN steps' network; `default` passes none, so the engine's default applies. */
   readonly network: NetworkMode;
   readonly inputs: BuildInputs;
+  /** Cache import/export for this platform (see cache.ts). */
+  readonly cache?: CachePlan;
 }
 
 export function describeBuilder(b: Builder): string {
-  if (b.kind === 'buildx') return `buildx ${b.buildxVersion ?? ''} via ${b.cli}`.replace(/\s+/g, ' ');
+  if (b.kind === 'buildx') return `buildx ${b.buildxVersion ?? ''} (driver ${b.driver ?? 'unknown'}) via ${b.cli}`.replace(/\s+/g, ' ');
   if (b.kind === 'buildkit') return `the engine's BuildKit via ${b.cli} ${b.clientVersion} (DOCKER_BUILDKIT=1)`;
   return `the classic builder via ${b.cli}${b.clientVersion ? ` ${b.clientVersion}` : ''} (DOCKER_BUILDKIT=0)`;
 }
@@ -94,7 +99,7 @@ export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: Readonly
   if (o.network !== 'default') argv.push('--network', o.network);
   if (kind !== 'classic') argv.push('--progress=plain');
   if (o.target) argv.push('--target', o.target);
-  for (const [k, v] of Object.entries(o.buildArgs ?? {})) argv.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries({ ...o.buildArgs, ...o.cache?.buildArgs })) argv.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) argv.push('--label', `${k}=${v}`);
   for (const s of o.inputs.secrets) {
     const file = s.env !== undefined ? envFiles.get(s.id) : s.src;
@@ -105,6 +110,7 @@ export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: Readonly
   for (const c of o.inputs.buildContexts) argv.push('--build-context', `${c.name}=${c.value}`);
   if (o.inputs.shmSize !== undefined) argv.push('--shm-size', o.inputs.shmSize);
   for (const u of o.inputs.ulimits) argv.push('--ulimit', u);
+  if (o.cache) argv.push(...o.cache.args);
   argv.push(o.context);
   return argv;
 }

@@ -59,6 +59,11 @@ export function parseBuildxVersion(text: string): string | undefined {
   return /\bv?(\d+\.\d+\.\d+[^\s]*)/.exec(text)?.[1];
 }
 
+/** `docker buildx inspect` prints "Driver:        docker-container" for the current builder. */
+export function parseBuildxDriver(text: string): string | undefined {
+  return /^Driver:\s+(\S+)/m.exec(text)?.[1];
+}
+
 /** `docker push` prints "<tag>: digest: sha256:… size: N" when done. */
 export function parsePushOutput(text: string): { digest: string; size: number } | undefined {
   const m = /digest: (sha256:[a-f0-9]{64}) size: (\d+)/.exec(text);
@@ -161,13 +166,23 @@ export class Docker {
       const clientVersion = v.stdout.trim();
       if (v.exitCode !== 0 && !clientVersion) continue;
       const bx = await execa(cli, ['buildx', 'version'], { reject: false, timeout: 20_000 });
-      if (bx.exitCode === 0) out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown' });
+      if (bx.exitCode === 0) {
+        const inspect = await execa(cli, ['buildx', 'inspect'], { reject: false, timeout: 20_000 });
+        const driver = parseBuildxDriver(inspect.stdout);
+        out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown', ...(driver ? { driver } : {}) });
+      }
       // Before 23.0 the CLI drives the engine's built-in BuildKit itself; later CLIs need buildx for it.
       const major = Number.parseInt(clientVersion, 10);
       if (bx.exitCode !== 0 && Number.isFinite(major) && major < 23) out.push({ kind: 'buildkit', cli, env: { DOCKER_BUILDKIT: '1' }, clientVersion });
     }
     out.push({ kind: 'classic', cli: this.cli, env: { DOCKER_BUILDKIT: '0' }, clientVersion: '' });
     return out;
+  }
+
+  /** Pull one platform of a reference; false (with the reason) when it is not there. */
+  async pull(ref: string, platform: Platform): Promise<{ ok: boolean; reason: string }> {
+    const r = await execa(this.cli, ['pull', '--quiet', '--platform', formatPlatform(platform), ref], { reject: false, timeout: 30 * 60_000 });
+    return { ok: r.exitCode === 0, reason: r.exitCode === 0 ? '' : (r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`) };
   }
 
   async inspect(ref: string): Promise<ImageInspect> {

@@ -91,3 +91,10 @@ export function isLoopbackRegistry(registry: string): boolean {
 export function scope(ref: Pick<ImageRef, 'repository'> | string, actions: 'pull' | 'pull,push'): string {
   return `repository:${typeof ref === 'string' ? ref : ref.repository}:${actions}`;
 }
+
+/** A repository without tag or digest (--cache-ref, an image field). */
+export function parseRepository(input: string, what: string): ImageRef {
+  const ref = parseReference(input, what);
+  if (ref.tag !== undefined || ref.digest !== undefined) throw new UsageError(`${what} ${input}: give a repository without a tag or digest`);
+  return ref;
+}

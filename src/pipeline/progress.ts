@@ -1,7 +1,7 @@
 // Progress without a terminal: one plain, timestamped line per state change (no ANSI codes),
 // for CI logs and pipes. On a terminal listr2 draws the same events as live tasks.
 
-export type ProgressState = 'warning' | 'started' | 'building' | 'output' | 'verifying' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
+export type ProgressState = 'warning' | 'note' | 'step' | 'started' | 'building' | 'output' | 'verifying' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
 
 export interface ProgressEvent {
   readonly at: Date;
@@ -15,7 +15,7 @@ export type Verbosity = 'quiet' | 'normal' | 'verbose';
 
 /** Format one event as a line, or undefined when this verbosity hides it. */
 export function formatEvent(e: ProgressEvent, verbosity: Verbosity): string | undefined {
-  if (e.state === 'output' && verbosity !== 'verbose') return undefined;
+  if ((e.state === 'output' || e.state === 'step') && verbosity !== 'verbose') return undefined;
   if (verbosity === 'quiet' && e.state !== 'failed') return undefined;
   // eslint-disable-next-line no-control-regex
   const clean = e.message.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\r\n]+/g, ' ').trim();

@@ -3,6 +3,7 @@
 import { mdCell, verdictIcon } from '../util/markdown.js';
 import type { CheckResult } from '../verdict.js';
 import type { RunResult } from './run.js';
+import { slowest, type BuildStep } from '../docker/steps.js';
 
 export interface RunReport {
   readonly crossbuild: string;
@@ -13,6 +14,7 @@ export interface RunReport {
   readonly ok: boolean;
   readonly error: string | null;
   readonly warnings: readonly string[];
+  readonly notes: readonly string[];
   readonly logDir: string;
   readonly list: { readonly ref: string; readonly digest: string; readonly size: number; readonly mediaType: string } | null;
   readonly platforms: {
@@ -21,6 +23,10 @@ export interface RunReport {
     readonly ok: boolean;
     readonly digest: string | null;
     readonly buildSeconds: number | null;
+    /** How the build cache was used: "none", or the mechanism and its reference. */
+    readonly cache: string;
+    /** The slowest build steps, slowest first. */
+    readonly slowestSteps: readonly BuildStep[];
     readonly failedAt: string | null;
     readonly error: string | null;
     readonly log: string;
@@ -38,6 +44,7 @@ export function toReport(r: RunResult, version: string): RunReport {
     ok: r.ok,
     error: r.error ?? null,
     warnings: r.warnings,
+    notes: r.notes,
     logDir: r.logDir,
     list: r.list ?? null,
     platforms: r.platforms.map((p) => ({
@@ -46,6 +53,8 @@ export function toReport(r: RunResult, version: string): RunReport {
       ok: p.ok,
       digest: p.digest ?? null,
       buildSeconds: p.buildSeconds ?? null,
+      cache: p.cache ?? 'none',
+      slowestSteps: slowest(p.steps ?? []),
       failedAt: p.failedAt ?? null,
       error: p.error ?? null,
       log: p.log,
@@ -69,6 +78,7 @@ export function toMarkdown(r: RunReport): string {
   if (r.list) out.push(`Manifest list \`${r.list.ref}\`: \`${r.list.digest}\` (${r.list.size} bytes, ${r.list.mediaType})`, '');
   else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? mdCell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
   for (const w of r.warnings) out.push(`> ⚠️ ${mdCell(w)}`, '');
+  for (const n of r.notes) out.push(`> ℹ️ ${mdCell(n)}`, '');
   out.push('| Platform | Tag | Digest | Build (s) | Config | Binaries | `uname -m` |');
   out.push('|---|---|---|---:|---|---|---|');
   for (const p of r.platforms) {
@@ -76,6 +86,14 @@ export function toMarkdown(r: RunReport): string {
     out.push(
       `| ${p.platform}${status} | \`${p.tag}\` | ${p.digest ? `\`${p.digest.slice(0, 19)}…\`` : '—'} | ${p.buildSeconds ?? '—'} | ${verdictOf(p.checks, 'metadata')} | ${verdictOf(p.checks, 'binaries')} | ${verdictOf(p.checks, 'runtime')} |`,
     );
+  }
+  const timed = r.platforms.filter((p) => p.slowestSteps.length > 0);
+  if (timed.length > 0) {
+    out.push('', '### Where the build time went', '', '| Platform | Cache | Slowest steps |', '|---|---|---|');
+    for (const p of timed) {
+      const steps = p.slowestSteps.slice(0, 3).map((s) => `${mdCell(s.name.slice(0, 60))} ${s.seconds}s${s.cached ? ' (cached)' : s.emulated ? ' (emulated)' : ''}`);
+      out.push(`| ${p.platform} | ${mdCell(p.cache)} | ${steps.join('<br>')} |`);
+    }
   }
   const failed = r.platforms.filter((p) => !p.ok && p.error);
   if (failed.length > 0) {

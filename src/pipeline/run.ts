@@ -9,6 +9,8 @@ import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
 import { assertSupported, buildArgv, describeBuilder, looksLikeNetworkFailure, networkHint, type BuildOptions } from '../docker/build.js';
+import { CacheImportWatcher, cacheExportRefused, cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
+import { emulationAdvice, StepTracker, type BuildStep } from '../docker/steps.js';
 import { assertHonoursPlatform, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError, UsageError } from '../errors.js';
 import { buildList } from '../oci/list.js';
@@ -30,6 +32,8 @@ export interface RunOptions {
   readonly type: ListKind;
   readonly concurrency: number;
   readonly noCache: boolean;
+  /** Registry cache settings from flags; the mode comes from the config (flag > env > file). */
+  readonly cache: Omit<CacheSettings, 'mode'>;
   readonly verifyTimeoutMs: number;
   readonly builder?: BuilderKind;
   readonly logDir: string;
@@ -54,6 +58,10 @@ export interface PlatformResult {
   size?: number;
   mediaType?: string;
   buildSeconds?: number;
+  /** How this platform's build cache was imported/exported ("none" without --cache). */
+  cache?: string;
+  /** Every step of the build, with its time and whether it ran emulated or came from the cache. */
+  steps?: BuildStep[];
   readonly log: string;
 }
 
@@ -67,6 +75,8 @@ export interface RunResult {
   /** Preflight found the input itself wrong (a build input the builder lacks): exit 2, not 1. */
   usageError?: UsageError;
   readonly warnings: string[];
+  /** Things worth knowing that are not problems (a first run has no cache yet). */
+  readonly notes: string[];
   readonly logDir: string;
   readonly startedAt: string;
   finishedAt?: string;
@@ -78,7 +88,19 @@ class StageError extends CrossbuildError {
   }
 }
 
-function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels'>): BuildOptions {
+function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
+  if (!builder) return undefined;
+  const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
+  if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
+  return cachePlan(builder, settings, {
+    suffix: t.suffix,
+    suffixedRef: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    cacheRepo: o.cache.ref ?? formatReference(cfg.image),
+  });
+}
+
+function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache'>, builder: Builder | undefined): BuildOptions {
+  const cache = cacheFor(cfg, t, o, builder);
   return {
     platform: t.platform,
     tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
@@ -90,29 +112,69 @@ function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions
     noCache: o.noCache,
     network: t.network,
     inputs: cfg.inputs,
+    ...(cache ? { cache } : {}),
   };
 }
 
-async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, ctx: BuildContext, logFile: string, report: (line: string) => void): Promise<void> {
-  const argv = buildArgv(builder.kind, buildOptionsFor(cfg, t, o), ctx.envSecretFiles);
+interface BuildOutcome {
+  readonly steps: BuildStep[];
+  readonly notes: string[];
+  readonly warnings: string[];
+}
+
+async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, ctx: BuildContext, logFile: string, report: (line: string) => void, onStep: (step: string) => void): Promise<BuildOutcome> {
+  let opts = buildOptionsFor(cfg, t, o, builder);
+  const where = formatPlatform(t.platform);
+  const notes: string[] = [];
+  const warnings: string[] = [];
   const out = createWriteStream(logFile, { flags: 'a' });
-  out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
-  const tail: string[] = [];
-  let networkFailure: string | undefined;
-  const r = await docker.build(builder, argv, (raw) => {
-    const line = scrub(raw);
-    out.write(`${line}\n`);
-    if (line.trim() === '') return;
-    networkFailure ??= looksLikeNetworkFailure(line);
-    tail.push(line);
-    if (tail.length > 20) tail.shift();
-    report(line);
-  });
+  if (opts.cache?.pull) {
+    // The classic builder takes --cache-from from local images only: bring the last run's in.
+    const pulled = await docker.pull(opts.cache.pull, t.platform);
+    if (!pulled.ok) {
+      notes.push(`${where}: no cache yet (${opts.cache.pull}: ${pulled.reason}); building without one`);
+      const { cache: _dropped, ...rest } = opts;
+      opts = rest;
+    }
+  }
+  const run = async (o2: BuildOptions): Promise<{ exitCode: number | undefined; signal?: string; tail: string[]; networkFailure?: string; log: string[]; tracker: StepTracker }> => {
+    const argv = buildArgv(builder.kind, o2, ctx.envSecretFiles);
+    out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
+    const tail: string[] = [];
+    const all: string[] = [];
+    let networkFailure: string | undefined;
+    const tracker = new StepTracker(!isNative(t.platform));
+    const imports = new CacheImportWatcher();
+    const r = await docker.build(builder, argv, (raw) => {
+      const line = scrub(raw);
+      out.write(`${line}\n`);
+      if (line.trim() === '') return;
+      if (all.length < 5000) all.push(line);
+      networkFailure ??= looksLikeNetworkFailure(line);
+      const missing = imports.feed(line);
+      if (missing && !notes.some((n) => n.startsWith(`${where}: no cache yet`))) notes.push(`${where}: no cache yet at ${missing} (first run, or the cache was deleted); building without one`);
+      const step = tracker.feed(line, Date.now());
+      if (step) onStep(step);
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      report(line);
+    });
+    return { ...r, tail, log: all, tracker, ...(networkFailure ? { networkFailure } : {}) };
+  };
+  let r = await run(opts);
+  if (r.exitCode !== 0 && opts.cache?.args.includes('--cache-to') && cacheExportRefused(r.log.join('\n'))) {
+    // A registry that will not store the cache costs the cache, not the run.
+    warnings.push(`${where}: the registry refused the build cache (${r.tail.filter((l) => /cache/i.test(l)).pop()?.slice(0, 160) ?? 'export failed'}); built again without exporting it`);
+    const args = opts.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to');
+    opts = { ...opts, cache: { ...opts.cache, args } };
+    r = await run(opts);
+  }
   await new Promise<void>((resolve) => out.end(resolve));
   if (r.exitCode !== 0) {
-    const hint = networkFailure ? `; looks like a network failure ("${networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
-    throw new StageError('build', `build of ${formatPlatform(t.platform)} failed (exit ${r.exitCode ?? r.signal ?? 'signal'})${hint}; log: ${logFile}\n${tail.slice(-12).join('\n')}`);
+    const hint = r.networkFailure ? `; looks like a network failure ("${r.networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
+    throw new StageError('build', `build of ${where} failed (exit ${r.exitCode ?? r.signal ?? 'signal'})${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`);
   }
+  return { steps: r.tracker.steps(Date.now()), notes, warnings };
 }
 
 /** What every platform's build shares, found out once in preflight. */
@@ -176,12 +238,14 @@ export interface RunPlan {
   readonly list: { ref: string; mediaType: string; platforms: string[] } | null;
   readonly engine: string;
   readonly builder: string;
+  /** The builder in words: version, driver, how it is driven. */
+  readonly builderDetail: string;
   readonly concurrency: number;
   readonly warnings: string[];
   /** Build inputs by reference: secret ids and where they come from, never their values. */
   readonly inputs: { secrets: string[]; ssh: string[]; addHosts: string[]; buildContexts: string[]; shmSize: string | null; ulimits: string[] };
   readonly binfmt: { platform: string; now: string; change: string }[];
-  readonly platforms: { platform: string; tag: string; network: string; dockerfile: string; target: string | null; command: string[]; expectUname: string }[];
+  readonly platforms: { platform: string; tag: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string }[];
 }
 
 /** The warning preflight gives once when RUN steps would get the engine's default network and it has none. */
@@ -213,7 +277,8 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     image: formatReference(cfg.image),
     list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
-    builder: builder ? describeBuilder(builder) : 'unknown (no engine)',
+    builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
+    builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
     concurrency: o.concurrency,
     warnings,
     inputs: {
@@ -235,7 +300,8 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
       network: t.network,
       dockerfile: t.dockerfile,
       target: t.target ?? null,
-      command: [builder?.cli ?? 'docker', ...buildArgv(builder?.kind ?? 'classic', buildOptionsFor(cfg, t, o))],
+      cache: cacheFor(cfg, t, o, builder)?.mechanism ?? 'none',
+      command: [builder?.cli ?? 'docker', ...buildArgv(builder?.kind ?? 'classic', buildOptionsFor(cfg, t, o, builder))],
       expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
     })),
   };
@@ -261,7 +327,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const state: { engine?: EngineInfo; builder?: Builder } = {};
   const buildCtx: BuildContext = { envSecretFiles: new Map() };
   let secretsDir: string | undefined;
-  const result: RunResult = { ok: false, platforms: results, warnings: [], logDir: o.logDir, startedAt: new Date().toISOString() };
+  const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString() };
 
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
     title: `${r.platform} → ${r.ref}`,
@@ -275,13 +341,37 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       try {
         step('building', `log: ${r.log}`);
         const started = Date.now();
+        r.cache = cacheFor(cfg, t, o, builder)?.mechanism ?? 'none';
+        let runningStep = '';
         const build = () =>
-          buildOne(o.docker, builder, cfg, t, o, buildCtx, r.log, (line) => {
-            if (o.renderer === 'default') task.output = line.slice(0, 160);
-            emit(r.platform, 'output', line);
-          });
-        await (builder.kind === 'classic' ? classicTurn(build) : build());
+          buildOne(
+            o.docker,
+            builder,
+            cfg,
+            t,
+            o,
+            buildCtx,
+            r.log,
+            (line) => {
+              if (o.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
+              emit(r.platform, 'output', line);
+            },
+            (s) => {
+              runningStep = s;
+              emit(r.platform, 'step', s);
+            },
+          );
+        const outcome = await (builder.kind === 'classic' ? classicTurn(build) : build());
         r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
+        r.steps = outcome.steps;
+        for (const n of outcome.notes) {
+          result.notes.push(n);
+          emit(r.platform, 'note', n);
+        }
+        for (const w of outcome.warnings) {
+          result.warnings.push(w);
+          emit(r.platform, 'warning', w);
+        }
 
         stage = 'verify';
         step('verifying', `built in ${r.buildSeconds}s`);
@@ -425,6 +515,12 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     if (e instanceof UsageError) result.usageError = e;
   } finally {
     if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
+  }
+  // Said once: the usual cure when emulation is where a platform's time went.
+  const advice = results.map((r) => (r.steps && r.buildSeconds !== undefined ? emulationAdvice(r.platform, r.buildSeconds, r.steps) : undefined)).find((a) => a !== undefined);
+  if (advice) {
+    result.warnings.push(advice);
+    emit('build', 'warning', advice);
   }
   const platformsOk = results.every((r) => r.ok);
   const ok = !result.error && platformsOk && (!o.push || result.list !== undefined);

@@ -24,6 +24,7 @@ describe('reports', () => {
     ok: false,
     logDir: '/tmp/logs',
     warnings: [],
+    notes: [],
     startedAt: '2026-11-26T10:00:00.000Z',
     finishedAt: '2026-11-26T10:01:00.000Z',
     error: 'not writing the list: linux/arm64 failed at build',

@@ -3,7 +3,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
 import { checkInputsExist, parseAddHost, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
+import { parseCacheMode } from '../../docker/cache.js';
 import { Docker, type BuilderKind } from '../../docker/docker.js';
+import { formatReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
 import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
@@ -31,7 +33,11 @@ interface RunFlags extends RegistryFlags {
   buildContext?: string[];
   shmSize?: string;
   ulimit?: string[];
-  cache: boolean;
+  /** `--cache <mode>` and `--no-cache` share commander's attribute: a mode, or false for --no-cache. */
+  cache?: string | false;
+  cacheRef?: string;
+  cacheFrom?: string[];
+  cacheTo?: string[];
   timeout: string;
   builder?: BuilderKind;
   logDir?: string;
@@ -63,12 +69,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ulimits: (flags.ulimit ?? []).map((v) => parseUlimit(v, '--ulimit')),
     ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize, '--shm-size') } : {}),
   };
+  // --no-cache takes commander's `cache` attribute, so the mode then comes from the environment.
+  const cacheMode = typeof flags.cache === 'string' ? flags.cache : process.env.CROSSBUILD_CACHE || undefined;
   const config = loadConfig(flags.config, {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.tag !== undefined ? { tag: flags.tag } : {}),
     ...(platforms ? { platforms } : {}),
     ...(flags.network !== undefined ? { network: parseNetwork(flags.network, '--network') } : {}),
     ...(flags.target ? { target: flags.target } : {}),
+    ...(cacheMode !== undefined ? { cache: parseCacheMode(cacheMode, '--cache') } : {}),
     inputs,
   });
   // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
@@ -88,7 +97,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     push: flags.push,
     type: flags.type,
     concurrency,
-    noCache: !flags.cache,
+    noCache: flags.cache === false,
+    cache: {
+      ...(flags.cacheRef ? { ref: formatReference(parseRepository(flags.cacheRef, '--cache-ref')) } : {}),
+      from: flags.cacheFrom ?? [],
+      to: flags.cacheTo ?? [],
+    },
     verifyTimeoutMs: timeoutSec * 1000,
     ...(flags.builder ? { builder: flags.builder } : {}),
     logDir,
@@ -113,7 +127,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       for (const b of plan.binfmt) lines.push(`    ${b.platform}: ${b.now}${b.change === 'none' ? '' : ` → ${b.change}`}`);
       lines.push('  platforms:');
       for (const p of plan.platforms) {
-        lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      network: ${p.network}${p.target ? `, target: ${p.target}` : ''}`, `      ${p.command.join(' ')}`);
+        lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
       }
       lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : '  manifest list: none (--no-push)');
       process.stdout.write(`${lines.join('\n')}\n`);
@@ -135,7 +149,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
           process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${detail}\n`);
         }
       }
-      if (interactive) for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+      if (interactive) {
+        for (const n of result.notes) process.stderr.write(`note: ${n}\n`);
+        for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+      }
       process.stderr.write(`build logs: ${result.logDir}\n`);
       if (result.list) process.stdout.write(`Digest: ${result.list.digest} ${result.list.size}\n`);
     }
