@@ -283,6 +283,29 @@ if (want('P5-flask')) {
   await p5('P5-flask', 'the same for the Flask example (`apt-get install python3-flask` under QEMU)', join(ROOT, 'platforms.json'), ['--network', 'host'], Math.min(RUNS, 2));
 }
 
+// P6: whole-image static verification (every ELF file, loader and library) of the Flask example's
+// 3-platform list, three Debian userlands of ~100 MB each.
+if (want('P6')) {
+  const repo = `localhost:5000/bench-p6-${runId}`;
+  await sh(CB[0], [CB[1], 'run', '--image', repo, '--network', 'host', '--quiet'], { env: { CI: 'true' } });
+  const ref = `${repo}:multiarch`;
+  const sizes = JSON.parse((await sh(CB[0], [CB[1], 'manifest', 'inspect', ref, '--json'])).stdout);
+  let bytes = 0;
+  for (const m of sizes.manifests) {
+    const child = JSON.parse((await sh(CB[0], [CB[1], 'manifest', 'inspect', `${repo}@${m.digest}`, '--json'])).stdout);
+    bytes += child.layers.reduce((n, l) => n + l.size, 0);
+  }
+  const times = [];
+  let elf = 0;
+  for (let i = 0; i < RUNS; i++) {
+    let report;
+    times.push(await timed(async () => (report = JSON.parse((await sh(CB[0], [CB[1], 'verify', ref, '--static', '--json'])).stdout))));
+    elf = report.platforms.reduce((n, p) => n + p.files.elfChecked, 0);
+    log(`P6: run ${i + 1}/${RUNS}: ${times.at(-1).toFixed(0)} ms, ${elf} ELF files`);
+  }
+  record('P6', `\`crossbuild verify --static\` of the Flask example list, whole image: ${elf} ELF files in ${(bytes / 2 ** 20).toFixed(0)} MiB of compressed layers (3 platforms)`, '—', { kind: 'absolute', max: 5000 }, { a: times });
+}
+
 // ---------------------------------------------------------------------------------------------
 const cpu = cpus()[0]?.model ?? 'unknown';
 const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, Docker engine ${engine}`;

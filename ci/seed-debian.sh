@@ -32,25 +32,27 @@ fi
 pids=()
 for a in "${order[@]}"; do
   tar="$cache/debian-$suite-$a.tar"
-  [ -s "$tar" ] && continue
+  [ -f "$tar" ] && continue
+  rm -rf "$tar" "$cache/debian-$suite-$a.partial.tar"
   log "mmdebstrap $suite $a (log: $state/logs/mmdebstrap-$a.log)"
+  # The .tar ending makes mmdebstrap write a tarball (owners, modes and device nodes kept).
   # Docs, man pages and translations are dropped (as Docker's official images do with their
   # slim variants); apt and its sources.list stay, so RUN apt-get install works.
   mmdebstrap --variant=minbase --architectures="$a" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
-    "$suite" "$tar.partial" "$mirror" >"$state/logs/mmdebstrap-$a.log" 2>&1 &
+    "$suite" "$cache/debian-$suite-$a.partial.tar" "$mirror" >"$state/logs/mmdebstrap-$a.log" 2>&1 &
   pids+=("$!:$a")
 done
 failed=0
 for p in "${pids[@]}"; do
   a="${p#*:}"
   if wait "${p%%:*}"; then
-    mv "$cache/debian-$suite-$a.tar.partial" "$cache/debian-$suite-$a.tar"
+    mv "$cache/debian-$suite-$a.partial.tar" "$cache/debian-$suite-$a.tar"
   else
     tail -20 "$state/logs/mmdebstrap-$a.log" >&2
-    rm -f "$cache/debian-$suite-$a.tar.partial"
+    rm -f "$cache/debian-$suite-$a.partial.tar"
     failed=1
   fi
 done

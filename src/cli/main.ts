@@ -89,6 +89,7 @@ export function buildProgram(): Command {
     .option('--build-context <name=path|docker-image://ref>', 'extra named build context (repeatable; buildx)', collect)
     .addOption(envOpt('--shm-size <size>', 'size of /dev/shm for RUN steps, e.g. 256m', 'CROSSBUILD_SHM_SIZE'))
     .option('--ulimit <type=soft[:hard]>', 'ulimit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect)
+    .option('--allow <glob>', 'a path whose foreign architecture is legitimate, for the registry verification (repeatable)', collect)
     .option('--no-cache', 'build without the layer cache')
     .addOption(envOpt('--cache <mode>', 'build cache through the registry, per platform: none or registry', 'CROSSBUILD_CACHE').choices(['none', 'registry']))
     .addOption(envOpt('--cache-ref <repo>', 'repository for separate cache images (default: the image\'s own, tags buildcache-<suffix>)', 'CROSSBUILD_CACHE_REF'))
@@ -108,8 +109,10 @@ export function buildProgram(): Command {
   registryOptions(
     program
       .command('verify')
-      .description('prove every platform of a tag is what it claims: coverage, config, binaries, uname')
-      .argument('<ref>', 'a manifest list or a single image')
+      .description('prove every platform of a tag is what it claims: coverage, config, every binary, uname')
+      .argument('[ref]', 'a manifest list or a single image (REPO:TAG or REPO@sha256:…); or give --metadata')
+      .option('--metadata <file>', "buildx's --metadata-file JSON (or build-push-action's metadata output): image.name and containerimage.digest")
+      .option('--allow <glob>', 'a path whose foreign architecture is legitimate, e.g. /usr/share/qemu/** (repeatable)', collect)
       .option('--platforms <list>', 'platforms the tag must cover (repeatable or comma-separated)', collect)
       .option('-c, --config <file>', 'take the target platforms (and uname overrides) from platforms.json')
       .option('--static', 'no containers: config and binaries only (needs no Docker engine)')
@@ -119,7 +122,7 @@ export function buildProgram(): Command {
       .option('--json', 'machine-readable report on stdout'),
   )
     .addHelpText('after', EXIT_CODES_HELP)
-    .action(exits(async (ref: string, opts) => (await import('./commands/verify.js')).verifyCommand(ref, opts)));
+    .action(exits(async (ref: string | undefined, opts) => (await import('./commands/verify.js')).verifyCommand(ref, opts)));
 
   registryOptions(
     program

@@ -48,6 +48,8 @@ export interface BuildConfig {
   readonly inputs: BuildInputs;
   /** Registry build cache: the flag/env value, else the file's, else none. */
   readonly cache: CacheMode;
+  /** Path globs whose foreign architecture is legitimate (verify's --allow), file's and flags'. */
+  readonly allow: readonly string[];
   readonly platforms: readonly PlatformTarget[];
 }
 
@@ -71,6 +73,7 @@ const FileSchema = z.strictObject({
   buildContexts: z._default(z.record(z.string(), z.string()), {}),
   shmSize: z.optional(z.string()),
   ulimits: z._default(Strings, []),
+  allow: z._default(Strings, []),
   cache: z.optional(z.literal(CACHE_MODES, { error: `must be one of ${CACHE_MODES.join(', ')}` })),
   platforms: z
     .array(
@@ -121,9 +124,11 @@ export interface ConfigOverrides {
   readonly inputs?: Partial<BuildInputs>;
   /** From --cache / CROSSBUILD_CACHE. */
   readonly cache?: CacheMode;
+  /** From --allow: added to the file's. */
+  readonly allow?: readonly string[];
 }
 
-export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, cache, platforms';
+export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, cache, allow, platforms';
 export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network';
 
 /** A file field's value through a flag-style parser, its error re-located to the file and field. */
@@ -263,6 +268,7 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     buildArgs: c.buildArgs,
     inputs,
     cache: overrides.cache ?? c.cache ?? 'none',
+    allow: [...c.allow, ...(overrides.allow ?? [])],
     platforms: selected,
   };
 }

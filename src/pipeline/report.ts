@@ -4,6 +4,7 @@ import { mdCell, verdictIcon } from '../util/markdown.js';
 import type { CheckResult } from '../verdict.js';
 import type { RunResult } from './run.js';
 import { slowest, type BuildStep } from '../docker/steps.js';
+import type { BinaryStats } from '../verify/binaries.js';
 
 export interface RunReport {
   readonly crossbuild: string;
@@ -27,6 +28,8 @@ export interface RunReport {
     readonly cache: string;
     /** The slowest build steps, slowest first. */
     readonly slowestSteps: readonly BuildStep[];
+    /** What the registry verification read (files, ELF files, mismatches, excused). */
+    readonly files: BinaryStats | null;
     readonly failedAt: string | null;
     readonly error: string | null;
     readonly log: string;
@@ -55,6 +58,7 @@ export function toReport(r: RunResult, version: string): RunReport {
       buildSeconds: p.buildSeconds ?? null,
       cache: p.cache ?? 'none',
       slowestSteps: slowest(p.steps ?? []),
+      files: p.files ?? null,
       failedAt: p.failedAt ?? null,
       error: p.error ?? null,
       log: p.log,

@@ -22,6 +22,7 @@ import { registerSecret, scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
 import { checkMetadata, checkRuntime } from '../verify/checks.js';
 import { verifyImage } from '../verify/verify.js';
+import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
 
 export interface RunOptions {
@@ -62,6 +63,8 @@ export interface PlatformResult {
   cache?: string;
   /** Every step of the build, with its time and whether it ran emulated or came from the cache. */
   steps?: BuildStep[];
+  /** What the registry verification read: files, ELF files, mismatches, excused. */
+  files?: BinaryStats;
   readonly log: string;
 }
 
@@ -207,13 +210,13 @@ async function prepareSecrets(builder: Builder, cfg: BuildConfig, ctx: BuildCont
 }
 
 /** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
-async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number }> {
+async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number; files?: BinaryStats }> {
   // One GET of the digest: the verifier reads it and reports its media type and size.
-  const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs });
+  const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
   if (report.mediaType === undefined || report.size === undefined || isIndexMediaType(report.mediaType)) {
     throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not a single image: ${report.checks.map((c) => c.evidence).join('; ')}`);
   }
-  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size };
+  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size, ...(report.files ? { files: report.files } : {}) };
 }
 
 /** A one-at-a-time lock. */
@@ -399,6 +402,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         r.checks.push(...inReg.checks);
         r.mediaType = inReg.mediaType;
         r.size = inReg.size;
+        if (inReg.files) r.files = inReg.files;
         const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
         if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
         r.ok = true;

@@ -11,6 +11,17 @@ export interface ElfInfo {
   readonly flags: number;
   /** ARM only, when the section table was available. */
   readonly arm?: ArmAttributes;
+  /** Dynamic linking, when the program headers were in the bytes given. */
+  readonly dynamic?: DynamicInfo;
+}
+
+export interface DynamicInfo {
+  /** PT_INTERP: the loader the kernel starts for a dynamic executable. */
+  readonly interp?: string;
+  /** DT_NEEDED libraries; undefined when the dynamic section or its strings were not in the bytes. */
+  readonly needed?: readonly string[];
+  /** DT_RUNPATH / DT_RPATH folders. */
+  readonly runpath?: readonly string[];
 }
 
 export interface ArmAttributes {
@@ -45,7 +56,8 @@ export function parseElf(bytes: Buffer, wholeFile = false): ElfInfo | undefined 
   const type = u16(16);
   const machine = u16(18);
   const flags = is64 ? u32(48) : u32(36);
-  const info: ElfInfo = { elfClass: is64 ? 64 : 32, endian: le ? 'le' : 'be', type, machine, flags };
+  const dynamic = parseDynamic(bytes, is64, le);
+  const info: ElfInfo = { elfClass: is64 ? 64 : 32, endian: le ? 'le' : 'be', type, machine, flags, ...(dynamic ? { dynamic } : {}) };
   if (machine !== 40) return info;
   const arm: { -readonly [K in keyof ArmAttributes]: ArmAttributes[K] } = { eabiVersion: (flags >>> 24) & 0xff };
   if (flags & EF_ARM_ABI_FLOAT_HARD) arm.floatAbi = 'hard';
@@ -65,6 +77,72 @@ export function parseElf(bytes: Buffer, wholeFile = false): ElfInfo | undefined 
     }
   }
   return { ...info, arm };
+}
+
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
+const DT_NEEDED = 1;
+const DT_STRTAB = 5;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+
+/**
+ * The loader (PT_INTERP) and the libraries (DT_NEEDED) of a dynamically linked file, from its
+ * program headers and dynamic section; undefined for a static one. The dynamic section names its
+ * strings by virtual address, mapped to a file offset through the PT_LOAD segments.
+ */
+function parseDynamic(b: Buffer, is64: boolean, le: boolean): DynamicInfo | undefined {
+  const u16 = (o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const word = (o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(o));
+  const phoff = is64 ? word(32) : u32(28);
+  const phentsize = u16(is64 ? 54 : 42);
+  const phnum = u16(is64 ? 56 : 44);
+  if (phoff === 0 || phnum === 0 || phentsize < (is64 ? 56 : 32)) return undefined;
+  const loads: { vaddr: number; offset: number; filesz: number }[] = [];
+  let interp: string | undefined;
+  let dyn: { offset: number; size: number } | undefined;
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (ph + phentsize > b.length) return interp || dyn ? { ...(interp ? { interp } : {}) } : undefined;
+    const type = u32(ph);
+    const offset = is64 ? word(ph + 8) : u32(ph + 4);
+    const vaddr = is64 ? word(ph + 16) : u32(ph + 8);
+    const filesz = is64 ? word(ph + 32) : u32(ph + 16);
+    if (type === PT_LOAD) loads.push({ vaddr, offset, filesz });
+    else if (type === PT_INTERP && offset + filesz <= b.length) interp = b.toString('latin1', offset, offset + filesz).replace(/\0.*$/s, '');
+    else if (type === PT_DYNAMIC) dyn = { offset, size: filesz };
+  }
+  if (!dyn) return interp ? { interp } : undefined;
+  const out: { interp?: string; needed?: string[]; runpath?: string[] } = interp ? { interp } : {};
+  if (dyn.offset + dyn.size > b.length) return out;
+  const entSize = is64 ? 16 : 8;
+  const neededOffsets: number[] = [];
+  const pathOffsets: number[] = [];
+  let strtab: number | undefined;
+  for (let o = dyn.offset; o + entSize <= dyn.offset + dyn.size; o += entSize) {
+    const tag = is64 ? word(o) : u32(o);
+    const val = is64 ? word(o + 8) : u32(o + 4);
+    if (tag === 0) break;
+    if (tag === DT_NEEDED) neededOffsets.push(val);
+    else if (tag === DT_STRTAB) strtab = val;
+    else if (tag === DT_RUNPATH || tag === DT_RPATH) pathOffsets.push(val);
+  }
+  const seg = strtab === undefined ? undefined : loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz);
+  if (!seg || strtab === undefined) return out;
+  const base = seg.offset + (strtab - seg.vaddr);
+  const str = (off: number): string | undefined => {
+    const start = base + off;
+    const end = b.indexOf(0, start);
+    return start < b.length && end > 0 ? b.toString('latin1', start, end) : undefined;
+  };
+  const needed = neededOffsets.map(str);
+  if (needed.some((n) => n === undefined)) return out;
+  out.needed = needed as string[];
+  const runpath = pathOffsets.flatMap((o) => (str(o) ?? '').split(':').filter(Boolean));
+  if (runpath.length > 0) out.runpath = runpath;
+  return out;
 }
 
 const CPU_ARCH_NAMES = ['Pre-v4', 'v4', 'v4T', 'v5T', 'v5TE', 'v5TEJ', 'v6', 'v6KZ', 'v6T2', 'v6K', 'v7', 'v6-M', 'v6S-M', 'v7E-M', 'v8', 'v8-R', 'v8-M.base', 'v8-M.main', 'v8.1-M.main', 'v9'];

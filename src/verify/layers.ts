@@ -11,17 +11,22 @@ import { extract, type Header as Headers } from "tar-stream";
 import { CrossbuildError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
-import { ELF_HEADER_BYTES, isElf, parseElf } from './elf.js';
+import { isElf, parseElf } from './elf.js';
 import { ImageFs, type EntryType } from './image-fs.js';
 
-/** Files up to this size are read whole when their section table is wanted (ARM attributes). */
+/**
+ * ELF files up to this size are kept whole while they pass (one at a time), so their program
+ * headers, dynamic section and ARM attributes can be read; a larger one keeps its first
+ * ELF_HEAD_LIMIT bytes (headers and loader name, usually).
+ */
 const WHOLE_FILE_LIMIT = 16 * 1024 * 1024;
+const ELF_HEAD_LIMIT = 256 * 1024;
+/** Of anything else, the first line is enough (a #! interpreter). */
+const OTHER_HEAD_LIMIT = 256;
 
 export interface ScanOptions {
-  /** Read whole (small) ELF files to parse ARM build attributes. */
-  readonly wantArmAttributes: boolean;
   /** Checked after each layer: true stops the scan. */
-  readonly done: (fs: ImageFs) => boolean;
+  readonly done?: (fs: ImageFs) => boolean;
 }
 
 export interface ScanResult {
@@ -69,12 +74,19 @@ function decompressorFor(first: Buffer, mediaType: string): Transform | undefine
   return undefined; // plain tar
 }
 
-/** Consume a tar entry, keeping only its first `keep` bytes. */
-function consumeEntry(entry: Readable, keep: number): Promise<Buffer> {
+/** Consume a tar entry, keeping its first bytes: as many as `keepFor` allows once it sees the head. */
+function consumeEntry(entry: Readable, size: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let have = 0;
+    let keep = size === 0 ? 0 : Math.min(size, 4096);
+    let decided = false;
     entry.on('data', (c: Buffer) => {
+      if (!decided && have + c.length >= 4) {
+        decided = true;
+        const head = have === 0 ? c : Buffer.concat([...chunks, c]);
+        keep = isElf(head) ? (size <= WHOLE_FILE_LIMIT ? size : ELF_HEAD_LIMIT) : OTHER_HEAD_LIMIT;
+      }
       if (have < keep) {
         const take = c.subarray(0, keep - have);
         chunks.push(take);
@@ -86,7 +98,7 @@ function consumeEntry(entry: Readable, keep: number): Promise<Buffer> {
   });
 }
 
-async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs, wantWhole: boolean): Promise<number> {
+async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): Promise<number> {
   const digester = new Digester();
   const counted = source.pipe(digester);
   // Peek at the first bytes to choose the decompressor.
@@ -124,13 +136,10 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs, w
       const h = entry.header;
       const type = typeOf(h);
       const visible = fs.add(h.name, { type, ...(h.linkname ? { link: h.linkname } : {}), size: h.size ?? 0, mode: h.mode ?? 0 });
-      let keep = 0;
-      if (visible && type === 'file' && (h.size ?? 0) > 0) keep = wantWhole && (h.size ?? 0) <= WHOLE_FILE_LIMIT ? WHOLE_FILE_LIMIT : ELF_HEADER_BYTES;
-      const head = await consumeEntry(entry as unknown as Readable, keep);
+      const head = await consumeEntry(entry as unknown as Readable, visible && type === 'file' ? (h.size ?? 0) : 0);
       if (visible && head.length > 0) {
         if (isElf(head)) {
-          // Every visible file's first bytes were kept (all of a small one when ARM attributes are
-          // wanted); only an ELF header or a #! line is parsed from them.
+          // All of an ELF file up to WHOLE_FILE_LIMIT was kept, so it is parsed as a whole file.
           const info = parseElf(head, head.length === (h.size ?? 0));
           if (info) visible.elf = info;
         } else if (head[0] === 0x23 && head[1] === 0x21) {
@@ -152,14 +161,14 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
     fs.beginLayer(i);
     const stream = await client.getBlob(registry, repository, layer.digest);
     try {
-      await scanLayer(stream, layer, fs, opts.wantArmAttributes);
+      await scanLayer(stream, layer, fs);
     } catch (e) {
       stream.destroy();
       if (e instanceof CrossbuildError) throw e;
       throw new CrossbuildError(`layer ${i} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
     }
     fs.endLayer();
-    if (i > 0 && opts.done(fs)) return { fs, complete: false };
+    if (i > 0 && opts.done?.(fs)) return { fs, complete: false };
   }
   return { fs, complete: true };
 }

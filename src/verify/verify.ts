@@ -3,15 +3,14 @@
 // inside it. `crossbuild verify` and `crossbuild run` (before it writes a list) both use it.
 import type { Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
-import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation, isIndexMediaType, type Descriptor, type ImageConfig } from '../oci/types.js';
-import { archInfo, formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
+import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation, isIndexMediaType, type Descriptor } from '../oci/types.js';
+import { formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, manifestReference, type ImageRef } from '../oci/reference.js';
 import { worst, type CheckResult, type Verdict } from '../verdict.js';
 import { checkMetadata, checkRuntime } from './checks.js';
-import { describeElf, maxCpuArchFor, type ElfInfo } from './elf.js';
 import { mdCell, verdictIcon } from '../util/markdown.js';
-import type { ImageFs, Resolution } from './image-fs.js';
+import { judgeBinaries, type BinaryStats } from './binaries.js';
 import { scanImage } from './layers.js';
 
 export interface VerifyOptions {
@@ -23,8 +22,8 @@ export interface VerifyOptions {
   readonly staticOnly: boolean;
   readonly docker?: Docker;
   readonly timeoutMs: number;
-  /** How many ELF files besides the entrypoint to check. */
-  readonly sample?: number;
+  /** Paths (globs) whose foreign architecture is legitimate: counted as excused, not failed. */
+  readonly allow?: readonly string[];
 }
 
 export interface PlatformReport {
@@ -35,6 +34,8 @@ export interface PlatformReport {
   readonly size?: number;
   readonly verdict: Verdict;
   readonly checks: CheckResult[];
+  /** What the binaries check read: files, ELF files, mismatches, excused files. */
+  readonly files?: BinaryStats;
 }
 
 export interface VerifyReport {
@@ -50,107 +51,7 @@ export interface VerifyReport {
   readonly platforms: PlatformReport[];
 }
 
-const DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
 const platformOf = normalizeLenient;
-
-/** Does this ELF file run on the platform? */
-export function elfFits(p: Platform, e: ElfInfo): { ok: boolean; why?: string } {
-  const a = archInfo(p.architecture);
-  if (!a) return { ok: false, why: `no ELF definition for ${p.architecture}` };
-  if (e.machine !== a.elfMachine || e.elfClass !== a.elfClass || e.endian !== a.endian) return { ok: false };
-  if (p.architecture === 'arm' && e.arm?.cpuArch !== undefined && e.arm.cpuArch > maxCpuArchFor(p.variant)) {
-    return { ok: false, why: `built for ARM ${e.arm.cpuArchName}, newer than ${formatPlatform(p)} runs` };
-  }
-  return { ok: true };
-}
-
-function execOf(cfg: ImageConfig): { exec?: string; path: string[] } {
-  const c = cfg.config ?? {};
-  const argv = [...(c.Entrypoint ?? []), ...(c.Entrypoint?.length ? [] : (c.Cmd ?? []))];
-  const envPath = (c.Env ?? []).find((e) => e.startsWith('PATH='))?.slice(5);
-  return { ...(argv[0] ? { exec: argv[0] } : {}), path: envPath ? envPath.split(':').filter(Boolean) : DEFAULT_PATH };
-}
-
-function showChain(r: Resolution, start: string): string {
-  const hops = r.chain.filter((c) => c !== start);
-  return [start, ...hops, `/${r.path}`].filter((x, i, all) => all.indexOf(x) === i).join(' → ');
-}
-
-/** Is what we know about the entrypoint final, so the scan may stop before the base layers? */
-function settled(fs: ImageFs, exec: string | undefined, path: readonly string[]): boolean {
-  if (!exec) return false;
-  const r = exec.includes('/') ? fs.resolve(exec) : fs.resolve(`${path[0] ?? '/bin'}/${exec}`);
-  if (r.status === 'deleted') return true;
-  if (r.status !== 'found' || r.entry.type !== 'file') return false;
-  if (r.entry.elf) return true;
-  if (r.entry.shebang) {
-    const interp = r.entry.shebang.split(/\s+/)[0] ?? '';
-    const ir = fs.resolve(interp);
-    return ir.status === 'deleted' || (ir.status === 'found' && ir.entry.elf !== undefined);
-  }
-  return false;
-}
-
-/** The binaries check, from an ImageFs built from the layers. */
-export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, complete: boolean, sample = 16): CheckResult {
-  const { exec, path } = execOf(cfg);
-  const evidence: string[] = [];
-  let verdict: Verdict = 'pass';
-  let entryFile: string | undefined;
-  const fail = (m: string) => {
-    verdict = 'fail';
-    evidence.push(m);
-  };
-  const warn = (m: string) => {
-    if (verdict === 'pass') verdict = 'warn';
-    evidence.push(m);
-  };
-  const judgeElf = (label: string, e: ElfInfo) => {
-    const fit = elfFits(p, e);
-    if (fit.ok) evidence.push(`${label} is ${describeElf(e)}`);
-    else fail(`${label} is ${describeElf(e)}${fit.why ? ` (${fit.why})` : ''}, expected ${archInfo(p.architecture)?.elfMachineName ?? p.architecture} for ${formatPlatform(p)}`);
-  };
-  if (!exec) {
-    warn('no entrypoint or cmd to check');
-  } else {
-    const r = fs.which(exec, path);
-    const start = exec.includes('/') ? exec : `/${r.path}`;
-    if (r.status === 'deleted') fail(`entrypoint ${showChain(r, exec)} was deleted by a whiteout in layer ${r.layer}`);
-    else if (r.status === 'loop') fail(`entrypoint ${exec}: too many levels of symbolic links at /${r.path}`);
-    else if (r.status === 'absent') fail(`entrypoint ${exec} is not in the image${exec.includes('/') ? '' : ` (PATH ${path.join(':')})`}${complete ? '' : ' (layers scanned so far)'}`);
-    else if (r.entry.type !== 'file') fail(`entrypoint ${showChain(r, start)} is not a regular file`);
-    else {
-      entryFile = r.path;
-      if (r.entry.elf) judgeElf(showChain(r, exec.includes('/') ? exec : exec), r.entry.elf);
-      else if (r.entry.shebang) {
-        const interp = r.entry.shebang.split(/\s+/)[0] ?? '';
-        const ir = fs.resolve(interp);
-        if (ir.status === 'found' && ir.entry.elf) judgeElf(`entrypoint /${r.path} is a script for ${showChain(ir, interp)}, which`, ir.entry.elf);
-        else if (ir.status === 'deleted') fail(`entrypoint /${r.path} is a script for ${interp}, deleted by a whiteout in layer ${ir.layer}`);
-        else warn(`entrypoint /${r.path} is a script for ${interp}, which is not an ELF file in the image`);
-      } else warn(`entrypoint /${r.path} is neither ELF nor a #! script`);
-    }
-  }
-  // A sample of the other ELF files, preferring the usual binary folders.
-  const others: [string, ElfInfo][] = [];
-  for (const [file, e] of fs.entries) if (e.elf && file !== entryFile) others.push([file, e.elf]);
-  others.sort(([a], [b]) => Number(!/^(usr\/)?s?bin\//.test(a)) - Number(!/^(usr\/)?s?bin\//.test(b)) || a.localeCompare(b));
-  const checked = others.slice(0, sample);
-  const wrong = checked.filter(([, e]) => !elfFits(p, e).ok);
-  if (checked.length > 0) {
-    if (wrong.length === 0) evidence.push(`${checked.length} other ELF file${checked.length > 1 ? 's' : ''} agree`);
-    else {
-      const list = wrong.slice(0, 3).map(([f, e]) => `/${f} is ${describeElf(e)}`).join(', ');
-      const msg = `${wrong.length} of ${checked.length} other ELF files are not ${formatPlatform(p)}: ${list}${wrong.length > 3 ? ', …' : ''}`;
-      if (!entryFile || wrong.length * 2 > checked.length) fail(msg);
-      else warn(msg);
-    }
-  }
-  if (!entryFile && checked.length === 0 && (verdict as Verdict) !== 'fail') warn('no ELF binaries found in the image (scripts only?)');
-  if (fs.warnings.length > 0) warn(fs.warnings.slice(0, 3).join('; '));
-  return { check: 'binaries', verdict: verdict as Verdict, evidence: evidence.join('; ') };
-}
 
 /** Verify one image manifest (by digest) against the platform its entry claims. */
 export async function verifyImage(client: RegistryClient, ref: ImageRef, digest: string, expected: Platform, opts: VerifyOptions): Promise<PlatformReport> {
@@ -163,13 +64,13 @@ export async function verifyImage(client: RegistryClient, ref: ImageRef, digest:
   const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
   const cfg = ImageConfigSchema.parse(JSON.parse((await client.getBlobBytes(ref.registry, ref.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
   checks.push(checkMetadata(expected, cfg, 'config'));
-  const { exec, path } = execOf(cfg);
+  let files: BinaryStats | undefined;
   try {
-    const scan = await scanImage(client, ref.registry, ref.repository, man.layers as Descriptor[], {
-      wantArmAttributes: expected.architecture === 'arm',
-      done: (fs) => settled(fs, exec, path),
-    });
-    checks.push(judgeBinaries(scan.fs, expected, cfg, scan.complete, opts.sample));
+    // The whole image: every layer, every ELF file of the final filesystem.
+    const scan = await scanImage(client, ref.registry, ref.repository, man.layers as Descriptor[], {});
+    const judged = judgeBinaries(scan.fs, expected, cfg, scan.complete, { ...(opts.allow ? { allow: opts.allow } : {}) });
+    checks.push(judged.check);
+    files = judged.stats;
   } catch (e) {
     checks.push({ check: 'binaries', verdict: 'fail', evidence: `layers could not be read: ${(e as Error).message}` });
   }
@@ -181,7 +82,7 @@ export async function verifyImage(client: RegistryClient, ref: ImageRef, digest:
     // No uname is only a skip when the static check vouched for the binaries.
     checks.push(rt.verdict === 'skip' && !staticOk ? { ...rt, verdict: 'fail' } : rt);
   }
-  return { platform, digest, mediaType: m.mediaType, size: m.size, verdict: worst(checks), checks };
+  return { platform, digest, mediaType: m.mediaType, size: m.size, verdict: worst(checks), checks, ...(files ? { files } : {}) };
 }
 
 export async function verifyReference(client: RegistryClient, ref: ImageRef, opts: VerifyOptions): Promise<VerifyReport> {
@@ -240,6 +141,7 @@ export function formatReport(r: VerifyReport): string {
   for (const p of r.platforms) {
     lines.push(`${p.platform}  ${p.verdict.toUpperCase()}  ${p.digest}`);
     for (const c of p.checks) lines.push(`  ${c.check.padEnd(8)}  ${c.verdict.toUpperCase().padEnd(4)}  ${c.evidence}`);
+    if (p.files) lines.push(`  files     ${p.files.filesScanned} scanned, ${p.files.elfChecked} ELF checked, ${p.files.mismatches} mismatched, ${p.files.excused} excused`);
   }
   lines.push(r.ok ? 'verified' : 'verification FAILED');
   return `${lines.join('\n')}\n`;
@@ -248,13 +150,14 @@ export function formatReport(r: VerifyReport): string {
 export function reportMarkdown(r: VerifyReport): string {
   const out = [`## crossbuild verify ${r.ok ? '✅' : '❌'} \`${r.ref}\``, '', `${r.kind === 'list' ? 'Manifest list' : 'Single manifest'} \`${r.digest}\``, ''];
   for (const c of r.coverage) out.push(`- ${verdictIcon(c.verdict)} coverage: ${c.evidence}`);
-  out.push('', '| Platform | Digest | Config | Binaries | `uname -m` |', '|---|---|---|---|---|');
+  out.push('', '| Platform | Digest | Config | Binaries | Files (scanned / ELF / mismatched / excused) | `uname -m` |', '|---|---|---|---|---:|---|');
   for (const p of r.platforms) {
     const c = (name: string) => {
       const x = p.checks.find((k) => k.check === name);
       return x ? `${verdictIcon(x.verdict)} ${mdCell(x.evidence)}` : '—';
     };
-    out.push(`| ${p.platform} | \`${p.digest.slice(0, 19)}…\` | ${c('metadata')} | ${c('binaries')} | ${c('runtime')} |`);
+    const f = p.files ? `${p.files.filesScanned} / ${p.files.elfChecked} / ${p.files.mismatches} / ${p.files.excused}` : '—';
+    out.push(`| ${p.platform} | \`${p.digest.slice(0, 19)}…\` | ${c('metadata')} | ${c('binaries')} | ${f} | ${c('runtime')} |`);
   }
   return `${out.join('\n')}\n`;
 }

@@ -11,30 +11,37 @@ import { platformOf, type Index } from '../helpers/oci.js';
 
 beforeAll(requireInfrastructure);
 
-/** Start the list's image for one platform on a loopback port and ask it GET /. */
-async function ask(ref: string, platform: string): Promise<{ hostname: string; machine: string }> {
+/**
+ * Start the list's image for one platform on a loopback port. One at a time: `docker run --pull
+ * always --platform` of one tag moves the engine's local tag, so concurrent starts would race.
+ */
+async function start(ref: string, platform: string): Promise<{ name: string; port: number }> {
   const port = await freePort();
   const name = `cb-it-nodeinfo-${port}`;
   const run = await execa('docker', ['run', '-d', '--rm', '--name', name, '--network', 'host', '-e', `PORT=${port}`, '--pull', 'always', '--platform', platform, ref], { reject: false, timeout: 180_000 });
   if (run.exitCode !== 0) throw new Error(`docker run ${platform}: ${run.stderr}`);
+  return { name, port };
+}
+
+/** Ask a started container GET /, polling while Python and Flask start under QEMU (up to 2 minutes). */
+async function ask(c: { name: string; port: number }): Promise<{ hostname: string; machine: string }> {
   try {
-    // Python and Flask start slowly under QEMU: poll for up to 2 minutes.
     const until = Date.now() + 120_000;
     for (;;) {
       try {
-        const r = await fetch(`http://127.0.0.1:${port}/`);
+        const r = await fetch(`http://127.0.0.1:${c.port}/`);
         if (r.ok) return (await r.json()) as { hostname: string; machine: string };
       } catch {
         // not listening yet
       }
       if (Date.now() > until) {
-        const logs = await execa('docker', ['logs', name], { reject: false });
-        throw new Error(`${platform}: no answer on port ${port} within 120 s: ${logs.stdout}${logs.stderr}`);
+        const logs = await execa('docker', ['logs', c.name], { reject: false });
+        throw new Error(`${c.name}: no answer on port ${c.port} within 120 s: ${logs.stdout}${logs.stderr}`);
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
   } finally {
-    await execa('docker', ['rm', '-f', name], { reject: false, timeout: 60_000 });
+    await execa('docker', ['rm', '-f', c.name], { reject: false, timeout: 60_000 });
   }
 }
 
@@ -45,12 +52,19 @@ describe('the Flask example (README command 1)', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
     expect(list.manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
-    const answers = await Promise.all([
-      ask(`${repo}:multiarch`, 'linux/amd64'),
-      ask(`${repo}:multiarch`, 'linux/arm/v7'),
-      ask(`${repo}:multiarch`, 'linux/arm64'),
-    ]);
+    const started = [];
+    for (const p of ['linux/amd64', 'linux/arm/v7', 'linux/arm64']) started.push(await start(`${repo}:multiarch`, p));
+    const answers = await Promise.all(started.map(ask));
     expect(answers.map((a) => a.machine)).toEqual(['x86_64', 'armv7l', 'aarch64']);
     for (const a of answers) expect(a.hostname).toMatch(/\S/);
+
+    // The whole Debian userland of every platform passes: every ELF file, loader and library.
+    const v = await cli(['verify', `${repo}:multiarch`, '--static', '--json']);
+    expect(v.exitCode, v.stdout).toBe(0);
+    const report = JSON.parse(v.stdout) as { platforms: { platform: string; files: { elfChecked: number; mismatches: number } }[] };
+    for (const p of report.platforms) {
+      expect(p.files.mismatches, p.platform).toBe(0);
+      expect(p.files.elfChecked, p.platform).toBeGreaterThan(100);
+    }
   });
 });

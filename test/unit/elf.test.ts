@@ -70,3 +70,22 @@ describe('.ARM.attributes agree with readelf -A', () => {
     expect(describeElf(info)).toBe('ELF32 LSB ARM (EABI5, hard-float, Tag_CPU_arch v7)');
   });
 });
+
+describe('dynamic linking agrees with readelf -l -d (Debian bookworm /usr/bin/true)', () => {
+  for (const arch of ['amd64', 'arm64', 'armhf']) {
+    it(arch, () => {
+      const text = fx(`true-${arch}.readelf-ld.txt`).toString();
+      const interp = /Requesting program interpreter: (\S+)\]/.exec(text)![1];
+      const needed = [...text.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+      const info = parseElf(fx(`true-${arch}`), true)!;
+      expect(info.dynamic?.interp).toBe(interp);
+      expect(info.dynamic?.needed).toEqual(needed);
+    });
+  }
+  it('a static binary has none; headers alone give the loader but not the libraries', () => {
+    expect(parseElf(fx('busybox-arm64.head'))!.dynamic).toBeUndefined();
+    const head = parseElf(fx('true-arm64').subarray(0, 4096))!;
+    expect(head.dynamic?.interp).toBe('/lib/ld-linux-aarch64.so.1');
+    expect(head.dynamic?.needed).toBeUndefined();
+  });
+});

@@ -13,6 +13,7 @@ import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { VERSION } from '../../version.js';
 import { printFailure } from '../failure.js';
+import { annotate } from '../../util/annotations.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface RunFlags extends RegistryFlags {
@@ -33,6 +34,7 @@ interface RunFlags extends RegistryFlags {
   buildContext?: string[];
   shmSize?: string;
   ulimit?: string[];
+  allow?: string[];
   /** `--cache <mode>` and `--no-cache` share commander's attribute: a mode, or false for --no-cache. */
   cache?: string | false;
   cacheRef?: string;
@@ -78,6 +80,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ...(flags.network !== undefined ? { network: parseNetwork(flags.network, '--network') } : {}),
     ...(flags.target ? { target: flags.target } : {}),
     ...(cacheMode !== undefined ? { cache: parseCacheMode(cacheMode, '--cache') } : {}),
+    ...(flags.allow ? { allow: flags.allow } : {}),
     inputs,
   });
   // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
@@ -156,6 +159,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       process.stderr.write(`build logs: ${result.logDir}\n`);
       if (result.list) process.stdout.write(`Digest: ${result.list.digest} ${result.list.size}\n`);
     }
+    annotate([
+      ...result.platforms.filter((p) => !p.ok).map((p) => ({ kind: 'error' as const, title: `crossbuild run ${p.platform}: ${p.failedAt ?? 'failed'}`, message: p.error ?? 'failed' })),
+      ...result.warnings.map((w) => ({ kind: 'warning' as const, title: 'crossbuild run', message: w })),
+    ]);
     if (!result.ok) {
       if (!flags.json) {
         for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${p.error}\n`);

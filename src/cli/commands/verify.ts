@@ -1,12 +1,24 @@
 // `crossbuild verify REF`: coverage, metadata, binaries (static) and uname (runtime) per platform.
 import { loadConfig } from '../../config/config.js';
-import { UsageError } from '../../errors.js';
+import { readFileSync } from 'node:fs';
+import { ConfigError, UsageError } from '../../errors.js';
+import { annotate } from '../../util/annotations.js';
 import { formatPlatform, type Platform } from '../../platform/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { formatReport, reportMarkdown, verifyReference } from '../../verify/verify.js';
 import { clientFromFlags, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
+function readMetadata(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, '', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 interface VerifyFlags extends RegistryFlags {
+  metadata?: string;
+  allow?: string[];
   platforms?: string[];
   config?: string;
   static?: boolean;
@@ -16,14 +28,38 @@ interface VerifyFlags extends RegistryFlags {
   summary?: string;
 }
 
-export async function verifyCommand(refText: string, flags: VerifyFlags): Promise<number> {
+/**
+ * buildx's --metadata-file (and build-push-action's `metadata` output): the image by digest, from
+ * `image.name` (comma-separated names; the first) and `containerimage.digest`.
+ */
+export function referenceFromMetadata(text: string, file: string): string {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(file, '', `not valid JSON: ${(e as Error).message}`);
+  }
+  const names = typeof j['image.name'] === 'string' ? (j['image.name'] as string).split(',').map((n) => n.trim()).filter(Boolean) : [];
+  const digest = j['containerimage.digest'];
+  if (names.length === 0) throw new ConfigError(file, 'image.name', 'missing: the build pushed no named image (push with a tag, or pass REF)');
+  if (typeof digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(digest)) throw new ConfigError(file, 'containerimage.digest', 'missing or not a sha256 digest');
+  const repo = names[0]!.replace(/@sha256:[a-f0-9]{64}$/, '').replace(/:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, '');
+  return `${repo}@${digest}`;
+}
+
+export async function verifyCommand(refArg: string | undefined, flags: VerifyFlags): Promise<number> {
+  if (refArg && flags.metadata) throw new UsageError('give REF or --metadata, not both');
+  if (!refArg && !flags.metadata) throw new UsageError('verify needs REF (REPO:TAG or REPO@sha256:…) or --metadata FILE');
+  const refText = refArg ?? referenceFromMetadata(readMetadata(flags.metadata!), flags.metadata!);
   const ref = parseReference(refText, 'reference');
   if (flags.platforms && flags.config) throw new UsageError('give --platforms or --config, not both');
   let targets: Platform[] | undefined = platformsFromFlags(flags.platforms, '--platforms');
   let uname: Map<string, string> | undefined;
+  let allow = flags.allow ?? [];
   if (flags.config) {
     const cfg = loadConfig(flags.config);
     targets = cfg.platforms.map((t) => t.platform);
+    allow = [...cfg.allow, ...allow];
     uname = new Map(cfg.platforms.filter((t) => t.uname).map((t) => [formatPlatform(t.platform), t.uname!]));
   }
   const timeout = Number(flags.timeout);
@@ -39,11 +75,16 @@ export async function verifyCommand(refText: string, flags: VerifyFlags): Promis
       staticOnly: flags.static === true,
       ...(docker ? { docker } : {}),
       timeoutMs: timeout * 1000,
+      allow,
     });
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, reportMarkdown(report));
     if (flags.json) printJson(report);
     else process.stdout.write(formatReport(report));
+    annotate([
+      ...report.coverage.filter((c) => c.verdict === 'fail').map((c) => ({ kind: 'error' as const, title: `crossbuild verify ${report.ref}: coverage`, message: c.evidence })),
+      ...report.platforms.flatMap((p) => p.checks.filter((c) => c.verdict === 'fail' || c.verdict === 'warn').map((c) => ({ kind: c.verdict === 'fail' ? ('error' as const) : ('warning' as const), title: `crossbuild verify ${p.platform}: ${c.check}`, message: c.evidence }))),
+    ]);
     return report.ok ? 0 : 1;
   } finally {
     await client.close();
