@@ -8,5 +8,8 @@ setFlagsFromString('--liftoff-only');
 // Node ≥ 22.1 can cache compiled code between runs; older versions lack the call.
 module.enableCompileCache?.();
 
-const { main } = await import('../dist/cli/main.js');
+const { main, installLastResort } = await import('../dist/cli/main.js');
+let settled = false;
+installLastResort(() => settled);
 process.exitCode = await main(process.argv.slice(2));
+settled = true;

@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
+import { escapeControl } from '../util/text.js';
 import { parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
 import { RegistryClient } from '../registry/client.js';
 import { CredentialStore } from '../registry/credentials.js';
@@ -15,7 +16,8 @@ export interface RegistryFlags {
   passwordStdin?: boolean;
 }
 
-export function clientFromFlags(flags: RegistryFlags): RegistryClient {
+/** A registry client; `--username` credentials apply to `targetRegistry` (the image's) alone. */
+export function clientFromFlags(flags: RegistryFlags, targetRegistry?: string): RegistryClient {
   let password: string | undefined;
   if (flags.passwordStdin) {
     if (flags.username === undefined) throw new UsageError('--password-stdin needs --username');
@@ -26,7 +28,7 @@ export function clientFromFlags(flags: RegistryFlags): RegistryClient {
   }
   const credentials = new CredentialStore({
     ...(flags.dockerCfg !== undefined ? { dockerCfg: flags.dockerCfg } : {}),
-    ...(flags.username !== undefined ? { username: flags.username, password } : {}),
+    ...(flags.username !== undefined ? { username: flags.username, password, ...(targetRegistry !== undefined ? { registry: targetRegistry } : {}) } : {}),
   });
   return new RegistryClient({ insecure: flags.insecure === true, plainHttp: flags.plainHttp === true, credentials });
 }
@@ -56,7 +58,7 @@ export function parseKeyValues(values: readonly string[] | undefined, flag: stri
   const out: Record<string, string> = {};
   for (const v of values ?? []) {
     const i = v.indexOf('=');
-    if (i <= 0) throw new UsageError(`${flag} ${v}: expected KEY=VALUE`);
+    if (i <= 0) throw new UsageError(`${flag} ${escapeControl(v.slice(0, 200))}: expected KEY=VALUE`);
     out[v.slice(0, i)] = v.slice(i + 1);
   }
   return out;

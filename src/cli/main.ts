@@ -1,7 +1,9 @@
 // Entry point: parses argv with commander and loads each command's module only when it runs,
 // so `crossbuild --version` stays close to bare node start-up.
 import { Command, CommanderError, Option } from 'commander';
-import { UsageError } from '../errors.js';
+import { describeError, UsageError } from '../errors.js';
+import { inFlight } from '../util/inflight.js';
+import { escapeControl } from '../util/text.js';
 import { printFailure, wrapUnknown } from './failure.js';
 import { VERSION } from '../version.js';
 
@@ -65,7 +67,9 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError()
     .addHelpText('after', EXIT_CODES_HELP)
-    .exitOverride();
+    .exitOverride()
+    // commander echoes a bad value back: escape control characters so input cannot drive the terminal.
+    .configureOutput({ outputError: (str, write) => write(str.split('\n').map(escapeControl).join('\n')) });
 
   // Flags win over CROSSBUILD_* variables, which win over platforms.json.
   const envOpt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
@@ -211,6 +215,26 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return printFailure(err);
   }
+}
+
+/**
+ * The last resort: a rejection nothing waits for, or an end with main() unsettled (a stream that
+ * never ended), is printed with what was in flight and exits 1 — never a silent exit.
+ */
+export function installLastResort(isSettled: () => boolean): void {
+  const inflight = () => {
+    const ops = inFlight();
+    return ops.length ? `\n  in flight: ${ops.map(escapeControl).join('; ')}` : '';
+  };
+  process.on('unhandledRejection', (e) => {
+    process.stderr.write(`crossbuild: an operation failed with nothing waiting for it: ${describeError(e)}${inflight()}\n`);
+    process.exit(1);
+  });
+  process.on('exit', () => {
+    if (isSettled()) return;
+    process.stderr.write(`crossbuild: stopped with work unfinished (a connection or stream ended without an answer)${inflight()}\n`);
+    process.exitCode = 1;
+  });
 }
 
 export { UsageError };

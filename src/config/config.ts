@@ -8,6 +8,7 @@ import { configErrorFromZod } from '../util/schema-error.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
 import { isValidTag, parseReference, type ImageRef } from '../oci/reference.js';
 import {
+  checkBuildArgs,
   mergeBy,
   NETWORK_MODES,
   parseAddHost,
@@ -168,6 +169,13 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Build
   } catch (e) {
     throw new ConfigError(file, '', `not valid JSON: ${jsonErrorLocation(text, (e as Error).message)}`);
   }
+  // JSON.parse keeps the last of two equal keys without a word: refuse the file instead.
+  try {
+    yaml.load(text);
+  } catch (e) {
+    const m = /duplicated mapping key/.test((e as Error).message) ? (e as { mark?: { line: number; column: number; snippet?: string } }).mark : undefined;
+    if (m) throw new ConfigError(file, '', `a key appears twice in one object at line ${m.line + 1}, column ${m.column + 1} (JSON would silently keep the last); remove one`);
+  }
   return validateConfig(raw, file, overrides);
 }
 
@@ -177,6 +185,16 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     throw configErrorFromZod(file, parsed.error, (path) => (path.length === 0 ? TOP_FIELDS : PLATFORM_FIELDS));
   }
   const c = parsed.data;
+  const checkArgs = (args: Record<string, string>, field: string) => {
+    try {
+      checkBuildArgs(args, field);
+    } catch (e) {
+      if (e instanceof UsageError) throw new ConfigError(file, field, e.message.slice(field.length + 1));
+      throw e;
+    }
+  };
+  checkArgs(c.buildArgs, 'buildArgs');
+  c.platforms.forEach((p, i) => checkArgs(p.buildArgs, `platforms[${i}].buildArgs`));
   const imageField = overrides.image !== undefined ? '--image' : 'image';
   const imageText = overrides.image ?? c.image;
   let image: ImageRef;

@@ -124,6 +124,21 @@ export function parseUlimit(text: string, where: string): string {
   return text;
 }
 
+const BUILD_ARG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN) with E2BIG. */
+const MAX_ARG = 128 * 1024;
+
+/**
+ * Build args as Dockerfile ARG can name them; a value the kernel would refuse as an argument is
+ * a usage error here rather than a spawn failure later.
+ */
+export function checkBuildArgs(args: Readonly<Record<string, string>>, where: string): void {
+  for (const [k, v] of Object.entries(args)) {
+    if (!BUILD_ARG_KEY.test(k)) throw new UsageError(`${where} ${escapeControl(k)}: not a build arg name (letters, digits and _, not starting with a digit)`);
+    if (Buffer.byteLength(v) + k.length + 1 > MAX_ARG) throw new UsageError(`${where} ${k}: the value is ${Buffer.byteLength(v)} bytes; an argument may be at most ${MAX_ARG} bytes (pass large inputs as a --secret or a file in the context)`);
+  }
+}
+
 /** Later entries win by key (flags come after the file). */
 export function mergeBy<T>(items: readonly T[], key: (t: T) => string): T[] {
   const m = new Map<string, T>();

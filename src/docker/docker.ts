@@ -1,6 +1,6 @@
 // The Docker CLI, one module: argv builders (getCommand style), output parsers (pure, tested
 // against captured output) and runners that carry command, exit code and stderr on failure.
-import { execa } from 'execa';
+import { execa, type Options, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { CommandError, CrossbuildError } from '../errors.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
@@ -32,6 +32,18 @@ export function assertHonoursPlatform(engine: EngineInfo): void {
   if (!honoursPlatform(engine)) {
     throw new CrossbuildError(`engine API ${engine.apiVersion} does not honour --platform on build (needs 1.38+)`, { hint: 'upgrade the engine to 18.06 or later' });
   }
+}
+
+/** A finished docker command. */
+interface Ran {
+  readonly exitCode: number | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly all: string;
+  readonly timedOut: boolean;
+  readonly signal?: string;
+  /** A spawn error's code (ENOENT, E2BIG) when the command never ran. */
+  readonly code?: string;
 }
 
 export interface ContainerRunOptions {
@@ -112,18 +124,66 @@ export function parseVersion(json: string, cli: string): EngineInfo {
 }
 
 export class Docker {
-  constructor(readonly cli = dockerCli()) {}
+  /** Commands and containers in flight, so an interrupted run can stop and remove them all. */
+  private readonly running = new Set<ResultPromise>();
+  private readonly containers = new Set<string>();
+  private aborted = false;
+
+  /** `env` reaches every docker command (a private DOCKER_CONFIG for --username credentials). */
+  constructor(
+    readonly cli = dockerCli(),
+    readonly env: Readonly<Record<string, string>> = {},
+  ) {}
+
+  /** Start a docker command, tracked until it ends. */
+  private spawn(argv: readonly string[], opts: Options & { cli?: string } = {}): ResultPromise {
+    const { cli, env, ...rest } = opts;
+    const sub = execa(cli ?? this.cli, argv, { reject: false, ...rest, env: { ...this.env, ...(env as Record<string, string> | undefined) } });
+    this.running.add(sub);
+    const forget = () => this.running.delete(sub);
+    sub.then(forget, forget);
+    return sub;
+  }
+
+  /** Run a docker command to its end; its output as text. Never rejects. */
+  private async exec(argv: readonly string[], opts: Options & { cli?: string } = {}): Promise<Ran> {
+    const r = await this.spawn(argv, opts);
+    return {
+      exitCode: r.exitCode,
+      stdout: String(r.stdout ?? ''),
+      stderr: String(r.stderr ?? ''),
+      all: String(r.all ?? ''),
+      timedOut: r.timedOut === true,
+      ...(r.signal ? { signal: r.signal } : {}),
+      ...((r as { code?: string }).code ? { code: (r as { code?: string }).code! } : {}),
+    };
+  }
+
+  /**
+   * Stop everything this run started: builds and pushes get SIGTERM, verification containers are
+   * killed and removed by name (a QEMU process inside may not heed a signal). Idempotent.
+   */
+  async abort(): Promise<void> {
+    this.aborted = true;
+    for (const sub of this.running) sub.kill('SIGTERM');
+    const names = [...this.containers];
+    if (names.length > 0) await execa(this.cli, ['rm', '-f', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
+  }
+
+  get wasAborted(): boolean {
+    return this.aborted;
+  }
 
   /** Does the engine have a `bridge` network (the default of RUN steps and containers)? */
   async hasBridgeNetwork(): Promise<boolean | undefined> {
-    const r = await execa(this.cli, ['network', 'ls', '--format', '{{.Name}}'], { reject: false, timeout: 20_000 });
+    const r = await this.exec(['network', 'ls', '--format', '{{.Name}}'], { timeout: 20_000 });
     if (r.exitCode !== 0) return undefined;
     return r.stdout.split('\n').some((n) => n.trim() === 'bridge');
   }
 
   /** `docker info`'s DockerRootDir, where images and build cache live. */
   async rootDir(): Promise<string | undefined> {
-    const r = await execa(this.cli, ['info', '--format', '{{.DockerRootDir}}'], { reject: false, timeout: 20_000 });
+    const r = await this.exec(['info', '--format', '{{.DockerRootDir}}'], { timeout: 20_000 });
     return r.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
   }
 
@@ -132,8 +192,8 @@ export class Docker {
    * lines, so a scrubber sees each secret whole). Resolves with the exit code; never rejects for a
    * failed build.
    */
-  async build(builder: Builder, argv: readonly string[], onLine: (line: string) => void): Promise<{ exitCode: number | undefined; signal?: string }> {
-    const sub = execa(builder.cli, argv, { env: { ...builder.env }, all: true, reject: false, buffer: false, timeout: 6 * 60 * 60_000 });
+  async build(builder: Builder, argv: readonly string[], onLine: (line: string) => void): Promise<{ exitCode: number | undefined; signal?: string; spawnError?: string }> {
+    const sub = this.spawn(argv, { cli: builder.cli, env: { ...builder.env }, all: true, buffer: false, timeout: 6 * 60 * 60_000 });
     let partial = '';
     sub.all?.on('data', (d: Buffer) => {
       const lines = (partial + d.toString()).split('\n');
@@ -142,7 +202,10 @@ export class Docker {
     });
     const r = await sub;
     if (partial) onLine(partial);
-    return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}) };
+    // A spawn that never started (E2BIG: arguments too long; ENOENT: no such CLI) says why.
+    const code = (r as { code?: string }).code;
+    if (r.exitCode === undefined && code && !r.signal) onLine(`crossbuild: could not start ${builder.cli}: ${code === 'E2BIG' ? 'E2BIG (the argument list is too long: a build arg, label or secret path too large?)' : code}`);
+    return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), ...(code && r.exitCode === undefined ? { spawnError: code } : {}) };
   }
 
   async engine(): Promise<EngineInfo> {
@@ -181,20 +244,32 @@ export class Docker {
 
   /** Pull one platform of a reference; false (with the reason) when it is not there. */
   async pull(ref: string, platform: Platform): Promise<{ ok: boolean; reason: string }> {
-    const r = await execa(this.cli, ['pull', '--quiet', '--platform', formatPlatform(platform), ref], { reject: false, timeout: 30 * 60_000 });
+    const r = await this.exec(['pull', '--quiet', '--platform', formatPlatform(platform), ref], { timeout: 30 * 60_000 });
     return { ok: r.exitCode === 0, reason: r.exitCode === 0 ? '' : (r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`) };
+  }
+
+  /** `docker tag` (one image, another name for it). */
+  async tag(source: string, target: string): Promise<void> {
+    const argv = ['tag', source, target];
+    const r = await this.exec(argv, { timeout: 30_000 });
+    if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, `docker tag ${source} ${target} failed`);
+  }
+
+  /** Remove a name; the image goes too only when no other name holds it. Quiet when already gone. */
+  async untag(ref: string): Promise<void> {
+    await this.exec(['image', 'rm', '--no-prune', ref], { timeout: 60_000 });
   }
 
   async inspect(ref: string): Promise<ImageInspect> {
     const argv = ['image', 'inspect', '--format', '{{json .}}', ref];
-    const r = await execa(this.cli, argv, { reject: false, timeout: 30_000 });
-    if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, `docker image inspect ${ref} failed`);
+    const r = await this.exec(argv, { timeout: 30_000 });
+    if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, String(r.stderr), `docker image inspect ${ref} failed`);
     return parseImageInspect(r.stdout);
   }
 
   async push(ref: string): Promise<{ digest: string; size: number }> {
     const argv = ['push', ref];
-    const r = await execa(this.cli, argv, { reject: false, all: true, timeout: 30 * 60_000 });
+    const r = await this.exec(argv, { all: true, timeout: 30 * 60_000 });
     if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.all ?? r.stderr, `docker push ${ref} failed`);
     const parsed = parsePushOutput(r.stdout);
     if (!parsed) throw new CrossbuildError(`docker push ${ref} printed no digest`);
@@ -209,10 +284,17 @@ export class Docker {
     const name = `crossbuild-verify-${randomBytes(6).toString('hex')}`;
     const argv = runArgv({ ...o, name });
     try {
-      const r = await execa(this.cli, argv, { reject: false, timeout: timeoutMs, forceKillAfterDelay: 2_000 });
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut === true };
+      this.containers.add(name);
+      const r = await this.exec(argv, { timeout: timeoutMs, forceKillAfterDelay: 2_000 });
+      return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
     } finally {
-      await execa(this.cli, ['rm', '-f', name], { reject: false, timeout: 30_000 });
+      await execa(this.cli, ['rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+      if (this.aborted) {
+        // Killed mid-create, the engine may still start the container just after: look again.
+        await new Promise((r) => setTimeout(r, 1000));
+        await execa(this.cli, ['rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+      }
+      this.containers.delete(name);
     }
   }
 }

@@ -13,6 +13,8 @@ export interface RunReport {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly ok: boolean;
+  /** "SIGINT"/"SIGTERM" when the run was interrupted (the report then says what was done so far). */
+  readonly interrupted: string | null;
   readonly error: string | null;
   readonly warnings: readonly string[];
   readonly notes: readonly string[];
@@ -45,6 +47,7 @@ export function toReport(r: RunResult, version: string): RunReport {
     startedAt: r.startedAt,
     finishedAt: r.finishedAt ?? new Date().toISOString(),
     ok: r.ok,
+    interrupted: r.interrupted ?? null,
     error: r.error ?? null,
     warnings: r.warnings,
     notes: r.notes,
@@ -80,6 +83,7 @@ export function toMarkdown(r: RunReport): string {
   out.push(`## crossbuild ${r.ok ? '✅' : '❌'} ${r.list ? `\`${r.list.ref}\`` : ''}`.trimEnd());
   out.push('');
   if (r.list) out.push(`Manifest list \`${r.list.ref}\`: \`${r.list.digest}\` (${r.list.size} bytes, ${r.list.mediaType})`, '');
+  else if (r.interrupted) out.push(`**Interrupted by ${r.interrupted}: no manifest list was written.** What was done so far:`, '');
   else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? mdCell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
   for (const w of r.warnings) out.push(`> ⚠️ ${mdCell(w)}`, '');
   for (const n of r.notes) out.push(`> ℹ️ ${mdCell(n)}`, '');

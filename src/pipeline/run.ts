@@ -40,6 +40,10 @@ export interface RunOptions {
   readonly logDir: string;
   readonly extraBuildArgs: Readonly<Record<string, string>>;
   readonly labels?: Readonly<Record<string, string>>;
+  /** Names this run's local images (runTag); unique per run. */
+  readonly runId: string;
+  /** Set when SIGINT/SIGTERM arrived: nothing more starts, no list is written. */
+  readonly interrupted?: () => string | undefined;
   /** 'default': listr2 draws on the terminal; 'silent': the caller renders onEvent. */
   readonly renderer: 'default' | 'silent';
   readonly onEvent?: (e: ProgressEvent) => void;
@@ -80,6 +84,8 @@ export interface RunResult {
   readonly warnings: string[];
   /** Things worth knowing that are not problems (a first run has no cache yet). */
   readonly notes: string[];
+  /** The signal that stopped the run, when one did. */
+  interrupted?: string;
   readonly logDir: string;
   readonly startedAt: string;
   finishedAt?: string;
@@ -102,11 +108,20 @@ function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cach
   });
 }
 
-function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache'>, builder: Builder | undefined): BuildOptions {
+/**
+ * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>`. Two runs
+ * of one tag never build to, verify or push each other's image through it.
+ */
+export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string): string {
+  const own = `${suffixedTag(cfg, t)}-cb-${runId}`;
+  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}-${t.suffix}`.slice(0, 128)));
+}
+
+function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache' | 'runId'>, builder: Builder | undefined): BuildOptions {
   const cache = cacheFor(cfg, t, o, builder);
   return {
     platform: t.platform,
-    tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    tag: runTag(cfg, t, o.runId),
     context: cfg.context,
     dockerfile: t.dockerfile,
     buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
@@ -140,7 +155,7 @@ async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: P
       opts = rest;
     }
   }
-  const run = async (o2: BuildOptions): Promise<{ exitCode: number | undefined; signal?: string; tail: string[]; networkFailure?: string; log: string[]; tracker: StepTracker }> => {
+  const run = async (o2: BuildOptions): Promise<{ exitCode: number | undefined; signal?: string; spawnError?: string; tail: string[]; networkFailure?: string; log: string[]; tracker: StepTracker }> => {
     const argv = buildArgv(builder.kind, o2, ctx.envSecretFiles);
     out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
     const tail: string[] = [];
@@ -175,7 +190,8 @@ async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: P
   await new Promise<void>((resolve) => out.end(resolve));
   if (r.exitCode !== 0) {
     const hint = r.networkFailure ? `; looks like a network failure ("${r.networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
-    throw new StageError('build', `build of ${where} failed (exit ${r.exitCode ?? r.signal ?? 'signal'})${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`);
+    const how = r.spawnError ? `could not start (${r.spawnError === 'E2BIG' ? 'E2BIG: the argument list is too long — a build arg, label or path too large?' : r.spawnError})` : `failed (exit ${r.exitCode ?? r.signal ?? 'signal'})`;
+    throw new StageError('build', `build of ${where} ${how}${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`);
   }
   return { steps: r.tracker.steps(Date.now()), notes, warnings };
 }
@@ -210,13 +226,13 @@ async function prepareSecrets(builder: Builder, cfg: BuildConfig, ctx: BuildCont
 }
 
 /** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
-async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number; files?: BinaryStats }> {
+async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number; files?: BinaryStats; configDigest?: string }> {
   // One GET of the digest: the verifier reads it and reports its media type and size.
   const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
   if (report.mediaType === undefined || report.size === undefined || isIndexMediaType(report.mediaType)) {
     throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not a single image: ${report.checks.map((c) => c.evidence).join('; ')}`);
   }
-  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size, ...(report.files ? { files: report.files } : {}) };
+  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size, ...(report.files ? { files: report.files } : {}), ...(report.configDigest ? { configDigest: report.configDigest } : {}) };
 }
 
 /** A one-at-a-time lock. */
@@ -332,16 +348,22 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   let secretsDir: string | undefined;
   const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString() };
 
+  const stopIfInterrupted = () => {
+    const why = o.interrupted?.();
+    if (why) throw new CrossbuildError(`interrupted by ${why}`);
+  };
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
     title: `${r.platform} → ${r.ref}`,
     task: async (_ctx, task) => {
       const builder = state.builder!;
+      const own = runTag(cfg, t, o.runId);
       let stage: Stage = 'build';
       const step = (s: ProgressEvent['state'], message = '') => {
         task.output = message || s;
         emit(r.platform, s, message);
       };
       try {
+        stopIfInterrupted();
         step('building', `log: ${r.log}`);
         const started = Date.now();
         r.cache = cacheFor(cfg, t, o, builder)?.mechanism ?? 'none';
@@ -377,28 +399,42 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         }
 
         stage = 'verify';
+        stopIfInterrupted();
         step('verifying', `built in ${r.buildSeconds}s`);
-        const inspect = await o.docker.inspect(r.ref);
+        // From here on the image is this run's by ID: the run tag names it, nothing else is trusted.
+        const inspect = await o.docker.inspect(own);
         const meta = checkMetadata(t.platform, inspect, 'image config');
-        const runtime = await checkRuntime(o.docker, r.ref, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
+        const runtime = await checkRuntime(o.docker, inspect.id, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
         r.checks.push(meta, runtime);
         const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
         if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
 
         if (!o.push) {
+          await o.docker.tag(inspect.id, r.ref);
           r.ok = true;
           task.title = `${r.platform}: built and verified (${[meta, runtime].map((c) => c.evidence).join('; ')})`;
           emit(r.platform, 'done', 'built and verified (not pushed)');
           return;
         }
         stage = 'push';
+        stopIfInterrupted();
         step('pushing', r.ref);
-        const pushed = await o.docker.push(r.ref);
+        // `docker push` takes a name, and another run may move the suffixed name between our tag
+        // and its push: the registry's config digest must be this run's image, else push again.
+        let pushed: { digest: string; size: number } | undefined;
+        let inReg: Awaited<ReturnType<typeof verifyInRegistry>> | undefined;
+        for (let attempt = 1; ; attempt++) {
+          await o.docker.tag(inspect.id, r.ref);
+          pushed = await o.docker.push(r.ref);
+          stage = 'registry-verify';
+          step('verifying-registry', pushed.digest);
+          inReg = await verifyInRegistry(o, t, pushed.digest);
+          if (inReg.configDigest === inspect.id || pushed.digest === inspect.id) break;
+          if (attempt === 3) throw new StageError('push', `${r.ref} was re-tagged by someone else while this run pushed it (3 times): pushed ${pushed.digest} is not this run's image ${inspect.id}`);
+          stage = 'push';
+          step('pushing', `${r.ref} again: another run moved the tag (pushed config ${inReg.configDigest ?? '?'}, this run's image ${inspect.id})`);
+        }
         r.digest = pushed.digest;
-
-        stage = 'registry-verify';
-        step('verifying-registry', pushed.digest);
-        const inReg = await verifyInRegistry(o, t, pushed.digest);
         r.checks.push(...inReg.checks);
         r.mediaType = inReg.mediaType;
         r.size = inReg.size;
@@ -411,9 +447,13 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       } catch (e) {
         r.ok = false;
         r.failedAt = e instanceof StageError ? e.stage : stage;
-        r.error = e instanceof Error ? scrub(e.message) : String(e);
+        const why = o.interrupted?.();
+        r.error = why ? `interrupted by ${why}` : e instanceof Error ? scrub(e.message) : String(e);
         emit(r.platform, 'failed', `${r.failedAt}: ${r.error.split('\n')[0]}`);
         throw e instanceof Error ? e : new Error(String(e));
+      } finally {
+        // The run's own name goes; the suffixed name stays on the image, as users expect.
+        await o.docker.untag(own);
       }
     },
   });
@@ -468,6 +508,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         title: `Manifest list ${listRef}`,
         skip: () => !o.push && 'not pushing (--no-push)',
         task: async (_ctx, task) => {
+          stopIfInterrupted();
           const failed = results.filter((r) => !r.ok);
           if (failed.length > 0) {
             emit('list', 'skipped', `not written: ${failed.map((r) => r.platform).join(', ')} failed`);
@@ -509,6 +550,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       renderer: o.renderer,
       rendererOptions: { collapseSubtasks: false, processOutput: new ProcessOutput(process.stderr, process.stderr) },
       collectErrors: 'minimal',
+      // crossbuild handles SIGINT/SIGTERM itself (stop, clean up, report); listr2's own handler would process.exit(127).
+      registerSignalListeners: false,
     } as ConstructorParameters<typeof Listr>[1],
   );
 
@@ -517,6 +560,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   } catch (e) {
     result.error = e instanceof Error ? scrub(e.message) : String(e);
     if (e instanceof UsageError) result.usageError = e;
+    const why = o.interrupted?.();
+    if (why) result.error = `interrupted by ${why}`;
   } finally {
     if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
   }

@@ -11,6 +11,7 @@ import { MANIFEST_ACCEPT } from '../oci/types.js';
 import { registerSecret } from '../util/secrets.js';
 import { parseWwwAuthenticate, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
+import { tracked } from '../util/inflight.js';
 import { DOCKER_HUB, isLoopbackRegistry, scope as repositoryScope } from '../oci/reference.js';
 
 export interface ClientOptions {
@@ -57,7 +58,7 @@ const USER_AGENT = 'crossbuild/0.1';
 
 export class RegistryClient {
   readonly opts: ClientOptions;
-  private readonly credentials: CredentialStore;
+  readonly credentials: CredentialStore;
   private readonly bases = new Map<string, Promise<string>>();
   private readonly challenges = new Map<string, Challenge | null>();
   private readonly tokens = new Map<string, Promise<string>>();
@@ -219,6 +220,10 @@ export class RegistryClient {
 
   /** One HTTP exchange with auth and retries. The caller consumes the body. */
   async send(registry: string, method: string, path: string, o: ReqOpts): Promise<Resp> {
+    return tracked(`${method} ${registry}${stripQuery(path)}`, () => this.sendUntracked(registry, method, path, o));
+  }
+
+  private async sendUntracked(registry: string, method: string, path: string, o: ReqOpts): Promise<Resp> {
     const base = await this.base(registry);
     const attempts = Math.max(1, this.opts.attempts ?? 4);
     const backoff = this.opts.backoffMs ?? 250;

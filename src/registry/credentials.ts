@@ -1,7 +1,8 @@
 // Registry credentials from Docker's config.json: `auths`, `credsStore`, `credHelpers`
-// (docker-credential-<name> get), with explicit --username/--password-stdin winning.
-import { readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+// (docker-credential-<name> get), with explicit --username/--password-stdin winning for the
+// target registry alone.
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z, type Infer } from '../util/zod.js';
 import { UsageError } from '../errors.js';
@@ -33,6 +34,11 @@ export function dockerConfigPath(dockerCfg?: string): string {
   return join(base, 'config.json');
 }
 
+/** docker.io and its aliases are one registry. */
+function canonicalRegistry(registry: string): string {
+  return ['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(registry) ? DOCKER_HUB : registry;
+}
+
 /** The keys a registry may be stored under in config.json (`auths`, `credHelpers`): Docker Hub has several historical ones. */
 function configKeysFor(registry: string): string[] {
   if (registry !== DOCKER_HUB) return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
@@ -43,14 +49,51 @@ export class CredentialStore {
   private readonly file: string;
   private config: DockerConfig | undefined;
   private readonly cache = new Map<string, Promise<Credential | undefined>>();
-  private readonly explicit: Credential | undefined;
+  private readonly explicit: { readonly registry: string; readonly cred: { username: string; password: string } } | undefined;
 
-  constructor(opts: { dockerCfg?: string; username?: string; password?: string } = {}) {
+  /**
+   * `username`/`password` (--username/--password-stdin) are for `registry` alone, the target
+   * image's: every other registry (a child copied from elsewhere, another registry's token
+   * service) gets what the Docker config or its helpers hold, never these.
+   */
+  constructor(opts: { dockerCfg?: string; username?: string; password?: string; registry?: string } = {}) {
     this.file = dockerConfigPath(opts.dockerCfg);
     if (opts.username !== undefined || opts.password !== undefined) {
+      if (opts.registry === undefined) throw new UsageError('--username needs a target registry (an image reference) to apply to');
       registerSecret(opts.password);
-      this.explicit = { username: opts.username ?? '', password: opts.password ?? '' };
+      this.explicit = { registry: canonicalRegistry(opts.registry), cred: { username: opts.username ?? '', password: opts.password ?? '' } };
     }
+  }
+
+  /** The registry the --username credentials are for, if any. */
+  get explicitRegistry(): string | undefined {
+    return this.explicit?.registry;
+  }
+
+  /**
+   * A private Docker config for `docker push`/`pull` in this run: the user's file as it is (other
+   * auths, credsStore, credHelpers kept) plus the --username credentials for the target registry
+   * (and an empty helper entry for it, so a credsStore does not shadow them). The folder is 0700,
+   * the file 0600; the caller removes the folder when the run ends. Undefined without --username:
+   * the user's own config then serves as it is.
+   */
+  writePrivateDockerConfig(): string | undefined {
+    if (!this.explicit) return undefined;
+    let raw: Record<string, unknown> = {};
+    try {
+      raw = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, unknown>;
+    } catch {
+      // no config of the user's: start from nothing
+    }
+    const host = this.explicit.registry === DOCKER_HUB ? 'https://index.docker.io/v1/' : this.explicit.registry;
+    const auth = Buffer.from(`${this.explicit.cred.username}:${this.explicit.cred.password}`).toString('base64');
+    registerSecret(auth);
+    const auths = { ...((raw.auths as Record<string, unknown> | undefined) ?? {}), [host]: { auth } };
+    const credHelpers = raw.credsStore !== undefined || raw.credHelpers !== undefined ? { ...((raw.credHelpers as Record<string, string> | undefined) ?? {}), [host]: '' } : undefined;
+    const dir = mkdtempSync(join(tmpdir(), 'crossbuild-docker-config-'));
+    chmodSync(dir, 0o700);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...raw, auths, ...(credHelpers ? { credHelpers } : {}) }), { mode: 0o600 });
+    return dir;
   }
 
   private load(): DockerConfig {
@@ -75,7 +118,7 @@ export class CredentialStore {
   }
 
   get(registry: string): Promise<Credential | undefined> {
-    if (this.explicit) return Promise.resolve(this.explicit);
+    if (this.explicit && canonicalRegistry(registry) === this.explicit.registry) return Promise.resolve(this.explicit.cred);
     let p = this.cache.get(registry);
     if (!p) {
       p = this.lookup(registry);

@@ -12,6 +12,7 @@ import { CrossbuildError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { isElf, parseElf } from './elf.js';
+import { tracked } from '../util/inflight.js';
 import { ImageFs, type EntryType } from './image-fs.js';
 
 /**
@@ -161,7 +162,7 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
     fs.beginLayer(i);
     const stream = await client.getBlob(registry, repository, layer.digest);
     try {
-      await scanLayer(stream, layer, fs);
+      await tracked(`reading layer ${i} (${layer.digest}) of ${registry}/${repository}`, () => scanLayer(stream, layer, fs));
     } catch (e) {
       stream.destroy();
       if (e instanceof CrossbuildError) throw e;

@@ -36,6 +36,8 @@ export interface PlatformReport {
   readonly checks: CheckResult[];
   /** What the binaries check read: files, ELF files, mismatches, excused files. */
   readonly files?: BinaryStats;
+  /** The image's config digest (its image ID in Docker's classic store). */
+  readonly configDigest?: string;
 }
 
 export interface VerifyReport {
@@ -82,7 +84,7 @@ export async function verifyImage(client: RegistryClient, ref: ImageRef, digest:
     // No uname is only a skip when the static check vouched for the binaries.
     checks.push(rt.verdict === 'skip' && !staticOk ? { ...rt, verdict: 'fail' } : rt);
   }
-  return { platform, digest, mediaType: m.mediaType, size: m.size, verdict: worst(checks), checks, ...(files ? { files } : {}) };
+  return { platform, digest, mediaType: m.mediaType, size: m.size, verdict: worst(checks), checks, configDigest: man.config.digest, ...(files ? { files } : {}) };
 }
 
 export async function verifyReference(client: RegistryClient, ref: ImageRef, opts: VerifyOptions): Promise<VerifyReport> {

@@ -165,18 +165,42 @@ export interface FaultProxy {
  * A loopback HTTP proxy in front of a registry that answers chosen requests with a fault
  * (once each), forwarding everything else unchanged (Host included, so Locations point back here).
  */
-export async function startFaultProxy(upstream: string, faults: { method: string; path: RegExp; status: number; headers?: Record<string, string> }[]): Promise<FaultProxy> {
+export async function startFaultProxy(upstream: string, faults: { method: string; path: RegExp; status?: number; headers?: Record<string, string>; dropAfterBytes?: number }[]): Promise<FaultProxy> {
   const pending = [...faults];
   const log: FaultProxy['log'] = [];
   const [uhost, uport] = upstream.split(':');
   const server = createHttpServer((req, res) => {
     const path = req.url ?? '/';
     const i = pending.findIndex((f) => f.method === req.method && f.path.test(path));
+    if (i >= 0 && pending[i]!.dropAfterBytes !== undefined) {
+      // Forward the answer's headers and first bytes, then drop the connection mid-body.
+      const f = pending.splice(i, 1)[0]!;
+      const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path, headers: req.headers }, (ur) => {
+        log.push({ method: req.method ?? '', path, status: -(ur.statusCode ?? 0), at: Date.now() });
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= f.dropAfterBytes!) return;
+          const part = c.subarray(0, f.dropAfterBytes! - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= f.dropAfterBytes!) {
+            ur.destroy();
+            res.socket?.destroy();
+          }
+        });
+        // A body shorter than the cut passes whole.
+        ur.on('end', () => res.end());
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+      return;
+    }
     if (i >= 0) {
       const f = pending.splice(i, 1)[0]!;
       req.resume();
-      log.push({ method: req.method ?? '', path, status: f.status, at: Date.now() });
-      res.writeHead(f.status, { 'content-type': 'application/json', ...(f.headers ?? {}) }).end(JSON.stringify({ errors: [{ code: f.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'injected fault' }] }));
+      log.push({ method: req.method ?? '', path, status: f.status ?? 500, at: Date.now() });
+      res.writeHead(f.status ?? 500, { 'content-type': 'application/json', ...(f.headers ?? {}) }).end(JSON.stringify({ errors: [{ code: f.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'injected fault' }] }));
       return;
     }
     const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path, headers: req.headers }, (ur) => {

@@ -116,3 +116,16 @@ describe('platforms.json documentation', () => {
     }
   });
 });
+
+describe('input a file or flag must not get away with', () => {
+  it('refuses a key given twice, which JSON.parse would silently take the last of', () => {
+    const f = write('dup.json', '{\n  "image": "localhost:5000/a",\n  "tag": "v1",\n  "tag": "v2",\n  "platforms": [{ "platform": "linux/amd64", "suffix": "amd64" }]\n}\n');
+    const e = errorOf(() => loadConfig(f));
+    expect(e.message).toMatch(/dup\.json: a key appears twice in one object at line 4, column \d+/);
+  });
+  it('refuses build arg names ARG cannot have, and values the kernel would refuse', () => {
+    expect(errorOf(() => loadConfig(write('argkey.json', { ...good, buildArgs: { 'A=B': '1' } }))).message).toMatch(/argkey\.json: buildArgs: A=B: not a build arg name/);
+    expect(errorOf(() => loadConfig(write('argkey2.json', { ...good, platforms: [{ platform: 'linux/amd64', suffix: 'a', buildArgs: { '': 'x' } }] }))).message).toMatch(/platforms\[0\]\.buildArgs: : not a build arg name/);
+    expect(errorOf(() => loadConfig(write('argbig.json', { ...good, buildArgs: { BIG: 'x'.repeat(200_000) } }))).message).toMatch(/buildArgs: BIG: the value is 200000 bytes; an argument may be at most 131072 bytes/);
+  });
+});

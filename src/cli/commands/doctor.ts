@@ -72,7 +72,7 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
   }
   // Registry of the configured image.
   if (image) {
-    const client = clientFromFlags(flags);
+    const client = clientFromFlags(flags, image.ref.registry);
     const where = formatReference(withTag(image.ref, image.tag));
     try {
       await client.headManifest(image.ref.registry, image.ref.repository, image.tag);

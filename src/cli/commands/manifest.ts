@@ -32,7 +32,7 @@ async function pushAndReport(client: RegistryClient, target: ImageRef, children:
 
 export async function pushFromSpec(file: string, flags: PushFlags): Promise<number> {
   const spec = loadSpec(file);
-  const client = clientFromFlags(flags);
+  const client = clientFromFlags(flags, spec.target.registry);
   try {
     await pushAndReport(client, spec.target, [...spec.children], flags, spec.tags, { ...spec.annotations });
     return 0;
@@ -56,7 +56,7 @@ export async function pushFromArgs(flags: PushFlags & { platforms: string; templ
     };
   });
   const tags = (flags.tags ?? '').split(',').map((t) => t.trim()).filter(Boolean);
-  const client = clientFromFlags(flags);
+  const client = clientFromFlags(flags, target.registry);
   try {
     await pushAndReport(client, target, children, flags, tags, parseKeyValues((flags.annotations ?? []).flatMap((x) => x.split(',')), '--annotations'));
     return 0;
@@ -67,7 +67,7 @@ export async function pushFromArgs(flags: PushFlags & { platforms: string; templ
 
 export async function inspect(refText: string, flags: RegistryFlags & { raw?: boolean; json?: boolean }): Promise<number> {
   const ref = parseReference(refText, 'reference');
-  const client = clientFromFlags(flags);
+  const client = clientFromFlags(flags, ref.registry);
   try {
     const m = await client.getManifest(ref.registry, ref.repository, manifestReference(ref));
     if (flags.raw) {

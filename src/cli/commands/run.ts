@@ -1,10 +1,12 @@
 // `crossbuild run`: flags (and CROSSBUILD_* variables) → config → plan or pipeline → reports.
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
-import { checkInputsExist, parseAddHost, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
+import { checkBuildArgs, checkInputsExist, parseAddHost, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
 import { parseCacheMode } from '../../docker/cache.js';
-import { Docker, type BuilderKind } from '../../docker/docker.js';
+import { Docker, dockerCli, type BuilderKind } from '../../docker/docker.js';
 import { formatReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
@@ -85,18 +87,36 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   });
   // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
   checkInputsExist(config.inputs);
+  const extraBuildArgs = parseKeyValues(flags.buildArg, '--build-arg');
+  checkBuildArgs(extraBuildArgs, '--build-arg');
   // Emulated builds are mostly single-threaded: a little oversubscription keeps every core busy
   // to the end (3 platforms on 2 cores: 3 at once beats 2 then 1).
   const concurrency = flags.concurrency ? positiveInt(flags.concurrency, '--concurrency') : Math.min(config.platforms.length, 2 * Math.max(1, availableParallelism()));
   const timeoutSec = positiveInt(flags.timeout, '--timeout');
-  const client = clientFromFlags(flags);
+  const client = clientFromFlags(flags, config.image.registry);
   const logDir = flags.logDir ?? join(tmpdir(), 'crossbuild-logs', new Date().toISOString().replace(/[:.]/g, '-'));
   const interactive = process.stderr.isTTY === true && !process.env.CI && !flags.json && !flags.quiet && !flags.verbose;
   const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
+  // --username credentials reach `docker push` through a private config of this run's, never ~/.docker.
+  const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig();
+  const docker = new Docker(dockerCli(), privateConfig ? { DOCKER_CONFIG: privateConfig } : {});
+  let interruptedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interruptedBy) return;
+    interruptedBy = sig;
+    process.stderr.write(`crossbuild: ${sig}: stopping builds and removing this run's containers\n`);
+    void docker.abort();
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   const options: RunOptions = {
     config,
     client,
-    docker: new Docker(),
+    docker,
+    runId: randomBytes(4).toString('hex'),
+    interrupted: () => interruptedBy,
     push: flags.push,
     type: flags.type,
     concurrency,
@@ -109,7 +129,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     verifyTimeoutMs: timeoutSec * 1000,
     ...(flags.builder ? { builder: flags.builder } : {}),
     logDir,
-    extraBuildArgs: parseKeyValues(flags.buildArg, '--build-arg'),
+    extraBuildArgs,
     labels: parseKeyValues(flags.label, '--label'),
     renderer: interactive ? 'default' : 'silent',
     ...(interactive || flags.json ? {} : { onEvent: lineRenderer((l) => process.stderr.write(l), verbosity) }),
@@ -137,6 +157,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       return 0;
     }
     const result = await runPipeline(options);
+    if (interruptedBy) {
+      result.interrupted = interruptedBy;
+      await docker.abort(); // containers started after the signal, if any
+    }
     if (result.usageError) throw result.usageError;
     const report = toReport(result, VERSION);
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
@@ -167,10 +191,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       if (!flags.json) {
         for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${p.error}\n`);
       }
-      return printFailure(new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined }));
+      const code = printFailure(new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined }));
+      // 128 + the signal's number, as shells report an interrupted command.
+      return interruptedBy === 'SIGINT' ? 130 : interruptedBy === 'SIGTERM' ? 143 : code;
     }
     return 0;
   } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
     await client.close();
   }
 }

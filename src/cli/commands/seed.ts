@@ -29,7 +29,7 @@ export async function seedCommand(opts: SeedOpts): Promise<number> {
     const [platform] = platformsFromFlags([r.slice(0, i)], '--rootfs')!;
     return { platform: platform!, dir: r.slice(i + 1) };
   });
-  const client = clientFromFlags(opts);
+  const client = clientFromFlags(opts, ref.registry);
   try {
     const images = await Promise.all(
       pairs.map(async ({ platform, dir }) => {

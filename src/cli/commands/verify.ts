@@ -64,11 +64,27 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
   }
   const timeout = Number(flags.timeout);
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout ${flags.timeout}: expected a whole number of seconds ≥ 1`);
-  const client = clientFromFlags(flags);
+  const client = clientFromFlags(flags, ref.registry);
+  const cleanups: (() => void)[] = [];
   try {
     // --static needs no Docker at all, so its module (and execa) is not even loaded.
     const docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker();
     if (docker) await docker.engine();
+    // Interrupted while uname containers run: remove them, and say so with 130/143.
+    let interruptedBy: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals) => {
+      interruptedBy ??= sig;
+      void docker?.abort();
+    };
+    const onInt = () => onSignal('SIGINT');
+    const onTerm = () => onSignal('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    cleanups.push(() => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    });
+    const interrupted = () => interruptedBy;
     const report = await verifyReference(client, ref, {
       ...(targets ? { targets } : {}),
       ...(uname ? { uname } : {}),
@@ -85,8 +101,14 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       ...report.coverage.filter((c) => c.verdict === 'fail').map((c) => ({ kind: 'error' as const, title: `crossbuild verify ${report.ref}: coverage`, message: c.evidence })),
       ...report.platforms.flatMap((p) => p.checks.filter((c) => c.verdict === 'fail' || c.verdict === 'warn').map((c) => ({ kind: c.verdict === 'fail' ? ('error' as const) : ('warning' as const), title: `crossbuild verify ${p.platform}: ${c.check}`, message: c.evidence }))),
     ]);
+    const why = interrupted();
+    if (why) {
+      process.stderr.write(`crossbuild: interrupted by ${why}; verification containers removed\n`);
+      return why === 'SIGINT' ? 130 : 143;
+    }
     return report.ok ? 0 : 1;
   } finally {
+    for (const c of cleanups) c();
     await client.close();
   }
 }

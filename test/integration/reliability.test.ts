@@ -1,0 +1,212 @@
+// A run owns its images, credentials go where they belong, interruptions leave nothing behind.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { type Index } from '../helpers/oci.js';
+import { installCa, makePki, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
+
+beforeAll(requireInfrastructure);
+
+interface Report {
+  ok: boolean;
+  interrupted: string | null;
+  list: { digest: string } | null;
+  platforms: { platform: string; ok: boolean; digest: string | null; error: string | null }[];
+}
+
+/** What /mark says in the image a digest names, read back from the registry. */
+async function markOf(repo: string, digest: string, platform: string): Promise<string> {
+  const r = await execa('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, `${repo}@${digest}`, 'cat', '/mark'], { reject: false, timeout: 120_000 });
+  if (r.exitCode !== 0) throw new Error(`docker run ${repo}@${digest}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+describe('each run owns its images', () => {
+  it('two concurrent runs of one tag: each report names its own images, the list is wholly one run’s', async () => {
+    const repo = uniqueRepo('race');
+    const dir = mkdtempSync(join(tmpdir(), 'cb-race-'));
+    const run = (mark: string) => cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--build-arg', `MARK=${mark}`, '--report', join(dir, `${mark}.json`)]);
+    const [a, b] = await Promise.all([run('run-a'), run('run-b')]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    expect(b.exitCode, b.stderr).toBe(0);
+    for (const mark of ['run-a', 'run-b']) {
+      const report = JSON.parse(readFileSync(join(dir, `${mark}.json`), 'utf8')) as Report;
+      for (const p of report.platforms) expect(await markOf(repo, p.digest!, p.platform), `${mark} ${p.platform}`).toBe(mark);
+    }
+    // The tag holds one run's list, entirely.
+    const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
+    const marks = new Set<string>();
+    for (const m of list.manifests) marks.add(await markOf(repo, m.digest, `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`));
+    expect(marks.size).toBe(1);
+    // And no run-unique names are left on the engine.
+    const ls = await execa('docker', ['image', 'ls', '--format', '{{.Tag}}', repo.replace(/^[^/]+\//, `${REGISTRY}/`)]);
+    expect(ls.stdout.split('\n').filter((t) => /-cb-[0-9a-f]{8}$/.test(t))).toEqual([]);
+  });
+});
+
+describe('credentials go where they belong', () => {
+  let pki: Pki;
+  let tlsReg: TestRegistry;
+  let removeCa: () => void;
+  let tokens: TokenServer;
+  let tokenReg: TestRegistry;
+  const alicePassword = 'alice-Secret-9f3c';
+  const bobPassword = 'bob-Secret-71ad';
+
+  beforeAll(async () => {
+    pki = await makePki();
+    tlsReg = await startRegistry({ tls: pki, auth: { htpasswd: { user: 'alice', password: alicePassword } } });
+    removeCa = installCa(tlsReg.addr, pki.caCert);
+    tokens = await startTokenServer({ bob: bobPassword }, pki);
+    tokenReg = await startRegistry({ auth: { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certFile } } });
+  });
+  afterAll(async () => {
+    removeCa?.();
+    await tlsReg?.stop();
+    await tokenReg?.stop();
+    await tokens?.stop();
+  });
+
+  it('run --username --password-stdin pushes to a TLS + htpasswd registry, without touching ~/.docker', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'cb-home-'));
+    const tmp = mkdtempSync(join(tmpdir(), 'cb-tmp-'));
+    const repo = `${tlsReg.addr}/team/app`;
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--platform', 'linux/amd64,linux/arm64', '--username', 'alice', '--password-stdin'], {
+      input: `${alicePassword}\n`,
+      env: { CI: 'true', HOME: home, TMPDIR: tmp },
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain(alicePassword);
+    // The list is there, as a client with the password reads it.
+    const inspect = await cli(['manifest', 'inspect', `${repo}:multiarch`, '--username', 'alice', '--password-stdin', '--json'], { input: alicePassword });
+    expect(inspect.exitCode, inspect.stderr).toBe(0);
+    expect((JSON.parse(inspect.stdout) as { manifests: unknown[] }).manifests).toHaveLength(2);
+    // Nothing written to the user's Docker config, and the private one is gone.
+    expect(existsSync(join(home, '.docker'))).toBe(false);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('crossbuild-docker-config-'))).toEqual([]);
+  });
+
+  it("--username credentials reach the target's registry only: another registry's token service never sees them", async () => {
+    // bob's credentials for the token registry come from a Docker config; alice's are for the target.
+    const cfgDir = mkdtempSync(join(tmpdir(), 'cb-cfg-'));
+    writeFileSync(join(cfgDir, 'config.json'), JSON.stringify({ auths: { [tokenReg.addr]: { auth: Buffer.from(`bob:${bobPassword}`).toString('base64') } } }));
+    const src = `${tokenReg.addr}/src/app:v1`;
+    const seed = await cli(['manifest', 'push', 'from-args', '--platforms', 'linux/arm64', '--template', `${REGISTRY}/busybox:latest-ARCH`, '--target', src, '--docker-cfg', cfgDir]);
+    expect(seed.exitCode, seed.stderr).toBe(0);
+    const spec = join(cfgDir, 'spec.yaml');
+    writeFileSync(spec, `image: ${tlsReg.addr}/copied/app:v1\nmanifests:\n  - image: ${src}\n`);
+    const before = tokens.requests.length;
+    const r = await cli(['manifest', 'push', 'from-spec', spec, '--docker-cfg', cfgDir, '--username', 'alice', '--password-stdin'], { input: alicePassword });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const seen = tokens.requests.slice(before);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((q) => q.account === 'bob')).toBe(true);
+  });
+});
+
+describe('interruption is clean', () => {
+  const containers = async () => (await execa('docker', ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}'])).stdout.trim();
+
+  /** Start a run, wait for a line, send a signal; its exit code, output and report. */
+  async function interrupt(args: string[], waitFor: RegExp, signal: 'SIGINT' | 'SIGTERM'): Promise<{ exitCode: number | undefined; stderr: string; report: Report }> {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-sig-'));
+    const report = join(dir, 'report.json');
+    const sub = execa('node', [join(ROOT, 'bin', 'crossbuild.js'), 'run', ...args, '--report', report], { reject: false, env: { CI: 'true' }, all: true });
+    let text = '';
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`never saw ${waitFor}: ${text}`)), 180_000);
+      sub.all!.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (waitFor.test(text)) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    // Let the container or build get going.
+    await new Promise((r) => setTimeout(r, 1500));
+    sub.kill(signal);
+    const r = await sub;
+    return { exitCode: r.exitCode, stderr: String(r.all), report: JSON.parse(readFileSync(report, 'utf8')) as Report };
+  }
+
+  it('SIGINT during verification: containers removed, report written as interrupted, exit 130, no list', async () => {
+    const repo = uniqueRepo('sigint');
+    const r = await interrupt(['--config', join(FIXTURES, 'hang', 'platforms.json'), '--image', repo, '--timeout', '300'], /\[linux\/arm64\] verifying/, 'SIGINT');
+    expect(r.exitCode).toBe(130);
+    expect(r.report.interrupted).toBe('SIGINT');
+    expect(r.report.ok).toBe(false);
+    expect(r.report.platforms[0]!.error).toBe('interrupted by SIGINT');
+    expect(r.stderr).not.toMatch(/ELIFECYCLE|at .*\.js:\d+/);
+    expect(await containers()).toBe('');
+    expect(await skopeoRaw(`${repo}:multiarch`)).toBeUndefined();
+  });
+
+  it('SIGTERM during the builds: builds stopped, exit 143, report written, nothing pushed', async () => {
+    const repo = uniqueRepo('sigterm');
+    const started = Date.now();
+    const r = await interrupt(['--config', join(FIXTURES, 'slow', 'platforms.json'), '--image', repo, '--verbose'], /RUN sleep 120/, 'SIGTERM');
+    expect(r.exitCode).toBe(143);
+    expect(Date.now() - started).toBeLessThan(100_000);
+    expect(r.report.interrupted).toBe('SIGTERM');
+    expect(r.report.platforms.every((p) => !p.ok)).toBe(true);
+    expect(await skopeoRaw(`${repo}:latest-amd64`)).toBeUndefined();
+    expect(await skopeoRaw(`${repo}:latest`)).toBeUndefined();
+  });
+});
+
+describe('input it should refuse', () => {
+  it('build-arg names ARG cannot have, and values too large to pass, are exit 2 before anything runs', async () => {
+    const bad = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--build-arg', '1X=y', '--dry-run']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/--build-arg 1X: not a build arg name/);
+    // Too large for any argument (it could only come from a file): named, not a failed spawn.
+    const dir = mkdtempSync(join(tmpdir(), 'cb-bigarg-'));
+    const cfg = JSON.parse(readFileSync(join(FIXTURES, 'app', 'platforms.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'platforms.json'), JSON.stringify({ ...cfg, $schema: undefined, buildArgs: { BIG: 'x'.repeat(200_000) } }));
+    const big = await cli(['run', '--config', join(dir, 'platforms.json'), '--dry-run']);
+    expect(big.exitCode).toBe(2);
+    expect(big.stderr).toMatch(/platforms\.json: buildArgs: BIG: the value is 200000 bytes; an argument may be at most 131072 bytes/);
+    const ctl = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--network', 'ho\u001b[31mst']);
+    expect(ctl.exitCode).toBe(2);
+    expect(ctl.stderr).not.toContain('\u001b[31m');
+  });
+});
+
+describe('nothing silent', () => {
+  const main = join(ROOT, 'dist', 'cli', 'main.js');
+  it('the last resort: an end with work unsettled, or a rejection nothing awaits, is said and exits 1', async () => {
+    const unsettled = await execa('node', ['--input-type=module', '-e', `const m = await import(${JSON.stringify(main)}); m.installLastResort(() => false); await new Promise(() => {});`], { reject: false });
+    expect(unsettled.exitCode).toBe(1);
+    expect(unsettled.stderr).toMatch(/^crossbuild: stopped with work unfinished/m);
+    const rejected = await execa('node', ['--input-type=module', '-e', `const m = await import(${JSON.stringify(main)}); m.installLastResort(() => false); Promise.reject(new Error('boom')); setTimeout(() => {}, 5000);`], { reject: false });
+    expect(rejected.exitCode).toBe(1);
+    expect(rejected.stderr).toMatch(/^crossbuild: an operation failed with nothing waiting for it: boom/m);
+  });
+
+  it('a connection dropped while a layer streams ends in a named error, not a silent exit', async () => {
+    const { startFaultProxy } = await import('../helpers/registries.js');
+    // Every layer GET of the seed's arm64 image drops after 1000 bytes (more than the retries).
+    const proxy = await startFaultProxy(REGISTRY.replace('localhost', '127.0.0.1'), Array.from({ length: 8 }, () => ({ method: 'GET', path: /\/busybox\/blobs\/sha256:/, dropAfterBytes: 1000 })));
+    try {
+      const started = Date.now();
+      const r = await cli(['verify', `${proxy.addr}/busybox:latest-arm64`, '--static', '--json']);
+      expect(r.exitCode).toBe(1);
+      // Named within seconds: the request that failed, and why.
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(r.stdout).toMatch(/GET 127\.0\.0\.1:\d+\/v2\/busybox\/blobs\/sha256:[0-9a-f]{64} failed: other side closed/);
+      expect(`${r.stdout}${r.stderr}`).toMatch(/layer|blob|terminated|closed|reset|socket/i);
+      if (r.stdout.trim().startsWith('{')) {
+        const report = JSON.parse(r.stdout) as { platforms: { checks: { check: string; verdict: string; evidence: string }[] }[] };
+        expect(report.platforms[0]!.checks.find((c) => c.check === 'binaries')).toMatchObject({ verdict: 'fail' });
+      } else {
+        expect(r.stderr).toMatch(/^crossbuild: /m);
+      }
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
