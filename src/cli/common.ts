@@ -4,9 +4,9 @@ import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import { escapeControl } from '../util/text.js';
 import { parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
-import { RegistryClient } from '../registry/client.js';
+import { RegistryClient, timeoutsFromSeconds, type Timeouts } from '../registry/client.js';
 import { CredentialStore } from '../registry/credentials.js';
-import { registerSecret } from '../util/secrets.js';
+import { registerSecret, scrub } from '../util/secrets.js';
 
 export interface RegistryFlags {
   insecure?: boolean;
@@ -14,6 +14,7 @@ export interface RegistryFlags {
   dockerCfg?: string;
   username?: string;
   passwordStdin?: boolean;
+  registryTimeout?: string;
 }
 
 /** A registry client; `--username` credentials apply to `targetRegistry` (the image's) alone. */
@@ -30,7 +31,20 @@ export function clientFromFlags(flags: RegistryFlags, targetRegistry?: string): 
     ...(flags.dockerCfg !== undefined ? { dockerCfg: flags.dockerCfg } : {}),
     ...(flags.username !== undefined ? { username: flags.username, password, ...(targetRegistry !== undefined ? { registry: targetRegistry } : {}) } : {}),
   });
-  return new RegistryClient({ insecure: flags.insecure === true, plainHttp: flags.plainHttp === true, credentials });
+  let timeouts: Timeouts | undefined;
+  if (flags.registryTimeout !== undefined) {
+    const n = Number(flags.registryTimeout);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--registry-timeout ${escapeControl(flags.registryTimeout)}: expected seconds > 0`);
+    timeouts = timeoutsFromSeconds(n);
+  }
+  return new RegistryClient({
+    insecure: flags.insecure === true,
+    plainHttp: flags.plainHttp === true,
+    credentials,
+    ...(timeouts ? { timeouts } : {}),
+    // Every retry is said, with the request and the reason, so a slow run is never a silent one.
+    onRetry: (r) => process.stderr.write(`crossbuild: retrying ${r.method} ${r.registry}${r.path} (attempt ${r.attempt} of ${r.attempts}) in ${r.delayMs} ms: ${scrub(r.reason).split('\n')[0]}\n`),
+  });
 }
 
 /** "--platform a,b --platform c" → platforms, with a usage error naming the bad one. */

@@ -11,7 +11,8 @@ export const EXIT_CODES_HELP = `
 Exit codes:
   0  success
   1  a build, verification, push or registry operation failed
-  2  usage or configuration error (bad flag, bad platforms.json, bad reference)`;
+  2  usage or configuration error (bad flag, bad platforms.json, bad reference)
+  130, 143  interrupted by SIGINT, SIGTERM: containers removed, report written`;
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -31,8 +32,9 @@ function registryOptions(cmd: Command): Command {
     .option('--insecure', 'skip TLS verification for registries (and allow plain HTTP fallback)')
     .option('--plain-http', 'talk plain HTTP to registries')
     .option('--docker-cfg <path>', 'Docker config folder or config.json with registry credentials')
-    .option('--username <user>', 'registry username (password from --password-stdin)')
-    .option('--password-stdin', 'read the registry password from standard input');
+    .option('--username <user>', "username for the target image's registry only; other registries use the Docker config (password from --password-stdin)")
+    .option('--password-stdin', 'read the registry password from standard input')
+    .addOption(new Option('--registry-timeout <seconds>', 'deadline for a registry connection, its response headers, and each pause in a body (default 30; connect at most 10)').env('CROSSBUILD_REGISTRY_TIMEOUT'));
 }
 
 /** What the command that ran returned: its exit code. */

@@ -82,6 +82,17 @@ export function parsePushOutput(text: string): { digest: string; size: number } 
   return m ? { digest: m[1]!, size: Number(m[2]) } : undefined;
 }
 
+/** The line of `docker push` output that says a failure may pass (network, 5xx, 429, timeouts); undefined when it will not. */
+export function transientPushFailure(output: string): string | undefined {
+  const line = output
+    .split('\n')
+    .reverse()
+    .find((l) => /connection refused|connection reset|broken pipe|EOF|i\/o timeout|TLS handshake timeout|timeout exceeded|no such host|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error|TOOMANYREQUESTS|toomanyrequests|received unexpected HTTP status: 5\d\d|status code 5\d\d|\b50[0234]\b/i.test(l));
+  if (!line) return undefined;
+  if (/denied|unauthorized|authentication required|manifest invalid|name unknown/i.test(output)) return undefined;
+  return line.trim().slice(0, 200);
+}
+
 export interface ImageInspect {
   readonly id: string;
   readonly os: string;
@@ -267,13 +278,27 @@ export class Docker {
     return parseImageInspect(r.stdout);
   }
 
-  async push(ref: string): Promise<{ digest: string; size: number }> {
+  /**
+   * `docker push`, again after a transient failure (connection refused or reset, a 5xx or 429, a
+   * timeout): up to `attempts` in all, 2 s then 4 s apart, each retry told to `onRetry`. Layers
+   * already pushed are not sent twice (the engine asks the registry first).
+   */
+  async push(ref: string, opts: { attempts?: number; onRetry?: (attempt: number, reason: string, delayMs: number) => void } = {}): Promise<{ digest: string; size: number }> {
     const argv = ['push', ref];
-    const r = await this.exec(argv, { all: true, timeout: 30 * 60_000 });
-    if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.all ?? r.stderr, `docker push ${ref} failed`);
-    const parsed = parsePushOutput(r.stdout);
-    if (!parsed) throw new CrossbuildError(`docker push ${ref} printed no digest`);
-    return parsed;
+    const attempts = opts.attempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.exec(argv, { all: true, timeout: 30 * 60_000 });
+      if (r.exitCode === 0) {
+        const parsed = parsePushOutput(r.stdout);
+        if (!parsed) throw new CrossbuildError(`docker push ${ref} printed no digest`);
+        return parsed;
+      }
+      const reason = transientPushFailure(r.all || r.stderr);
+      if (!reason || attempt >= attempts || this.aborted) throw new CommandError([this.cli, ...argv], r.exitCode, r.all || r.stderr, `docker push ${ref} failed${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`);
+      const delayMs = 2000 * 2 ** (attempt - 1);
+      opts.onRetry?.(attempt + 1, reason, delayMs);
+      await new Promise((res) => setTimeout(res, delayMs));
+    }
   }
 
   /**

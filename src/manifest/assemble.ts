@@ -156,33 +156,48 @@ export async function planList(client: RegistryClient, target: ImageRef, childre
 export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, opts: { tags?: readonly string[] } = {}): Promise<PushResult> {
   const { list } = plan;
   const copied = { mounted: 0, copied: 0, existed: 0, manifests: 0 };
-  const seen = new Set<string>();
+  // One upload or mount per blob, shared: a child whose blob is already in flight for another
+  // child waits for that transfer to finish before its manifest is written (else the registry
+  // may refuse the manifest with MANIFEST_BLOB_UNKNOWN).
+  const inFlight = new Map<string, Promise<void>>();
+  const transfer = (job: PushPlan['copies'][number], b: { digest: string; size: number }): Promise<void> => {
+    let p = inFlight.get(b.digest);
+    if (!p) {
+      p = (async () => {
+        let how: 'exists' | 'mounted' | 'copied' | 'uploaded';
+        if (job.from.registry === target.registry) {
+          how = await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository);
+        } else {
+          how = await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest, { size: b.size, what: `copy of ${b.digest} from ${job.from.registry}/${job.from.repository}` }));
+        }
+        if (how === 'exists') copied.existed++;
+        else if (how === 'mounted') copied.mounted++;
+        else copied.copied++;
+      })();
+      inFlight.set(b.digest, p);
+    }
+    return p;
+  };
   await Promise.all(
     plan.copies.map(async (job) => {
-      await Promise.all(
-        job.blobs.map(async (b) => {
-          const key = `${b.digest}`;
-          if (seen.has(key)) return;
-          seen.add(key);
-          let how: 'exists' | 'mounted' | 'copied' | 'uploaded';
-          if (job.from.registry === target.registry) {
-            how = await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository);
-          } else {
-            how = await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest));
-          }
-          if (how === 'exists') copied.existed++;
-          else if (how === 'mounted') copied.mounted++;
-          else copied.copied++;
-        }),
-      );
+      await Promise.all(job.blobs.map((b) => transfer(job, b)));
       await client.putManifest(target.registry, target.repository, job.digest, job.bytes, job.mediaType);
       copied.manifests++;
     }),
   );
+  // Every tag, or an error that says exactly which tags now serve the new list and which do not.
   const tags = [target.tag ?? 'latest', ...(opts.tags ?? [])];
+  const moved: string[] = [];
   for (const t of tags) {
-    const digest = await client.putManifest(target.registry, target.repository, t, list.bytes, list.mediaType);
-    if (digest !== list.digest) throw new RegistryError(`${formatReference(withTag(target, t))} stored as ${digest}, expected ${list.digest}`);
+    try {
+      const digest = await client.putManifest(target.registry, target.repository, t, list.bytes, list.mediaType);
+      if (digest !== list.digest) throw new RegistryError(`${formatReference(withTag(target, t))} stored as ${digest}, expected ${list.digest}`);
+      moved.push(t);
+    } catch (e) {
+      const rest = tags.filter((x) => !moved.includes(x));
+      const msg = `${(e as Error).message}; tags moved to ${list.digest}: ${moved.length ? moved.join(', ') : 'none'}; not moved: ${rest.join(', ')}`;
+      throw e instanceof RegistryError ? new RegistryError(msg, { ...(e.status !== undefined ? { status: e.status } : {}), ...(e.code !== undefined ? { code: e.code } : {}), retriable: e.retriable, cause: e }) : new RegistryError(msg, { cause: e });
+    }
   }
   const warnings = [...plan.warnings, ...list.dropped.map((d) => `dropped attestation ${d.digest}`)];
   return { digest: list.digest, size: list.size, mediaType: list.mediaType, tags, warnings, copied };

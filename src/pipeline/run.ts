@@ -425,7 +425,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         let inReg: Awaited<ReturnType<typeof verifyInRegistry>> | undefined;
         for (let attempt = 1; ; attempt++) {
           await o.docker.tag(inspect.id, r.ref);
-          pushed = await o.docker.push(r.ref);
+          pushed = await o.docker.push(r.ref, {
+            onRetry: (n, reason, delayMs) => step('pushing', `${r.ref} again (attempt ${n} of 3) in ${delayMs / 1000}s: ${reason}`),
+          });
           stage = 'registry-verify';
           step('verifying-registry', pushed.digest);
           inReg = await verifyInRegistry(o, t, pushed.digest);

@@ -48,6 +48,13 @@ export class ImageFs {
     this.layer = index;
   }
 
+  /** Forget what the current layer added so far (its stream broke off and is read again). */
+  resetLayer(): void {
+    for (const [p, e] of this.entries) if (e.layer === this.layer) this.entries.delete(p);
+    this.pendingDeleted = new Map();
+    this.pendingOpaque = new Map();
+  }
+
   /** Whiteouts apply to the layers below the one that carries them. */
   endLayer(): void {
     for (const [p, l] of this.pendingDeleted) if (!this.deleted.has(p)) this.deleted.set(p, l);

@@ -3,12 +3,11 @@
 // (whole small files only where ARM attributes are wanted), verify each blob's digest as it
 // flows, and stop early once the caller has what it needs. Memory stays bounded whatever the
 // layer size; nothing is written to disk.
-import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { extract, type Header as Headers } from "tar-stream";
-import { CrossbuildError } from '../errors.js';
+import { CrossbuildError, RegistryError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { isElf, parseElf } from './elf.js';
@@ -52,12 +51,10 @@ function typeOf(h: Headers): EntryType {
   }
 }
 
-/** Count and hash the compressed bytes as they pass. */
+/** Count the compressed bytes as they pass (the client checks their size and digest). */
 class Digester extends Transform {
-  readonly hash = createHash('sha256');
   bytes = 0;
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
     this.bytes += chunk.length;
     cb(null, chunk);
   }
@@ -102,6 +99,14 @@ function consumeEntry(entry: Readable, size: number): Promise<Buffer> {
 async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): Promise<number> {
   const digester = new Digester();
   const counted = source.pipe(digester);
+  // pipe() does not carry errors: a body that broke off, or was too short or too long, must fail
+  // the scan (with that reason, which says more than the tar parser's), not the process.
+  let sourceError: Error | undefined;
+  source.once('error', (e) => {
+    sourceError = e;
+    counted.destroy(e);
+  });
+  counted.on('error', () => undefined); // read from the pipeline, or sourceError
   // Peek at the first bytes to choose the decompressor.
   const first: Buffer = await new Promise((resolve, reject) => {
     const onReadable = () => {
@@ -149,9 +154,14 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): 
       }
     }
   })();
-  await Promise.all([piped, consume]);
-  const digest = `sha256:${digester.hash.digest('hex')}`;
-  if (digest !== layerDesc.digest) throw new CrossbuildError(`layer ${layerDesc.digest} does not match its digest (got ${digest})`);
+  try {
+    await Promise.all([piped, consume]);
+  } catch (e) {
+    // The parser may fail first on a body that ends early: give the body's own verdict a moment.
+    if (!sourceError) await Promise.race([finished(source).catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    throw sourceError ?? e;
+  }
+  if (sourceError) throw sourceError;
   return digester.bytes;
 }
 
@@ -159,14 +169,29 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
   const fs = new ImageFs();
   for (let i = layers.length - 1; i >= 0; i--) {
     const layer = layers[i]!;
-    fs.beginLayer(i);
-    const stream = await client.getBlob(registry, repository, layer.digest);
-    try {
-      await tracked(`reading layer ${i} (${layer.digest}) of ${registry}/${repository}`, () => scanLayer(stream, layer, fs));
-    } catch (e) {
-      stream.destroy();
-      if (e instanceof CrossbuildError) throw e;
-      throw new CrossbuildError(`layer ${i} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
+    const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
+    for (let attempt = 1; ; attempt++) {
+      fs.beginLayer(i);
+      try {
+        const stream = await client.getBlob(registry, repository, layer.digest, { size: layer.size, what });
+        try {
+          await tracked(`reading ${what} (${layer.digest})`, () => scanLayer(stream, layer, fs));
+        } catch (e) {
+          stream.destroy();
+          throw e;
+        }
+        break;
+      } catch (e) {
+        // A stream that broke off is read again from the start, the layer's partial entries dropped.
+        const retriable = e instanceof RegistryError && e.retriable;
+        if (retriable && attempt < client.transport.attempts) {
+          fs.resetLayer();
+          await client.transport.backoff('GET', registry, `/v2/${repository}/blobs/${layer.digest}`, attempt, (e as Error).message.replace(/^GET \S+ /, ''));
+          continue;
+        }
+        if (e instanceof CrossbuildError) throw e;
+        throw new CrossbuildError(`${what} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
+      }
     }
     fs.endLayer();
     if (i > 0 && opts.done?.(fs)) return { fs, complete: false };

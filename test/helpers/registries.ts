@@ -165,13 +165,80 @@ export interface FaultProxy {
  * A loopback HTTP proxy in front of a registry that answers chosen requests with a fault
  * (once each), forwarding everything else unchanged (Host included, so Locations point back here).
  */
-export async function startFaultProxy(upstream: string, faults: { method: string; path: RegExp; status?: number; headers?: Record<string, string>; dropAfterBytes?: number }[]): Promise<FaultProxy> {
+export interface Fault {
+  readonly method: string;
+  readonly path: RegExp;
+  /** Answer with this status instead of forwarding. */
+  readonly status?: number;
+  readonly headers?: Record<string, string>;
+  /** Forward headers and this many body bytes, then drop the connection. */
+  readonly dropAfterBytes?: number;
+  /** Forward the upstream headers, then send nothing more. */
+  readonly stallAfterHeaders?: boolean;
+  /** Forward the upstream headers (no Content-Length), then bytes without end. */
+  readonly endless?: boolean;
+  /** Serve only the first N bytes as if they were the whole body (Content-Length N). */
+  readonly truncateTo?: number;
+  /** Forward the whole body without Content-Length, ended by closing the connection. */
+  readonly closeDelimited?: boolean;
+}
+
+export async function startFaultProxy(upstream: string, faults: Fault[]): Promise<FaultProxy> {
   const pending = [...faults];
   const log: FaultProxy['log'] = [];
   const [uhost, uport] = upstream.split(':');
   const server = createHttpServer((req, res) => {
     const path = req.url ?? '/';
     const i = pending.findIndex((f) => f.method === req.method && f.path.test(path));
+    const f0 = i >= 0 ? pending[i]! : undefined;
+    if (f0 && (f0.stallAfterHeaders || f0.endless || f0.truncateTo !== undefined || f0.closeDelimited)) {
+      pending.splice(i, 1);
+      const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path, headers: req.headers }, (ur) => {
+        log.push({ method: req.method ?? '', path, status: -(ur.statusCode ?? 0), at: Date.now() });
+        const headers = { ...ur.headers };
+        if (f0.stallAfterHeaders) {
+          res.writeHead(ur.statusCode ?? 502, headers);
+          res.flushHeaders();
+          ur.destroy();
+          return; // nothing more, ever (the socket closes when the proxy stops)
+        }
+        if (f0.endless) {
+          // The real body, then zeros without end.
+          delete headers['content-length'];
+          res.writeHead(ur.statusCode ?? 502, headers);
+          const chunk = Buffer.alloc(64 * 1024);
+          const pump = () => {
+            while (!res.destroyed && res.write(chunk));
+            if (!res.destroyed) res.once('drain', pump);
+          };
+          res.on('close', () => res.removeAllListeners('drain'));
+          ur.on('data', (c: Buffer) => res.write(c));
+          ur.on('end', pump);
+          return;
+        }
+        if (f0.truncateTo !== undefined) {
+          const chunks: Buffer[] = [];
+          ur.on('data', (c: Buffer) => chunks.push(c));
+          ur.on('end', () => {
+            const body = Buffer.concat(chunks).subarray(0, f0.truncateTo);
+            res.writeHead(ur.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
+            res.end(body);
+          });
+          return;
+        }
+        // Close-delimited: HTTP/1.1 without Content-Length or chunking, ended by closing.
+        delete headers['content-length'];
+        delete headers['transfer-encoding'];
+        const sock = res.socket!;
+        res.detachSocket(sock);
+        sock.write(`HTTP/1.1 ${ur.statusCode ?? 502} OK\r\n${Object.entries({ ...headers, connection: 'close' }).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}`).join('\r\n')}\r\n\r\n`);
+        ur.on('data', (c: Buffer) => sock.write(c));
+        ur.on('end', () => sock.end());
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+      return;
+    }
     if (i >= 0 && pending[i]!.dropAfterBytes !== undefined) {
       // Forward the answer's headers and first bytes, then drop the connection mid-body.
       const f = pending.splice(i, 1)[0]!;
@@ -213,5 +280,13 @@ export async function startFaultProxy(upstream: string, faults: { method: string
   });
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return { addr: `127.0.0.1:${port}`, log, stop: () => new Promise((r) => server.close(() => r())) };
+  return {
+    addr: `127.0.0.1:${port}`,
+    log,
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

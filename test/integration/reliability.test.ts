@@ -210,3 +210,189 @@ describe('nothing silent', () => {
     }
   });
 });
+
+describe('manifest push under load and faults', () => {
+  let other: TestRegistry;
+  beforeAll(async () => {
+    other = await startRegistry();
+  });
+  afterAll(async () => {
+    await other?.stop();
+  });
+
+  it('children sharing a blob on another registry: the blob is copied once and every manifest waits for it', async () => {
+    const { pushTestImage, ustarHeader } = await import('../helpers/oci.js');
+    // One data layer, the same bytes for both platforms: the shared blob.
+    const body = Buffer.from('shared data layer\n'.repeat(5000));
+    const tar = Buffer.concat([ustarHeader('data/shared.txt', body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
+    for (const round of [1, 2, 3]) {
+      const src = `${other.addr}/src${round}/app`;
+      await pushTestImage(`${src}:arm64`, tar, { architecture: 'arm64', os: 'linux', cmd: ['/data/shared.txt'] });
+      await pushTestImage(`${src}:amd64`, tar, { architecture: 'amd64', os: 'linux', cmd: ['/data/shared.txt'] });
+      const dir = mkdtempSync(join(tmpdir(), 'cb-shared-'));
+      const spec = join(dir, 'spec.yaml');
+      const target = `${uniqueRepo('shared')}:v1`;
+      writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${src}:arm64\n  - image: ${src}:amd64\n`);
+      const r = await cli(['manifest', 'push', 'from-spec', spec, '--type', 'oci']);
+      expect(r.exitCode, `round ${round}: ${r.stderr}`).toBe(0);
+      expect(r.stderr).toMatch(/brought 2 manifest\(s\) into .*: 0 blob\(s\) mounted, 3 copied, 0 already there/);
+    }
+  });
+
+  it('a second tag the registry refuses: the error says which tags moved and which did not', async () => {
+    const { startFaultProxy } = await import('../helpers/registries.js');
+    const repo = `it-tags-${Date.now()}/app`;
+    const proxy = await startFaultProxy(REGISTRY.replace('localhost', '127.0.0.1'), Array.from({ length: 8 }, () => ({ method: 'PUT', path: new RegExp(`/v2/${repo}/manifests/latest$`), status: 500 })));
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'cb-tags-'));
+      const spec = join(dir, 'spec.yaml');
+      writeFileSync(spec, `image: ${proxy.addr}/${repo}:v1\ntags: [latest]\nmanifests:\n  - image: ${proxy.addr}/busybox:latest-arm64\n`);
+      const r = await cli(['manifest', 'push', 'from-spec', spec]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/tags moved to sha256:[0-9a-f]{64}: v1; not moved: latest/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('a transport with deadlines and honest retries', () => {
+  const upstream = REGISTRY.replace('localhost', '127.0.0.1');
+  const layerPath = /\/v2\/busybox\/blobs\/sha256:/;
+  // The arm64 seed's one layer: its GET is the big one.
+  let layer: { digest: string; size: number };
+  beforeAll(async () => {
+    const m = JSON.parse((await skopeoRaw(`${REGISTRY}/busybox:latest-arm64`))!.toString()) as { layers: { digest: string; size: number }[] };
+    layer = m.layers[0]!;
+  });
+  const withProxy = async (faults: import('../helpers/registries.js').Fault[], fn: (addr: string) => Promise<void>) => {
+    const { startFaultProxy } = await import('../helpers/registries.js');
+    const proxy = await startFaultProxy(upstream, faults);
+    try {
+      await fn(proxy.addr);
+    } finally {
+      await proxy.stop();
+    }
+  };
+  const verify = (addr: string, extra: string[] = []) => cli(['verify', `${addr}/busybox:latest-arm64`, '--static', ...extra]);
+
+  it('a 503 on the ping, and a reset after the headers, are retried and shown as progress lines', async () => {
+    await withProxy(
+      [
+        { method: 'GET', path: /^\/v2\/$/, status: 503 },
+        { method: 'GET', path: new RegExp(`/blobs/${layer.digest}$`), dropAfterBytes: 4096 },
+      ],
+      async (addr) => {
+        const r = await verify(addr);
+        expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+        expect(r.stderr).toMatch(/crossbuild: retrying GET 127\.0\.0\.1:\d+\/v2\/ \(attempt 2 of 4\) in \d+ ms: HTTP 503/);
+        expect(r.stderr).toMatch(/crossbuild: retrying GET 127\.0\.0\.1:\d+\/v2\/busybox\/blobs\/sha256:[0-9a-f]{64} \(attempt 2 of 4\) in \d+ ms: .*(closed|broke off)/);
+      },
+    );
+  });
+
+  it('a body that stalls after the headers is named within the deadline', async () => {
+    await withProxy(
+      Array.from({ length: 4 }, () => ({ method: 'GET', path: new RegExp(`/blobs/${layer.digest}$`), stallAfterHeaders: true })),
+      async (addr) => {
+        const started = Date.now();
+        const r = await verify(addr, ['--registry-timeout', '2']);
+        expect(r.exitCode).toBe(1);
+        expect(r.stdout).toMatch(/GET 127\.0\.0\.1:\d+\/v2\/busybox\/blobs\/sha256:[0-9a-f]{64} \(layer 0 of 1 of .*\) broke off: the body stalled/);
+        expect(Date.now() - started).toBeLessThan(60_000);
+      },
+    );
+  });
+
+  it('an endless body is cut off at the size its descriptor says; a short one is named', async () => {
+    await withProxy([{ method: 'GET', path: new RegExp(`/blobs/${layer.digest}$`), endless: true }], async (addr) => {
+      const r = await verify(addr);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`more than the ${layer.size} bytes its descriptor says`));
+    });
+    await withProxy(Array.from({ length: 4 }, () => ({ method: 'GET', path: new RegExp(`/blobs/${layer.digest}$`), truncateTo: 1000 })), async (addr) => {
+      const r = await verify(addr);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`1000 bytes, short of the ${layer.size} its descriptor says`));
+    });
+  });
+
+  it('close-delimited bodies (no Content-Length, Connection: close) are read, not a crash', async () => {
+    await withProxy(
+      [
+        { method: 'GET', path: new RegExp(`/blobs/${layer.digest}$`), closeDelimited: true },
+        { method: 'GET', path: /\/manifests\//, closeDelimited: true },
+      ],
+      async (addr) => {
+        const r = await verify(addr);
+        expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+        expect(r.stderr).not.toMatch(/AssertionError|at .*node_modules/);
+      },
+    );
+  });
+
+  it('a 503 on the blob-mount POST is retried', async () => {
+    const target = uniqueRepo('mount-retry');
+    const repo = target.replace(`${REGISTRY}/`, '');
+    await withProxy([{ method: 'POST', path: new RegExp(`/v2/${repo}/blobs/uploads/\\?mount=`), status: 503 }], async (addr) => {
+      const dir = mkdtempSync(join(tmpdir(), 'cb-mount-'));
+      const spec = join(dir, 'spec.yaml');
+      writeFileSync(spec, `image: ${addr}/${repo}:v1\nmanifests:\n  - image: ${addr}/busybox:latest-arm64\n`);
+      const r = await cli(['manifest', 'push', 'from-spec', spec]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/crossbuild: retrying POST 127\.0\.0\.1:\d+\/v2\/.*\/blobs\/uploads\/ \(attempt 2 of 4\) in \d+ ms: HTTP 503/);
+    });
+  });
+});
+
+describe('a registry that goes away mid-run', () => {
+  it('a short outage during docker push is retried; a long one fails the run, and the re-run succeeds', async () => {
+    const { freePort } = await import('../helpers/registries.js');
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'cb-outage-'));
+    writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+    let reg: ReturnType<typeof execa> | undefined;
+    const start = async () => {
+      reg = execa('docker-registry', ['serve', join(dir, 'config.yml')], { reject: false, stdio: 'ignore' });
+      for (let i = 0; i < 50; i++) {
+        if ((await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined))?.ok) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('registry did not start');
+    };
+    const stop = async () => {
+      reg?.kill('SIGKILL');
+      await reg;
+    };
+    const repo = `127.0.0.1:${port}/outage/app`;
+    const args = ['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--platform', 'linux/amd64'];
+    await start();
+    try {
+      // Stop the registry when the build is done, start it again 3 s later: the push retries.
+      const sub = execa('node', [join(ROOT, 'bin', 'crossbuild.js'), ...args], { reject: false, env: { CI: 'true' }, all: true });
+      let text = '';
+      let stopped = false;
+      sub.all!.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (!stopped && /\[linux\/amd64\] verifying:/.test(text)) {
+          stopped = true;
+          void stop().then(() => setTimeout(() => void start(), 3000));
+        }
+      });
+      const r = await sub;
+      expect(r.exitCode, String(r.all)).toBe(0);
+      expect(String(r.all)).toMatch(/\[linux\/amd64\] pushing: \S+ again \(attempt 2 of 3\) in 2s: .*connection refused/);
+
+      // Down for good: the run fails naming the push; back up, the same run succeeds.
+      await stop();
+      const down = await cli(args);
+      expect(down.exitCode).toBe(1);
+      expect(down.stderr).toMatch(/FAIL linux\/amd64 +push: docker push \S+ failed \(after 3 attempts\)/);
+      await start();
+      const again = await cli(args);
+      expect(again.exitCode, again.stderr).toBe(0);
+    } finally {
+      await stop();
+    }
+  });
+});

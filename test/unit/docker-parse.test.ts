@@ -62,3 +62,15 @@ describe('docker argv builders', () => {
     ]);
   });
 });
+
+describe('docker push failures that may pass', () => {
+  it('retries network faults and 5xx/429, never auth or bad manifests', async () => {
+    const { transientPushFailure } = await import('../../src/docker/docker.js');
+    expect(transientPushFailure('The push refers to repository [127.0.0.1:5000/app]\nGet "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused')).toMatch(/connection refused/);
+    expect(transientPushFailure('abc: Pushing\nreceived unexpected HTTP status: 503 Service Unavailable')).toMatch(/503/);
+    expect(transientPushFailure('toomanyrequests: You have reached your pull rate limit')).toMatch(/toomanyrequests/);
+    expect(transientPushFailure('unauthorized: authentication required')).toBeUndefined();
+    expect(transientPushFailure('denied: requested access to the resource is denied')).toBeUndefined();
+    expect(transientPushFailure('An image does not exist locally with the tag: x')).toBeUndefined();
+  });
+});

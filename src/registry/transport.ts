@@ -1,0 +1,393 @@
+// The registry transport, as go-containerregistry's remote/transport: one undici agent per
+// registry, http or https resolved as Docker does, auth (Basic; Bearer tokens cached per scope),
+// deadlines (connect, response headers, idle body: seconds, not minutes) and retries with
+// backoff for what is safe to send again. Every error names the request and says whether
+// retrying can help. The distribution API on top of it is client.ts.
+import { readFileSync, existsSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from './http.js';
+import { AuthError, RegistryError } from '../errors.js';
+import { registerSecret } from '../util/secrets.js';
+import { parseWwwAuthenticate, type Challenge } from './auth.js';
+import { CredentialStore } from './credentials.js';
+import { tracked } from '../util/inflight.js';
+import { DOCKER_HUB, isLoopbackRegistry } from '../oci/reference.js';
+
+/** Deadlines, in ms. The body deadline is idle time between chunks, not the whole transfer. */
+export interface Timeouts {
+  readonly connectMs: number;
+  readonly headersMs: number;
+  readonly bodyIdleMs: number;
+}
+
+/** Defaults: a fault is named within seconds (--registry-timeout scales all three). */
+export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 };
+
+export function timeoutsFromSeconds(seconds: number): Timeouts {
+  const ms = seconds * 1000;
+  return { connectMs: Math.min(ms, 10_000), headersMs: ms, bodyIdleMs: ms };
+}
+
+export interface RetryInfo {
+  readonly method: string;
+  readonly registry: string;
+  readonly path: string;
+  readonly attempt: number;
+  readonly attempts: number;
+  readonly reason: string;
+  readonly delayMs: number;
+}
+
+export interface ClientOptions {
+  /** Skip TLS verification (and allow falling back to plain HTTP), like Docker's insecure-registries. */
+  readonly insecure?: boolean;
+  /** Talk plain HTTP. */
+  readonly plainHttp?: boolean;
+  readonly credentials?: CredentialStore;
+  /** Attempts for retriable failures (429, 5xx, dropped connections), including the first. */
+  readonly attempts?: number;
+  /** Base backoff in ms, doubled each retry. */
+  readonly backoffMs?: number;
+  /** Where Docker keeps per-registry CAs (certs.d). */
+  readonly certsDir?: string;
+  readonly timeouts?: Timeouts;
+  /** Told about every retry, so it can be shown as a progress line. */
+  readonly onRetry?: (info: RetryInfo) => void;
+}
+
+export interface ReqOpts {
+  readonly scopes: readonly string[];
+  readonly headers?: Record<string, string>;
+  /** A replayable body, or a one-shot stream (which disables retries). */
+  readonly body?: Buffer | Readable;
+  /** Safe to send again after a failure. */
+  readonly idempotent: boolean;
+  /** What the request is for, for error messages ("layer 2 of …"). */
+  readonly what?: string;
+}
+
+export type Resp = Dispatcher.ResponseData<unknown>;
+
+export const USER_AGENT = 'crossbuild/0.1';
+
+export class Transport {
+  readonly opts: ClientOptions;
+  readonly credentials: CredentialStore;
+  readonly timeouts: Timeouts;
+  private readonly bases = new Map<string, Promise<string>>();
+  private readonly challenges = new Map<string, Challenge | null>();
+  private readonly tokens = new Map<string, Promise<string>>();
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(opts: ClientOptions = {}) {
+    this.opts = opts;
+    this.credentials = opts.credentials ?? new CredentialStore();
+    this.timeouts = opts.timeouts ?? DEFAULT_TIMEOUTS;
+  }
+
+  get attempts(): number {
+    return Math.max(1, this.opts.attempts ?? 4);
+  }
+
+  /** Wait before attempt `attempt + 1`, telling onRetry why. */
+  async backoff(method: string, registry: string, path: string, attempt: number, reason: string, retryAfter?: number): Promise<void> {
+    const delayMs = retryAfter ?? (this.opts.backoffMs ?? 250) * 2 ** (attempt - 1);
+    this.opts.onRetry?.({ method, registry, path: stripQuery(path), attempt: attempt + 1, attempts: this.attempts, reason, delayMs });
+    await sleep(delayMs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.close()));
+  }
+
+  host(registry: string): string {
+    return registry === DOCKER_HUB ? 'registry-1.docker.io' : registry;
+  }
+
+  /** May we fall back to plain HTTP? With --insecure, and for loopback registries, as Docker does. */
+  private httpFallbackFor(registry: string): boolean {
+    return this.opts.insecure === true || isLoopbackRegistry(registry);
+  }
+
+  agent(registry: string): Agent {
+    let a = this.agents.get(registry);
+    if (!a) {
+      const certsDir = this.opts.certsDir ?? process.env.CROSSBUILD_CERTS_D ?? '/etc/docker/certs.d';
+      const caFile = `${certsDir}/${registry}/ca.crt`;
+      const ca = existsSync(caFile) ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
+      a = new Agent({
+        connections: 16,
+        keepAliveTimeout: 10_000,
+        // TLS is verified unless --insecure, loopback included: a loopback registry without TLS is
+        // reached through the plain-HTTP fallback instead.
+        connect: { rejectUnauthorized: this.opts.insecure !== true, timeout: this.timeouts.connectMs, ...(ca ? { ca } : {}) },
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyIdleMs,
+      });
+      this.agents.set(registry, a);
+    }
+    return a;
+  }
+
+  /** http or https, decided once per registry: plain when asked, https else, http fallback for insecure/loopback. */
+  base(registry: string): Promise<string> {
+    let b = this.bases.get(registry);
+    if (!b) {
+      b = this.resolveBase(registry);
+      this.bases.set(registry, b);
+      b.catch(() => this.bases.delete(registry));
+    }
+    return b;
+  }
+
+  private async resolveBase(registry: string): Promise<string> {
+    const host = this.host(registry);
+    if (this.opts.plainHttp) return this.ping(registry, `http://${host}`);
+    // Loopback registries are nearly always plain HTTP (Docker treats them as insecure): ask that
+    // first and save a failed TLS handshake. A TLS server answers plain HTTP with a 400.
+    const order = isLoopbackRegistry(registry) ? ['http', 'https'] : ['https', 'http'];
+    try {
+      return await this.ping(registry, `${order[0]}://${host}`);
+    } catch (e) {
+      // An HTTP answer is final (a 503 over plain HTTP is a plain-HTTP registry that is busy, not a
+      // TLS one); a failed handshake may mean the other scheme.
+      const answered = e instanceof RegistryError && e.status !== undefined;
+      if (!this.httpFallbackFor(registry) || answered) throw e;
+      try {
+        return await this.ping(registry, `${order[1]}://${host}`);
+      } catch (e2) {
+        throw order[0] === 'https' ? e : e2; // the TLS error says more than "HTTP 400 to an HTTPS server"
+      }
+    }
+  }
+
+  /** GET /v2/: proves the base works and learns the auth challenge up front. Retried like any GET. */
+  private async ping(registry: string, base: string): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      let res: Resp;
+      try {
+        res = await request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent(registry), headers: { 'user-agent': USER_AGENT } });
+      } catch (e) {
+        const refused = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|certificate|SSL|TLS|wrong version number|EPROTO/i.test(`${(e as { code?: string }).code ?? ''} ${(e as Error).message}`);
+        // A refused connection or a TLS mismatch is an answer about the scheme: no retry, let the caller fall back.
+        if (!refused && attempt < this.attempts) {
+          await this.backoff('GET', registry, '/v2/', attempt, describeCause(e));
+          continue;
+        }
+        throw new RegistryError(`GET ${base}/v2/ (ping of registry ${registry}) failed: ${describeCause(e)}`, {
+          retriable: !refused,
+          cause: e,
+          hint: base.startsWith('https') ? 'for a registry without TLS use --plain-http; for a self-signed certificate put its CA in /etc/docker/certs.d/<host:port>/ca.crt or use --insecure' : 'is the registry running?',
+        });
+      }
+      if ((res.statusCode === 429 || res.statusCode >= 500) && attempt < this.attempts) {
+        await res.body.dump().catch(() => undefined);
+        await this.backoff('GET', registry, '/v2/', attempt, `HTTP ${res.statusCode}`, retryAfterMs(header(res, 'retry-after')));
+        continue;
+      }
+      await res.body.dump().catch(() => undefined);
+      if (res.statusCode === 401) {
+        this.challenges.set(registry, parseWwwAuthenticate(header(res, 'www-authenticate')) ?? null);
+      } else if (res.statusCode >= 400) {
+        throw new RegistryError(`GET ${base}/v2/ (ping of registry ${registry}) answered ${res.statusCode}${res.statusCode >= 500 ? '' : ' — is it a distribution (v2) registry?'}`, { status: res.statusCode, retriable: res.statusCode === 429 || res.statusCode >= 500 });
+      }
+      return base;
+    }
+  }
+
+  private async authHeader(registry: string, scopes: readonly string[]): Promise<string | undefined> {
+    const ch = this.challenges.get(registry);
+    if (!ch) return undefined;
+    if (ch.scheme === 'basic') {
+      const c = await this.credentials.get(registry);
+      if (!c?.username) return undefined;
+      const v = Buffer.from(`${c.username}:${c.password ?? ''}`).toString('base64');
+      registerSecret(v);
+      return `Basic ${v}`;
+    }
+    const key = `${registry}|${[...scopes].sort().join(' ')}`;
+    let t = this.tokens.get(key);
+    if (!t) {
+      t = this.fetchToken(registry, ch, scopes);
+      this.tokens.set(key, t);
+      t.catch(() => this.tokens.delete(key));
+    }
+    return `Bearer ${await t}`;
+  }
+
+  private async fetchToken(registry: string, ch: Challenge, scopes: readonly string[]): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.fetchTokenOnce(registry, ch, scopes);
+      } catch (e) {
+        if (!(e instanceof RegistryError) || !e.retriable || attempt >= this.attempts) throw e;
+        await this.backoff('GET', registry, `token service ${ch.params.realm ?? ''}`, attempt, e.message);
+      }
+    }
+  }
+
+  private async fetchTokenOnce(registry: string, ch: Challenge, scopes: readonly string[]): Promise<string> {
+    const realm = ch.params.realm;
+    if (!realm) throw new RegistryError(`registry ${registry} sent a Bearer challenge without a realm`);
+    const url = new URL(realm);
+    const cred = await this.credentials.get(registry);
+    let res: Resp;
+    try {
+      if (cred?.identityToken) {
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'crossbuild', scope: scopes.join(' ') });
+        if (ch.params.service) form.set('service', ch.params.service);
+        res = await request(url, { method: 'POST', dispatcher: this.agent(url.host), headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT }, body: form.toString() });
+      } else {
+        if (ch.params.service) url.searchParams.set('service', ch.params.service);
+        for (const s of scopes) url.searchParams.append('scope', s);
+        const headers: Record<string, string> = { 'user-agent': USER_AGENT };
+        if (cred?.username) {
+          const v = Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64');
+          registerSecret(v);
+          headers.authorization = `Basic ${v}`;
+          url.searchParams.set('account', cred.username);
+        }
+        res = await request(url, { method: 'GET', dispatcher: this.agent(url.host), headers });
+      }
+    } catch (e) {
+      throw new RegistryError(`token request to ${url.origin}${url.pathname} (for ${registry}) failed: ${describeCause(e)}`, { retriable: true, cause: e });
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (e) {
+      throw new RegistryError(`token request to ${url.origin}${url.pathname} (for ${registry}): the answer broke off: ${describeCause(e)}`, { retriable: true, cause: e });
+    }
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      throw new AuthError(`registry ${registry} refused the credentials${cred ? ` for user "${cred.username ?? 'token'}"` : ' (none were found)'}`, {
+        status: res.statusCode,
+        hint: `log in with \`docker login ${registry}\`, or pass --username and --password-stdin`,
+      });
+    }
+    if (res.statusCode >= 400) throw new RegistryError(`token request to ${url.origin}${url.pathname} (for ${registry}) answered ${res.statusCode}`, { status: res.statusCode, retriable: res.statusCode === 429 || res.statusCode >= 500 });
+    let body: { token?: string; access_token?: string };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new RegistryError(`token service of ${registry} answered with something that is not JSON`);
+    }
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RegistryError(`token service of ${registry} returned no token`);
+    registerSecret(token);
+    return token;
+  }
+
+  /** One HTTP exchange with auth and retries. The caller consumes the body. */
+  async send(registry: string, method: string, path: string, o: ReqOpts): Promise<Resp> {
+    return tracked(`${method} ${registry}${stripQuery(path)}`, () => this.sendUntracked(registry, method, path, o));
+  }
+
+  private async sendUntracked(registry: string, method: string, path: string, o: ReqOpts): Promise<Resp> {
+    const base = await this.base(registry);
+    const attempts = this.attempts;
+    const replayable = o.body === undefined || Buffer.isBuffer(o.body);
+    let authRetried = false;
+    for (let attempt = 1; ; attempt++) {
+      const url = path.startsWith('http') ? path : `${base}${path}`;
+      const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...(o.headers ?? {}) };
+      const auth = await this.authHeader(registry, o.scopes);
+      if (auth) headers.authorization = auth;
+      let res: Resp;
+      try {
+        res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(o.body !== undefined ? { body: o.body } : {}), dispatcher: this.agent(registry) });
+      } catch (e) {
+        const canRetry = o.idempotent && replayable && attempt < attempts;
+        if (!canRetry) throw new RegistryError(`${method} ${registry}${stripQuery(path)}${o.what ? ` (${o.what})` : ''} failed: ${describeCause(e)}`, { retriable: true, cause: e });
+        await this.backoff(method, registry, path, attempt, describeCause(e));
+        continue;
+      }
+      if (res.statusCode === 401 && !authRetried && replayable) {
+        await res.body.dump();
+        const ch = parseWwwAuthenticate(header(res, 'www-authenticate'));
+        if (ch) {
+          this.challenges.set(registry, ch);
+          // A new challenge may name a different realm or scope; drop tokens for this registry.
+          for (const k of this.tokens.keys()) if (k.startsWith(`${registry}|`)) this.tokens.delete(k);
+        }
+        authRetried = true;
+        attempt--;
+        continue;
+      }
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        const detail = await errorDetail(res);
+        const cred = await this.credentials.get(registry).catch(() => undefined);
+        throw new AuthError(`registry ${registry} denied ${method} ${stripQuery(path)} (${res.statusCode}${detail ? `: ${detail}` : ''})${cred ? '' : '; no credentials were found for it'}`, {
+          status: res.statusCode,
+          hint: `log in with \`docker login ${registry}\`, or pass --username and --password-stdin`,
+        });
+      }
+      const retriable = res.statusCode === 429 || res.statusCode >= 500;
+      if (retriable && o.idempotent && replayable && attempt < attempts) {
+        const retryAfter = retryAfterMs(header(res, 'retry-after'));
+        await res.body.dump().catch(() => undefined);
+        await this.backoff(method, registry, path, attempt, `HTTP ${res.statusCode}`, retryAfter);
+        continue;
+      }
+      return res;
+    }
+  }
+}
+
+export function header(res: Resp, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function stripQuery(path: string): string {
+  const p = path.replace(/^https?:\/\/[^/]+/, '');
+  const i = p.indexOf('?');
+  return i < 0 ? p : p.slice(0, i);
+}
+
+export function retryAfterMs(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const secs = Number(v);
+  if (Number.isFinite(secs)) return Math.min(Math.max(secs, 0), 60) * 1000;
+  const when = Date.parse(v);
+  return Number.isNaN(when) ? undefined : Math.min(Math.max(when - Date.now(), 0), 60_000);
+}
+
+/** Registry error JSON: {"errors":[{"code","message","detail"}]} → "CODE: message". */
+export async function errorDetail(res: Resp): Promise<string | undefined> {
+  let text = '';
+  try {
+    text = await res.body.text();
+  } catch {
+    return undefined;
+  }
+  try {
+    const j = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
+    if (Array.isArray(j.errors) && j.errors.length > 0) {
+      return j.errors.map((e) => `${e.code ?? 'ERROR'}: ${e.message ?? ''}${e.detail && typeof e.detail === 'object' ? ` ${JSON.stringify(e.detail)}` : ''}`).join('; ');
+    }
+  } catch {
+    // not JSON
+  }
+  return text.trim().slice(0, 200) || undefined;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** undici's errors carry the useful part in `cause` or `code` (UND_ERR_HEADERS_TIMEOUT, ECONNRESET). */
+export function describeCause(e: unknown): string {
+  const err = e as { message?: string; code?: string; cause?: { message?: string; code?: string } };
+  const code = err.code ?? err.cause?.code;
+  const friendly: Record<string, string> = {
+    UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
+    UND_ERR_BODY_TIMEOUT: 'the body stalled (no data in time)',
+    UND_ERR_CONNECT_TIMEOUT: 'could not connect in time',
+    UND_ERR_SOCKET: 'the connection closed',
+    ECONNRESET: 'the connection was reset',
+    ECONNREFUSED: 'connection refused',
+  };
+  const base = err.message ?? String(e);
+  return code && friendly[code] ? `${friendly[code]} (${code})${err.cause?.message && err.cause.message !== base ? `: ${err.cause.message}` : ''}` : base;
+}
