@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { execa } from 'execa';
 import { startDelayProxy } from './delay-proxy.mjs';
+import { startFaultProxy } from '../test/helpers/fault-proxy.mjs';
+import { ustarHeader } from '../test/helpers/ustar.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', '.work');
@@ -159,19 +161,7 @@ if (want('P2m')) {
   const tgz = join(WORK, 'big-layer.tar.gz');
   log('P2m: generating a 1 GiB random layer');
   const size = 1024 * 1024 * 1024;
-  const header = Buffer.alloc(512);
-  header.write('data/big.bin', 0);
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  header.write('00000000000\0', 136);
-  header.fill(' ', 148, 156);
-  header.write('0', 156);
-  header.write('ustar\x0000', 257);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const header = ustarHeader('data/big.bin', size);
   const diff = createHash('sha256');
   const gz = createHash('sha256');
   async function* tarStream() {
@@ -306,6 +296,48 @@ if (want('P6')) {
   record('P6', `\`crossbuild verify --static\` of the Flask example list, whole image: ${elf} ELF files in ${(bytes / 2 ** 20).toFixed(0)} MiB of compressed layers (3 platforms)`, '—', { kind: 'absolute', max: 5000 }, { a: times });
 }
 
+// R: reliability. Faults injected by a loopback proxy in front of the registry: what crossbuild
+// survived (retried to success) and, where it could not, how long until it named the failure.
+const reliability = [];
+if (want('R')) {
+  const seedManifest = JSON.parse((await sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${REG}/busybox:latest-arm64`])).stdout);
+  const layer = seedManifest.layers[0].digest;
+  const blob = new RegExp(`/blobs/${layer}$`);
+  const times = (n, f) => Array.from({ length: n }, () => f);
+  const scenarios = [
+    ['503 on the ping, once', [{ method: 'GET', path: /^\/v2\/$/, status: 503 }], 'verify'],
+    ['429 with Retry-After: 1 on the manifest, once', [{ method: 'GET', path: /\/manifests\//, status: 429, headers: { 'retry-after': '1' } }], 'verify'],
+    ['connection reset after the headers of a layer, once', [{ method: 'GET', path: blob, dropAfterBytes: 4096 }], 'verify'],
+    ['close-delimited layer body (no Content-Length)', [{ method: 'GET', path: blob, closeDelimited: true }], 'verify'],
+    ['503 on the blob-mount POST, once', [{ method: 'POST', path: /\/blobs\/uploads\/\?mount=/, status: 503 }], 'push'],
+    ['layer body stalls after the headers, 8 times (--registry-timeout 2)', times(8, { method: 'GET', path: blob, stallAfterHeaders: true }), 'verify', ['--registry-timeout', '2']],
+    ['endless layer body', [{ method: 'GET', path: blob, endless: true }], 'verify'],
+    ['short layer body, 8 times', times(8, { method: 'GET', path: blob, truncateTo: 1000 }), 'verify'],
+    ['connection dropped mid-layer, 8 times', times(8, { method: 'GET', path: blob, dropAfterBytes: 1000 }), 'verify'],
+    ['500 on the manifest GET, 8 times', times(8, { method: 'GET', path: /\/manifests\//, status: 500 }), 'verify'],
+  ];
+  for (const [name, faults, kind, extra = []] of scenarios) {
+    const proxy = await startFaultProxy(REG, faults);
+    let args;
+    if (kind === 'verify') args = ['verify', `${proxy.addr}/busybox:latest-arm64`, '--static', ...extra];
+    else {
+      const spec = join(WORK, `r-${reliability.length}.yaml`);
+      writeFileSync(spec, `image: ${proxy.addr}/bench-r-${runId}/m${reliability.length}:v1\nmanifests:\n  - image: ${proxy.addr}/busybox:latest-arm64\n`);
+      args = ['manifest', 'push', 'from-spec', spec, ...extra];
+    }
+    const t0 = performance.now();
+    const r = await execa(CB[0], [CB[1], ...args], { reject: false, env: { CI: 'true' } });
+    const ms = performance.now() - t0;
+    await proxy.stop();
+    const text = `${r.stdout}\n${r.stderr}`;
+    const named = /(GET|POST|PUT|HEAD) \S+/.test(text) && r.exitCode === 1;
+    const message = r.exitCode === 0 ? '' : (text.split('\n').find((l) => /failed|broke off|descriptor says|answered|could not/.test(l)) ?? '').trim().replace(/^binaries +FAIL +layers could not be read: /, '').replace(/sha256:[0-9a-f]{64}/g, 'sha256:…').slice(0, 220);
+    const retries = (r.stderr.match(/crossbuild: retrying/g) ?? []).length;
+    reliability.push({ fault: name, injected: faults.length, exitCode: r.exitCode, outcome: r.exitCode === 0 ? 'survived' : named ? 'named' : 'UNNAMED', retries, ms, message });
+    log(`R: ${name}: exit ${r.exitCode}, ${retries} retries, ${ms.toFixed(0)} ms`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 const cpu = cpus()[0]?.model ?? 'unknown';
 const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, Docker engine ${engine}`;
@@ -325,7 +357,21 @@ for (const r of results) {
     `| ${r.id} | ${r.what} | ${fmt(r.crossbuild.median, r.unit)} (${fmt(r.crossbuild.min, r.unit)}–${fmt(r.crossbuild.max, r.unit)}) | ${r.baseline} | ${r.base ? `${fmt(r.base.median, r.unit)} (${fmt(r.base.min, r.unit)}–${fmt(r.base.max, r.unit)})` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${target} | ${r.target.max === Infinity ? '—' : r.met ? 'yes' : '**no**'} |`,
   );
 }
+if (reliability.length > 0) {
+  const survived = reliability.filter((r) => r.outcome === 'survived').length;
+  const named = reliability.filter((r) => r.outcome === 'named');
+  lines.push(
+    '',
+    '## Reliability (R)',
+    '',
+    `Faults injected by a loopback proxy in front of the registry (test/helpers/fault-proxy.mjs), one \`crossbuild verify --static\` or \`manifest push\` each. ${survived} of ${reliability.length} scenarios survived (retried to success); ${named.length} ended in an error naming the request, the longest after ${(Math.max(0, ...named.map((r) => r.ms)) / 1000).toFixed(1)} s; ${reliability.filter((r) => r.outcome === 'UNNAMED').length} ended any other way.`,
+    '',
+    '| fault | injected | outcome | exit | retries shown | time to outcome | what it said |',
+    '|---|---:|---|---:|---:|---:|---|',
+  );
+  for (const r of reliability) lines.push(`| ${r.fault} | ${r.injected} | ${r.outcome} | ${r.exitCode} | ${r.retries} | ${(r.ms / 1000).toFixed(1)} s | ${r.message.replace(/\|/g, '\\|') || '—'} |`);
+}
 lines.push('', `Total bench time: ${((Date.now() - started) / 1000).toFixed(0)} s.`, '');
 if (!ONLY) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), lines.join('\n'));
-if (!ONLY) writeFileSync(join(ROOT, 'bench', 'results.json'), `${JSON.stringify({ date, machine, runs: RUNS, results }, null, 2)}\n`);
+if (!ONLY) writeFileSync(join(ROOT, 'bench', 'results.json'), `${JSON.stringify({ date, machine, runs: RUNS, results, reliability }, null, 2)}\n`);
 process.stdout.write(`${lines.join('\n')}\n`);

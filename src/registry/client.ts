@@ -104,7 +104,9 @@ export class RegistryClient {
       try {
         return await once();
       } catch (e) {
-        const retriable = !(e instanceof RegistryError) || e.retriable;
+        // The transport already retried HTTP answers; here only a body that broke off or came
+        // wrong is read again.
+        const retriable = !(e instanceof RegistryError) || (e.retriable && e.status === undefined);
         if (!retriable || attempt >= this.transport.attempts) {
           if (e instanceof RegistryError) throw e;
           throw new RegistryError(`GET ${registry}${stripQuery(path)} (${what}): the answer broke off: ${describeCause(e)}`, { retriable: true, cause: e });

@@ -152,7 +152,8 @@ export class Transport {
     } catch (e) {
       // An HTTP answer is final (a 503 over plain HTTP is a plain-HTTP registry that is busy, not a
       // TLS one); a failed handshake may mean the other scheme.
-      const answered = e instanceof RegistryError && e.status !== undefined;
+      // (A TLS server answers plain HTTP with a 400: that one means "try https".)
+      const answered = e instanceof RegistryError && e.status !== undefined && !(order[0] === 'http' && e.status === 400);
       if (!this.httpFallbackFor(registry) || answered) throw e;
       try {
         return await this.ping(registry, `${order[1]}://${host}`);
@@ -175,7 +176,7 @@ export class Transport {
           await this.backoff('GET', registry, '/v2/', attempt, describeCause(e));
           continue;
         }
-        throw new RegistryError(`GET ${base}/v2/ (ping of registry ${registry}) failed: ${describeCause(e)}`, {
+        throw new RegistryError(`cannot reach registry ${registry} at ${base} (GET /v2/): ${describeCause(e)}`, {
           retriable: !refused,
           cause: e,
           hint: base.startsWith('https') ? 'for a registry without TLS use --plain-http; for a self-signed certificate put its CA in /etc/docker/certs.d/<host:port>/ca.crt or use --insecure' : 'is the registry running?',

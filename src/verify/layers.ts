@@ -183,7 +183,7 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
         break;
       } catch (e) {
         // A stream that broke off is read again from the start, the layer's partial entries dropped.
-        const retriable = e instanceof RegistryError && e.retriable;
+        const retriable = e instanceof RegistryError && e.retriable && e.status === undefined;
         if (retriable && attempt < client.transport.attempts) {
           fs.resetLayer();
           await client.transport.backoff('GET', registry, `/v2/${repository}/blobs/${layer.digest}`, attempt, (e as Error).message.replace(/^GET \S+ /, ''));

@@ -1,0 +1,1 @@
+export function ustarHeader(name: string, size: number, opts?: { typeflag?: string }): Buffer;
