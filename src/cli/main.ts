@@ -84,6 +84,7 @@ export function buildProgram(): Command {
     .addOption(envOpt('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
     .addOption(envOpt('--type <type>', 'manifest list type', 'CROSSBUILD_TYPE').choices(['docker', 'oci']).default('docker'))
     .addOption(envOpt('--no-push', 'build and verify only; push nothing and write no list', 'CROSSBUILD_NO_PUSH'))
+    .addOption(envOpt('--no-list', 'build, verify and push the platforms but write no list (a leg for `crossbuild merge`)', 'CROSSBUILD_NO_LIST'))
     .addOption(envOpt('--concurrency <n>', 'platforms built at once (default: min(platforms, 2 × cores))', 'CROSSBUILD_CONCURRENCY'))
     .addOption(envOpt('--build-arg <k=v>', 'build argument (repeatable)', 'CROSSBUILD_BUILD_ARGS').argParser((v: string, prev: string[] = []) => [...prev, ...v.split(/\n|,(?=[A-Za-z_][A-Za-z0-9_]*=)/).filter(Boolean)]))
     .option('--label <k=v>', 'image label (repeatable)', collect)
@@ -96,6 +97,7 @@ export function buildProgram(): Command {
     .addOption(envOpt('--shm-size <size>', 'size of /dev/shm for RUN steps, e.g. 256m', 'CROSSBUILD_SHM_SIZE'))
     .option('--ulimit <type=soft[:hard]>', 'ulimit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect)
     .option('--allow <glob>', 'a path whose foreign architecture is legitimate, for the registry verification (repeatable)', collect)
+    .addOption(envOpt('--node <platform=node>', 'build this platform on another engine: a Docker context name or an engine URL (repeatable)', 'CROSSBUILD_NODES').argParser(commaList))
     .option('--no-cache', 'build without the layer cache')
     .addOption(envOpt('--cache <mode>', 'build cache through the registry, per platform: none or registry', 'CROSSBUILD_CACHE').choices(['none', 'registry']))
     .addOption(envOpt('--cache-ref <repo>', 'repository for separate cache images (default: the image\'s own, tags buildcache-<suffix>)', 'CROSSBUILD_CACHE_REF'))
@@ -111,6 +113,26 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'plain progress lines including build output')
     .option('--json', 'print the report as JSON on stdout (nothing else there)');
   registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(exits(async (opts) => (await import('./commands/run.js')).runCommand(opts)));
+
+  registryOptions(
+    program
+      .command('merge')
+      .description('join legs built elsewhere (run --no-list, a CI matrix, devices) into one list, once every leg is found and proven')
+      .addOption(envOpt('-c, --config <file>', 'build matrix file: the image, tag and the platforms the list must have', 'CROSSBUILD_CONFIG').default('platforms.json'))
+      .addOption(envOpt('--image <repo>', 'image repository (overrides the config)', 'CROSSBUILD_IMAGE'))
+      .addOption(envOpt('--tag <tag>', 'tag of the manifest list (overrides the config)', 'CROSSBUILD_TAG'))
+      .addOption(envOpt('--platform <platform>', 'only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
+      .addOption(new Option('--type <type>', 'manifest list type').choices(['docker', 'oci']).default('docker'))
+      .option('--runtime', 'also run uname -m in each leg (needs Docker and QEMU handlers)')
+      .option('--timeout <seconds>', 'time limit for each uname container', '60')
+      .option('--from-report <file...>', "the legs' `run --report` files: their digests instead of the suffixed tags")
+      .option('--from-digests <dir>', "a folder of files named by digest, as in Docker's multi-runner recipe")
+      .option('--report <file>', 'write the JSON report to a file')
+      .option('--summary <file>', 'write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)')
+      .option('--json', 'machine-readable report on stdout'),
+  )
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(exits(async (opts) => (await import('./commands/merge.js')).mergeCommand(opts)));
 
   registryOptions(
     program

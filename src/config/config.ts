@@ -35,6 +35,8 @@ export interface PlatformTarget {
   readonly target?: string;
   /** RUN steps' network for this platform (flag > env > platform > file). */
   readonly network: NetworkMode;
+  /** The engine that builds, checks and pushes it: a context name or an engine URL; absent = local. */
+  readonly node?: string;
 }
 
 export interface BuildConfig {
@@ -86,6 +88,7 @@ const FileSchema = z.strictObject({
         dockerfile: z.optional(z.string()),
         target: z.optional(z.string()),
         network: z.optional(Network),
+        node: z.optional(z.string()),
       }),
       { error: 'required: a list of {"platform", "suffix"} objects' },
     )
@@ -127,10 +130,12 @@ export interface ConfigOverrides {
   readonly cache?: CacheMode;
   /** From --allow: added to the file's. */
   readonly allow?: readonly string[];
+  /** From --node PLATFORM=NODE: wins over the file's `node`. */
+  readonly nodes?: readonly { platform: Platform; node: string }[];
 }
 
 export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, cache, allow, platforms';
-export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network';
+export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network, node';
 
 /** A file field's value through a flag-style parser, its error re-located to the file and field. */
 function fieldValue<T>(file: string, field: string, parse: () => T): T {
@@ -264,6 +269,12 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
       dockerfile: p.dockerfile !== undefined ? dockerfileIn(file, `platforms[${i}].dockerfile`, context, p.dockerfile) : dockerfile,
       ...(pTarget ? { target: pTarget } : {}),
       network: overrides.network ?? p.network ?? network ?? 'default',
+      ...((): { node?: string } => {
+        const n = overrides.nodes?.find((x) => formatPlatform(x.platform) === formatPlatform(platform))?.node ?? p.node;
+        if (n === undefined || n === '' || n === 'local') return {};
+        if (!/^([a-z]+:\/\/\S+|[A-Za-z0-9][A-Za-z0-9_.+-]*)$/.test(n)) throw new ConfigError(file, `platforms[${i}].node`, `"${n}" is neither an engine URL (unix://, tcp://, ssh://) nor a Docker context name`);
+        return { node: n };
+      })(),
     });
   });
 

@@ -8,6 +8,19 @@ import type { Builder } from './build.js';
 
 export { buildArgv, type Builder, type BuilderKind, type BuildOptions } from './build.js';
 
+/**
+ * A build node: an engine URL (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://)
+ * is reached with `--host`, anything else is a Docker context name (`--context`).
+ */
+export function nodeArgs(node: string): string[] {
+  return /^(unix|tcp|ssh|npipe|fd):\/\//.test(node) ? ['--host', node] : ['--context', node];
+}
+
+/** How a node is reached, for messages: "arm-box (context)" or the URL. */
+export function describeNode(node: string): string {
+  return /^[a-z]+:\/\//.test(node) ? node : `context ${node}`;
+}
+
 /** The docker CLI crossbuild runs: $CROSSBUILD_DOCKER, else `docker` on PATH. */
 export function dockerCli(env: NodeJS.ProcessEnv = process.env): string {
   return env.CROSSBUILD_DOCKER ?? 'docker';
@@ -140,16 +153,20 @@ export class Docker {
   private readonly containers = new Set<string>();
   private aborted = false;
 
-  /** `env` reaches every docker command (a private DOCKER_CONFIG for --username credentials). */
+  /**
+   * `env` reaches every docker command (a private DOCKER_CONFIG for --username credentials);
+   * `globalArgs` select the engine (`--host URL` or `--context NAME` for a build node).
+   */
   constructor(
     readonly cli = dockerCli(),
     readonly env: Readonly<Record<string, string>> = {},
+    readonly globalArgs: readonly string[] = [],
   ) {}
 
   /** Start a docker command, tracked until it ends. */
   private spawn(argv: readonly string[], opts: Options & { cli?: string } = {}): ResultPromise {
     const { cli, env, ...rest } = opts;
-    const sub = execa(cli ?? this.cli, argv, { reject: false, ...rest, env: { ...this.env, ...(env as Record<string, string> | undefined) } });
+    const sub = execa(cli ?? this.cli, [...this.globalArgs, ...argv], { reject: false, ...rest, env: { ...this.env, ...(env as Record<string, string> | undefined) } });
     this.running.add(sub);
     const forget = () => this.running.delete(sub);
     sub.then(forget, forget);
@@ -178,7 +195,7 @@ export class Docker {
     this.aborted = true;
     for (const sub of this.running) sub.kill('SIGTERM');
     const names = [...this.containers];
-    if (names.length > 0) await execa(this.cli, ['rm', '-f', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
+    if (names.length > 0) await execa(this.cli, [...this.globalArgs, 'rm', '-f', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
   }
 
   get wasAborted(): boolean {
@@ -190,6 +207,18 @@ export class Docker {
     const r = await this.exec(['network', 'ls', '--format', '{{.Name}}'], { timeout: 20_000 });
     if (r.exitCode !== 0) return undefined;
     return r.stdout.split('\n').some((n) => n.trim() === 'bridge');
+  }
+
+  /** The engine's CPU count (`docker info`), for how many builds it takes at once. */
+  async cpus(): Promise<number | undefined> {
+    const r = await this.exec(['info', '--format', '{{.NCPU}}'], { timeout: 20_000 });
+    const n = Number(r.stdout.trim());
+    return r.exitCode === 0 && Number.isInteger(n) && n > 0 ? n : undefined;
+  }
+
+  /** The same CLI and environment on another engine. */
+  on(globalArgs: readonly string[]): Docker {
+    return new Docker(this.cli, this.env, globalArgs);
   }
 
   /** `docker info`'s DockerRootDir, where images and build cache live. */
@@ -220,7 +249,7 @@ export class Docker {
   }
 
   async engine(): Promise<EngineInfo> {
-    const r = await execa(this.cli, ['version', '--format', '{{json .}}'], { reject: false, timeout: 20_000 });
+    const r = await execa(this.cli, [...this.globalArgs, 'version', '--format', '{{json .}}'], { reject: false, timeout: 20_000, env: { ...this.env } });
     const text = r.stdout.trim();
     const info = text.startsWith('{') ? parseVersion(text, this.cli) : undefined;
     if (!info || !info.serverVersion || r.exitCode !== 0) {
@@ -236,12 +265,12 @@ export class Docker {
     const clis = await candidateClis(this.cli);
     const out: Builder[] = [];
     for (const cli of clis) {
-      const v = await execa(cli, ['version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000 });
+      const v = await execa(cli, [...this.globalArgs, 'version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000, env: { ...this.env } });
       const clientVersion = v.stdout.trim();
       if (v.exitCode !== 0 && !clientVersion) continue;
       const bx = await execa(cli, ['buildx', 'version'], { reject: false, timeout: 20_000 });
       if (bx.exitCode === 0) {
-        const inspect = await execa(cli, ['buildx', 'inspect'], { reject: false, timeout: 20_000 });
+        const inspect = await execa(cli, [...this.globalArgs, 'buildx', 'inspect'], { reject: false, timeout: 20_000, env: { ...this.env } });
         const driver = parseBuildxDriver(inspect.stdout);
         out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown', ...(driver ? { driver } : {}) });
       }
@@ -313,11 +342,11 @@ export class Docker {
       const r = await this.exec(argv, { timeout: timeoutMs, forceKillAfterDelay: 2_000 });
       return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
     } finally {
-      await execa(this.cli, ['rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+      await execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
       if (this.aborted) {
         // Killed mid-create, the engine may still start the container just after: look again.
         await new Promise((r) => setTimeout(r, 1000));
-        await execa(this.cli, ['rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+        await execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
       }
       this.containers.delete(name);
     }

@@ -23,6 +23,8 @@ export interface RunReport {
   readonly platforms: {
     readonly platform: string;
     readonly tag: string;
+    /** The build node (context name or engine URL); null for the local engine. */
+    readonly node: string | null;
     readonly ok: boolean;
     readonly digest: string | null;
     readonly buildSeconds: number | null;
@@ -56,6 +58,7 @@ export function toReport(r: RunResult, version: string): RunReport {
     platforms: r.platforms.map((p) => ({
       platform: p.platform,
       tag: p.ref,
+      node: p.node ?? null,
       ok: p.ok,
       digest: p.digest ?? null,
       buildSeconds: p.buildSeconds ?? null,
@@ -92,7 +95,7 @@ export function toMarkdown(r: RunReport): string {
   for (const p of r.platforms) {
     const status = p.ok ? '' : ` ❌ ${p.failedAt ?? ''}`;
     out.push(
-      `| ${p.platform}${status} | \`${p.tag}\` | ${p.digest ? `\`${p.digest.slice(0, 19)}…\`` : '—'} | ${p.buildSeconds ?? '—'} | ${verdictOf(p.checks, 'metadata')} | ${verdictOf(p.checks, 'binaries')} | ${verdictOf(p.checks, 'runtime')} |`,
+      `| ${p.platform}${status}${p.node ? ` on ${mdCell(p.node)}` : ''} | \`${p.tag}\` | ${p.digest ? `\`${p.digest.slice(0, 19)}…\`` : '—'} | ${p.buildSeconds ?? '—'} | ${verdictOf(p.checks, 'metadata')} | ${verdictOf(p.checks, 'binaries')} | ${verdictOf(p.checks, 'runtime')} |`,
     );
   }
   const timed = r.platforms.filter((p) => p.slowestSteps.length > 0);

@@ -2,34 +2,34 @@
 // verify what the registry holds) → manifest list → read back. A list is written only when every
 // platform it names passed every step. Progress goes out as events (see progress.ts); listr2
 // draws them on a terminal.
-import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import { assertSupported, buildArgv, describeBuilder, looksLikeNetworkFailure, networkHint, type BuildOptions } from '../docker/build.js';
-import { CacheImportWatcher, cacheExportRefused, cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
-import { emulationAdvice, StepTracker, type BuildStep } from '../docker/steps.js';
-import { assertHonoursPlatform, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
+import { assertSupported, buildArgv, describeBuilder } from '../docker/build.js';
+import type { CacheSettings } from '../docker/cache.js';
+import { emulationAdvice, type BuildStep } from '../docker/steps.js';
+import { assertHonoursPlatform, describeNode, nodeArgs, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError, UsageError } from '../errors.js';
 import { buildList } from '../oci/list.js';
-import { ImageIndexSchema, isIndexMediaType, LIST_MEDIA_TYPE, type ListKind } from '../oci/types.js';
-import { expectedUname, formatPlatform, isNative } from '../platform/platform.js';
+import { ImageIndexSchema, LIST_MEDIA_TYPE, type ListKind } from '../oci/types.js';
+import { expectedUname, formatPlatform, isNative, type Platform } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, withTag } from '../oci/reference.js';
-import { registerSecret, scrub } from '../util/secrets.js';
+import { scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
-import { checkMetadata, checkRuntime } from '../verify/checks.js';
-import { verifyImage } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
+import { buildOptionsFor, cacheFor, prepareSecrets, runPlatform, serializer, type BuildContext, type PlatformHooks } from './platform.js';
 
 export interface RunOptions {
   readonly config: BuildConfig;
   readonly client: RegistryClient;
   readonly docker: Docker;
   readonly push: boolean;
+  /** false (`--no-list`): push the platforms, leave the list to `crossbuild merge`. */
+  readonly writeList?: boolean;
   readonly type: ListKind;
   readonly concurrency: number;
   readonly noCache: boolean;
@@ -69,6 +69,8 @@ export interface PlatformResult {
   steps?: BuildStep[];
   /** What the registry verification read: files, ELF files, mismatches, excused. */
   files?: BinaryStats;
+  /** The build node, when not the local engine. */
+  readonly node?: string;
   readonly log: string;
 }
 
@@ -91,160 +93,6 @@ export interface RunResult {
   finishedAt?: string;
 }
 
-class StageError extends CrossbuildError {
-  constructor(readonly stage: Stage, message: string) {
-    super(message);
-  }
-}
-
-function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
-  if (!builder) return undefined;
-  const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
-  if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
-  return cachePlan(builder, settings, {
-    suffix: t.suffix,
-    suffixedRef: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
-    cacheRepo: o.cache.ref ?? formatReference(cfg.image),
-  });
-}
-
-/**
- * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>`. Two runs
- * of one tag never build to, verify or push each other's image through it.
- */
-export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string): string {
-  const own = `${suffixedTag(cfg, t)}-cb-${runId}`;
-  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}-${t.suffix}`.slice(0, 128)));
-}
-
-function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache' | 'runId'>, builder: Builder | undefined): BuildOptions {
-  const cache = cacheFor(cfg, t, o, builder);
-  return {
-    platform: t.platform,
-    tag: runTag(cfg, t, o.runId),
-    context: cfg.context,
-    dockerfile: t.dockerfile,
-    buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
-    ...(o.labels ? { labels: o.labels } : {}),
-    ...(t.target ? { target: t.target } : {}),
-    noCache: o.noCache,
-    network: t.network,
-    inputs: cfg.inputs,
-    ...(cache ? { cache } : {}),
-  };
-}
-
-interface BuildOutcome {
-  readonly steps: BuildStep[];
-  readonly notes: string[];
-  readonly warnings: string[];
-}
-
-async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, ctx: BuildContext, logFile: string, report: (line: string) => void, onStep: (step: string) => void): Promise<BuildOutcome> {
-  let opts = buildOptionsFor(cfg, t, o, builder);
-  const where = formatPlatform(t.platform);
-  const notes: string[] = [];
-  const warnings: string[] = [];
-  const out = createWriteStream(logFile, { flags: 'a' });
-  if (opts.cache?.pull) {
-    // The classic builder takes --cache-from from local images only: bring the last run's in.
-    const pulled = await docker.pull(opts.cache.pull, t.platform);
-    if (!pulled.ok) {
-      notes.push(`${where}: no cache yet (${opts.cache.pull}: ${pulled.reason}); building without one`);
-      const { cache: _dropped, ...rest } = opts;
-      opts = rest;
-    }
-  }
-  const run = async (o2: BuildOptions): Promise<{ exitCode: number | undefined; signal?: string; spawnError?: string; tail: string[]; networkFailure?: string; log: string[]; tracker: StepTracker }> => {
-    const argv = buildArgv(builder.kind, o2, ctx.envSecretFiles);
-    out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
-    const tail: string[] = [];
-    const all: string[] = [];
-    let networkFailure: string | undefined;
-    const tracker = new StepTracker(!isNative(t.platform));
-    const imports = new CacheImportWatcher();
-    const r = await docker.build(builder, argv, (raw) => {
-      const line = scrub(raw);
-      out.write(`${line}\n`);
-      if (line.trim() === '') return;
-      if (all.length < 5000) all.push(line);
-      networkFailure ??= looksLikeNetworkFailure(line);
-      const missing = imports.feed(line);
-      if (missing && !notes.some((n) => n.startsWith(`${where}: no cache yet`))) notes.push(`${where}: no cache yet at ${missing} (first run, or the cache was deleted); building without one`);
-      const step = tracker.feed(line, Date.now());
-      if (step) onStep(step);
-      tail.push(line);
-      if (tail.length > 20) tail.shift();
-      report(line);
-    });
-    return { ...r, tail, log: all, tracker, ...(networkFailure ? { networkFailure } : {}) };
-  };
-  let r = await run(opts);
-  if (r.exitCode !== 0 && opts.cache?.args.includes('--cache-to') && cacheExportRefused(r.log.join('\n'))) {
-    // A registry that will not store the cache costs the cache, not the run.
-    warnings.push(`${where}: the registry refused the build cache (${r.tail.filter((l) => /cache/i.test(l)).pop()?.slice(0, 160) ?? 'export failed'}); built again without exporting it`);
-    const args = opts.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to');
-    opts = { ...opts, cache: { ...opts.cache, args } };
-    r = await run(opts);
-  }
-  await new Promise<void>((resolve) => out.end(resolve));
-  if (r.exitCode !== 0) {
-    const hint = r.networkFailure ? `; looks like a network failure ("${r.networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
-    const how = r.spawnError ? `could not start (${r.spawnError === 'E2BIG' ? 'E2BIG: the argument list is too long — a build arg, label or path too large?' : r.spawnError})` : `failed (exit ${r.exitCode ?? r.signal ?? 'signal'})`;
-    throw new StageError('build', `build of ${where} ${how}${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`);
-  }
-  return { steps: r.tracker.steps(Date.now()), notes, warnings };
-}
-
-/** What every platform's build shares, found out once in preflight. */
-interface BuildContext {
-  engineHasBridge?: boolean;
-  /** id → private file holding an env secret, for CLIs whose --secret takes files only. */
-  envSecretFiles: Map<string, string>;
-}
-
-/**
- * Secrets are passed by reference; their values are registered for scrubbing so a RUN step that
- * prints one cannot leak it into logs or reports. The pre-23 CLI takes file secrets only: env
- * secrets become files in a private folder (0700/0600) that is removed when the run ends.
- */
-async function prepareSecrets(builder: Builder, cfg: BuildConfig, ctx: BuildContext): Promise<string | undefined> {
-  for (const s of cfg.inputs.secrets) {
-    if (s.env !== undefined) registerSecret(process.env[s.env]);
-    else if (statSync(s.src).size <= 64 * 1024) registerSecret(readFileSync(s.src, 'utf8').trim());
-  }
-  const envSecrets = cfg.inputs.secrets.filter((s) => s.env !== undefined);
-  if (builder.kind !== 'buildkit' || envSecrets.length === 0) return undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'crossbuild-secrets-'));
-  chmodSync(dir, 0o700);
-  for (const s of envSecrets) {
-    const file = join(dir, s.id);
-    writeFileSync(file, process.env[s.env!] ?? '', { mode: 0o600 });
-    ctx.envSecretFiles.set(s.id, file);
-  }
-  return dir;
-}
-
-/** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
-async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number; files?: BinaryStats; configDigest?: string }> {
-  // One GET of the digest: the verifier reads it and reports its media type and size.
-  const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
-  if (report.mediaType === undefined || report.size === undefined || isIndexMediaType(report.mediaType)) {
-    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not a single image: ${report.checks.map((c) => c.evidence).join('; ')}`);
-  }
-  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size, ...(report.files ? { files: report.files } : {}), ...(report.configDigest ? { configDigest: report.configDigest } : {}) };
-}
-
-/** A one-at-a-time lock. */
-function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <T>(fn: () => Promise<T>) => {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => undefined);
-    return run;
-  };
-}
-
 async function chooseBuilder(docker: Docker, wanted: BuilderKind | undefined): Promise<Builder> {
   const builders = await docker.builders();
   const chosen = wanted ? builders.find((b) => b.kind === wanted) : builders[0];
@@ -264,7 +112,7 @@ export interface RunPlan {
   /** Build inputs by reference: secret ids and where they come from, never their values. */
   readonly inputs: { secrets: string[]; ssh: string[]; addHosts: string[]; buildContexts: string[]; shmSize: string | null; ulimits: string[] };
   readonly binfmt: { platform: string; now: string; change: string }[];
-  readonly platforms: { platform: string; tag: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string }[];
+  readonly platforms: { platform: string; tag: string; node: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string }[];
 }
 
 /** The warning preflight gives once when RUN steps would get the engine's default network and it has none. */
@@ -294,7 +142,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   const i = cfg.inputs;
   return {
     image: formatReference(cfg.image),
-    list: o.push ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
+    list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
     builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
     builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
@@ -319,11 +167,61 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
       network: t.network,
       dockerfile: t.dockerfile,
       target: t.target ?? null,
+      node: t.node ?? 'local',
       cache: cacheFor(cfg, t, o, builder)?.mechanism ?? 'none',
-      command: [builder?.cli ?? 'docker', ...buildArgv(builder?.kind ?? 'classic', buildOptionsFor(cfg, t, o, builder))],
+      command: [builder?.cli ?? 'docker', ...(t.node ? nodeArgs(t.node) : []), ...buildArgv(builder?.kind ?? 'classic', buildOptionsFor(cfg, t, o, builder))],
       expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
     })),
   };
+}
+
+interface NodeState {
+  readonly docker: Docker;
+  readonly engine?: EngineInfo;
+  readonly builder?: Builder;
+  readonly cpus?: number;
+  readonly error?: string;
+  readonly turn: <T>(fn: () => Promise<T>) => Promise<T>;
+  readonly slots: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/** At most `n` at once. */
+function semaphore(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>) => {
+    while (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/** Ask a build node for its engine, OS/arch, CPUs and builder; an unreachable one says how it was reached. */
+async function probeNode(o: RunOptions, name: string): Promise<NodeState> {
+  const docker = o.docker.on(nodeArgs(name));
+  try {
+    const engine = await docker.engine();
+    assertHonoursPlatform(engine);
+    const builder = await chooseBuilder(docker, o.builder);
+    assertSupported(builder, o.config.inputs);
+    const cpus = await docker.cpus();
+    return { docker, engine, builder, ...(cpus ? { cpus } : {}), turn: serializer(), slots: semaphore(2 * (cpus ?? 1)) };
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`node ${name} (${describeNode(name)}): ${e.message}`);
+    const why = (e as Error).message.split('\n')[0];
+    return { docker, error: `node ${name} (${describeNode(name)}) is unreachable: ${why}`, turn: serializer(), slots: semaphore(1) };
+  }
+}
+
+/** Does the node's engine run this platform natively (no QEMU needed there)? */
+function nativeOn(n: NodeState | undefined, p: Platform): boolean {
+  if (!n?.engine) return false;
+  return n.engine.os === p.os && n.engine.arch === p.architecture;
 }
 
 export async function runPipeline(o: RunOptions): Promise<RunResult> {
@@ -342,8 +240,11 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     ok: false,
     checks: [],
     log: join(o.logDir, `${t.suffix}.log`),
+    ...(t.node ? { node: t.node } : {}),
   }));
   const state: { engine?: EngineInfo; builder?: Builder } = {};
+  /** Build nodes by name: the engine, its builder, or why it cannot be used. */
+  const nodes = new Map<string, NodeState>();
   const buildCtx: BuildContext = { envSecretFiles: new Map() };
   let secretsDir: string | undefined;
   const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString() };
@@ -353,110 +254,37 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     if (why) throw new CrossbuildError(`interrupted by ${why}`);
   };
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
-    title: `${r.platform} → ${r.ref}`,
+    title: `${r.platform} → ${r.ref}${t.node ? ` on ${t.node}` : ''}`,
     task: async (_ctx, task) => {
-      const builder = state.builder!;
-      const own = runTag(cfg, t, o.runId);
-      let stage: Stage = 'build';
-      const step = (s: ProgressEvent['state'], message = '') => {
-        task.output = message || s;
-        emit(r.platform, s, message);
+      const hooks: PlatformHooks = {
+        step: (s, message = '') => {
+          task.output = message || s;
+          emit(r.platform, s, message);
+        },
+        output: (line, runningStep) => {
+          if (o.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
+          emit(r.platform, 'output', line);
+        },
+        event: (state, message) => emit(r.platform, state, message),
+        title: (title) => {
+          task.title = title;
+        },
+        note: (n) => result.notes.push(n),
+        warning: (w) => result.warnings.push(w),
       };
-      try {
-        stopIfInterrupted();
-        step('building', `log: ${r.log}`);
-        const started = Date.now();
-        r.cache = cacheFor(cfg, t, o, builder)?.mechanism ?? 'none';
-        let runningStep = '';
-        const build = () =>
-          buildOne(
-            o.docker,
-            builder,
-            cfg,
-            t,
-            o,
-            buildCtx,
-            r.log,
-            (line) => {
-              if (o.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
-              emit(r.platform, 'output', line);
-            },
-            (s) => {
-              runningStep = s;
-              emit(r.platform, 'step', s);
-            },
-          );
-        const outcome = await (builder.kind === 'classic' ? classicTurn(build) : build());
-        r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
-        r.steps = outcome.steps;
-        for (const n of outcome.notes) {
-          result.notes.push(n);
-          emit(r.platform, 'note', n);
-        }
-        for (const w of outcome.warnings) {
-          result.warnings.push(w);
-          emit(r.platform, 'warning', w);
-        }
-
-        stage = 'verify';
-        stopIfInterrupted();
-        step('verifying', `built in ${r.buildSeconds}s`);
-        // From here on the image is this run's by ID: the run tag names it, nothing else is trusted.
-        const inspect = await o.docker.inspect(own);
-        const meta = checkMetadata(t.platform, inspect, 'image config');
-        const runtime = await checkRuntime(o.docker, inspect.id, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
-        r.checks.push(meta, runtime);
-        const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
-        if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
-
-        if (!o.push) {
-          await o.docker.tag(inspect.id, r.ref);
-          r.ok = true;
-          task.title = `${r.platform}: built and verified (${[meta, runtime].map((c) => c.evidence).join('; ')})`;
-          emit(r.platform, 'done', 'built and verified (not pushed)');
-          return;
-        }
-        stage = 'push';
-        stopIfInterrupted();
-        step('pushing', r.ref);
-        // `docker push` takes a name, and another run may move the suffixed name between our tag
-        // and its push: the registry's config digest must be this run's image, else push again.
-        let pushed: { digest: string; size: number } | undefined;
-        let inReg: Awaited<ReturnType<typeof verifyInRegistry>> | undefined;
-        for (let attempt = 1; ; attempt++) {
-          await o.docker.tag(inspect.id, r.ref);
-          pushed = await o.docker.push(r.ref, {
-            onRetry: (n, reason, delayMs) => step('pushing', `${r.ref} again (attempt ${n} of 3) in ${delayMs / 1000}s: ${reason}`),
-          });
-          stage = 'registry-verify';
-          step('verifying-registry', pushed.digest);
-          inReg = await verifyInRegistry(o, t, pushed.digest);
-          if (inReg.configDigest === inspect.id || pushed.digest === inspect.id) break;
-          if (attempt === 3) throw new StageError('push', `${r.ref} was re-tagged by someone else while this run pushed it (3 times): pushed ${pushed.digest} is not this run's image ${inspect.id}`);
-          stage = 'push';
-          step('pushing', `${r.ref} again: another run moved the tag (pushed config ${inReg.configDigest ?? '?'}, this run's image ${inspect.id})`);
-        }
-        r.digest = pushed.digest;
-        r.checks.push(...inReg.checks);
-        r.mediaType = inReg.mediaType;
-        r.size = inReg.size;
-        if (inReg.files) r.files = inReg.files;
-        const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
-        if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
-        r.ok = true;
-        task.title = `${r.platform} → ${r.ref}@${pushed.digest.slice(0, 19)}… (${runtime.evidence})`;
-        emit(r.platform, 'done', `${pushed.digest} (${runtime.evidence})`);
-      } catch (e) {
-        r.ok = false;
-        r.failedAt = e instanceof StageError ? e.stage : stage;
-        const why = o.interrupted?.();
-        r.error = why ? `interrupted by ${why}` : e instanceof Error ? scrub(e.message) : String(e);
-        emit(r.platform, 'failed', `${r.failedAt}: ${r.error.split('\n')[0]}`);
-        throw e instanceof Error ? e : new Error(String(e));
-      } finally {
-        // The run's own name goes; the suffixed name stays on the image, as users expect.
-        await o.docker.untag(own);
+      if (t.node === undefined) {
+        await runPlatform({ o, cfg, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, t, r, hooks);
+        return;
       }
+      const n = nodes.get(t.node)!;
+      if (n.error) {
+        r.failedAt = 'build';
+        r.error = n.error;
+        hooks.event('failed', `build: ${n.error}`);
+        throw new CrossbuildError(n.error);
+      }
+      // A node takes as many builds at once as its CPUs allow (twice, as locally: emulation is mostly single-threaded).
+      await n.slots(() => runPlatform({ o, cfg, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, t, r, hooks));
     },
   });
 
@@ -480,14 +308,26 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             }
           }
           secretsDir = await prepareSecrets(state.builder, cfg, buildCtx);
-          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${state.builder.kind} via ${state.builder.cli}`;
+          // Every build node answers (or its platforms fail, naming it), in parallel.
+          const wanted = [...new Set(cfg.platforms.map((t) => t.node).filter((n): n is string => n !== undefined))];
+          await Promise.all(wanted.map(async (name) => nodes.set(name, await probeNode(o, name))));
+          for (const [name, n] of nodes) {
+            if (n.error) emit('preflight', 'warning', n.error);
+            else emit('preflight', 'started', `node ${name} (${describeNode(name)}): engine ${n.engine!.serverVersion} ${n.engine!.os}/${n.engine!.arch}, ${n.cpus ?? '?'} CPUs, builder ${n.builder!.kind}`);
+          }
+          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${state.builder.kind} via ${state.builder.cli}${nodes.size ? `; ${nodes.size} node${nodes.size > 1 ? 's' : ''}` : ''}`;
           emit('preflight', 'done', `engine ${state.engine.serverVersion}, builder ${state.builder.kind} via ${state.builder.cli}`);
         },
       },
       {
         title: 'binfmt_misc: QEMU handlers for emulated platforms',
         task: async (_ctx, task) => {
-          const foreign = cfg.platforms.map((t) => t.platform).filter((p) => !isNative(p));
+          // This host's kernel runs the local engine's and local-socket nodes' containers; a
+          // platform native to its node needs no handler, a remote node's are its own.
+          const foreign = cfg.platforms
+            .filter((t) => t.node === undefined || (t.node.startsWith('unix://') && !nativeOn(nodes.get(t.node), t.platform)))
+            .map((t) => t.platform)
+            .filter((p) => !isNative(p));
           if (foreign.length === 0) {
             task.title = 'binfmt_misc: every platform is native';
             emit('binfmt', 'done', 'every platform is native');
@@ -508,7 +348,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       },
       {
         title: `Manifest list ${listRef}`,
-        skip: () => !o.push && 'not pushing (--no-push)',
+        skip: () => (!o.push ? 'not pushing (--no-push)' : o.writeList === false ? 'no list (--no-list): crossbuild merge writes it' : false),
         task: async (_ctx, task) => {
           stopIfInterrupted();
           const failed = results.filter((r) => !r.ok);
@@ -574,7 +414,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     emit('build', 'warning', advice);
   }
   const platformsOk = results.every((r) => r.ok);
-  const ok = !result.error && platformsOk && (!o.push || result.list !== undefined);
+  const ok = !result.error && platformsOk && (!o.push || o.writeList === false || result.list !== undefined);
   if (!ok && !result.error && !platformsOk) result.error = `failed: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')}`;
   result.finishedAt = new Date().toISOString();
   Object.assign(result, { ok, engine: state.engine, builder: state.builder });

@@ -74,3 +74,27 @@ describe('docker push failures that may pass', () => {
     expect(transientPushFailure('An image does not exist locally with the tag: x')).toBeUndefined();
   });
 });
+
+describe('build nodes', () => {
+  it('an engine URL is reached with --host, anything else is a context', async () => {
+    const { nodeArgs, describeNode } = await import('../../src/docker/docker.js');
+    expect(nodeArgs('unix:///run/docker-arm.sock')).toEqual(['--host', 'unix:///run/docker-arm.sock']);
+    expect(nodeArgs('ssh://ci@arm64.example')).toEqual(['--host', 'ssh://ci@arm64.example']);
+    expect(nodeArgs('tcp://10.0.0.5:2376')).toEqual(['--host', 'tcp://10.0.0.5:2376']);
+    expect(nodeArgs('arm-builder')).toEqual(['--context', 'arm-builder']);
+    expect(describeNode('arm-builder')).toBe('context arm-builder');
+    expect(describeNode('ssh://ci@arm64.example')).toBe('ssh://ci@arm64.example');
+  });
+  it('platforms.json node, and --node over it; a bad one names the field', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { loadConfig } = await import('../../src/config/config.js');
+    const d = mkdtempSync(join(tmpdir(), 'cb-node-'));
+    const f = join(d, 'p.json');
+    writeFileSync(f, JSON.stringify({ image: 'localhost:5000/a', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64', node: 'arm-builder' }] }));
+    expect(loadConfig(f).platforms.map((t) => t.node)).toEqual([undefined, 'arm-builder']);
+    expect(loadConfig(f, { nodes: [{ platform: parsePlatform('linux/arm64'), node: 'ssh://ci@arm' }, { platform: parsePlatform('linux/amd64'), node: 'local' }] }).platforms.map((t) => t.node)).toEqual([undefined, 'ssh://ci@arm']);
+    writeFileSync(f, JSON.stringify({ image: 'localhost:5000/a', platforms: [{ platform: 'linux/arm64', suffix: 'arm64', node: 'has space' }] }));
+    expect(() => loadConfig(f)).toThrow(/platforms\[0\]\.node: "has space" is neither an engine URL/);
+  });
+});

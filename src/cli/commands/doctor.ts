@@ -2,8 +2,8 @@
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { BINFMT_DIR, binfmtMounted, platformStatus, qemuVersion, readHandlers } from '../../binfmt/binfmt.js';
 import { loadConfig } from '../../config/config.js';
-import { Docker, honoursPlatform } from '../../docker/docker.js';
-import { isNative, parsePlatform, type Platform } from '../../platform/platform.js';
+import { describeNode, Docker, honoursPlatform, nodeArgs } from '../../docker/docker.js';
+import { formatPlatform, isNative, parsePlatform, type Platform } from '../../platform/platform.js';
 import { formatReference, withTag, type ImageRef } from '../../oci/reference.js';
 import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
 
@@ -23,10 +23,12 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
 
   let platforms: Platform[] | undefined = platformsFromFlags(flags.platform);
   let image: { ref: ImageRef; tag: string } | undefined;
+  let onNodes: { platform: Platform; node: string }[] = [];
   if (existsSync(flags.config)) {
     try {
       const cfg = loadConfig(flags.config);
-      platforms ??= cfg.platforms.map((t) => t.platform);
+      platforms ??= cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform);
+      onNodes = cfg.platforms.filter((t) => t.node !== undefined).map((t) => ({ platform: t.platform, node: t.node! }));
       image = { ref: cfg.image, tag: cfg.tag };
     } catch (e) {
       add('FAIL', 'config', (e as Error).message, 'fix the file as the message says');
@@ -69,6 +71,28 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
     rootDir = (await docker.rootDir()) ?? rootDir;
   } catch (e) {
     add('FAIL', 'docker engine', (e as Error).message.split('\n')[0]!, 'start it: dockerd --bridge=none --iptables=false (or bash ci/provision.sh)');
+  }
+  // Build nodes: each answers, and each emulated platform on one needs a QEMU handler there.
+  for (const name of [...new Set(onNodes.map((n) => n.node))]) {
+    const node = docker.on(nodeArgs(name));
+    try {
+      const e = await node.engine();
+      add('OK', `node ${name}`, `${describeNode(name)}: engine ${e.serverVersion} ${e.os}/${e.arch}`);
+      for (const { platform } of onNodes.filter((n) => n.node === name)) {
+        const p = formatPlatform(platform);
+        if (e.os === platform.os && e.arch === platform.architecture) add('OK', `node ${name} ${p}`, 'native: no QEMU handler needed');
+        else if (name.startsWith('unix://')) {
+          // A local socket: the same kernel, so this host's handlers are the node's.
+          const st = platformStatus(platform, handlers);
+          if (st.state === 'ok' || st.state === 'native') add('OK', `node ${name} ${p}`, `emulated, handler ${st.handler?.name ?? 'native'} (this host's kernel)`);
+          else add('FAIL', `node ${name} ${p}`, `emulated on ${e.arch}: ${st.detail}`, `crossbuild binfmt install --platform ${p}`);
+        } else {
+          add('WARN', `node ${name} ${p}`, `emulated on ${e.os}/${e.arch}: the node needs a QEMU binfmt handler with the F flag for ${p}`, `on that host: crossbuild binfmt install --platform ${p}`);
+        }
+      }
+    } catch (err) {
+      add('FAIL', `node ${name}`, `${describeNode(name)} is unreachable: ${(err as Error).message.split('\n')[0]}`, 'check the context (docker context inspect) or the URL, and that its engine runs');
+    }
   }
   // Registry of the configured image.
   if (image) {

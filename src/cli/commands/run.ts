@@ -15,6 +15,8 @@ import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { VERSION } from '../../version.js';
 import { printFailure } from '../failure.js';
+import type { Platform } from '../../platform/platform.js';
+import { escapeControl } from '../../util/text.js';
 import { annotate } from '../../util/annotations.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
@@ -25,6 +27,8 @@ interface RunFlags extends RegistryFlags {
   platform?: string[];
   type: ListKind;
   push: boolean;
+  /** false with --no-list: a leg, the list is `crossbuild merge`'s. */
+  list: boolean;
   concurrency?: string;
   buildArg?: string[];
   label?: string[];
@@ -37,6 +41,7 @@ interface RunFlags extends RegistryFlags {
   shmSize?: string;
   ulimit?: string[];
   allow?: string[];
+  node?: string[];
   /** `--cache <mode>` and `--no-cache` share commander's attribute: a mode, or false for --no-cache. */
   cache?: string | false;
   cacheRef?: string;
@@ -53,6 +58,16 @@ interface RunFlags extends RegistryFlags {
   verbose?: boolean;
 }
 
+
+/** `--node PLATFORM=NODE`: which engine builds which platform. */
+function parseNodes(values: readonly string[]): { platform: Platform; node: string }[] {
+  return values.map((v) => {
+    const i = v.indexOf('=');
+    if (i <= 0 || i === v.length - 1) throw new UsageError(`--node ${escapeControl(v)}: expected PLATFORM=NODE, e.g. linux/arm64=arm-builder or linux/arm64=ssh://ci@arm-host`);
+    const [platform] = platformsFromFlags([v.slice(0, i)], '--node')!;
+    return { platform: platform!, node: v.slice(i + 1) };
+  });
+}
 
 function positiveInt(v: string, flag: string): number {
   const n = Number(v);
@@ -83,6 +98,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ...(flags.target ? { target: flags.target } : {}),
     ...(cacheMode !== undefined ? { cache: parseCacheMode(cacheMode, '--cache') } : {}),
     ...(flags.allow ? { allow: flags.allow } : {}),
+    ...(flags.node ? { nodes: parseNodes(flags.node) } : {}),
     inputs,
   });
   // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
@@ -118,6 +134,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     runId: randomBytes(4).toString('hex'),
     interrupted: () => interruptedBy,
     push: flags.push,
+    writeList: flags.list !== false,
     type: flags.type,
     concurrency,
     noCache: flags.cache === false,
@@ -150,9 +167,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       for (const b of plan.binfmt) lines.push(`    ${b.platform}: ${b.now}${b.change === 'none' ? '' : ` → ${b.change}`}`);
       lines.push('  platforms:');
       for (const p of plan.platforms) {
-        lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
+        lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      ${p.node !== 'local' ? `node: ${p.node}, ` : ''}network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
       }
-      lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : '  manifest list: none (--no-push)');
+      lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : (options.writeList === false ? '  manifest list: none (--no-list: crossbuild merge writes it)' : '  manifest list: none (--no-push)'));
       process.stdout.write(`${lines.join('\n')}\n`);
       return 0;
     }

@@ -1,0 +1,301 @@
+// One platform's stages — build, check (config and `uname -m`), push, verify what the registry
+// serves — as a plain function with the engine passed in, so the local run, build nodes and
+// legs share them. The list is the caller's.
+import { chmodSync, createWriteStream, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
+import { buildArgv, looksLikeNetworkFailure, networkHint, type BuildOptions } from '../docker/build.js';
+import { CacheImportWatcher, cacheExportRefused, cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
+import { StepTracker, type BuildStep } from '../docker/steps.js';
+import type { Builder, Docker } from '../docker/docker.js';
+import { CrossbuildError } from '../errors.js';
+import { formatPlatform, isNative } from '../platform/platform.js';
+import { formatReference, withTag } from '../oci/reference.js';
+import { isIndexMediaType } from '../oci/types.js';
+import { registerSecret, scrub } from '../util/secrets.js';
+import type { CheckResult } from '../verdict.js';
+import { checkMetadata, checkRuntime } from '../verify/checks.js';
+import { verifyImage } from '../verify/verify.js';
+import type { BinaryStats } from '../verify/binaries.js';
+import type { ProgressEvent } from './progress.js';
+import type { PlatformResult, RunOptions, Stage } from './run.js';
+
+export class StageError extends CrossbuildError {
+  constructor(readonly stage: Stage, message: string) {
+    super(message);
+  }
+}
+
+export function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
+  if (!builder) return undefined;
+  const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
+  if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
+  return cachePlan(builder, settings, {
+    suffix: t.suffix,
+    suffixedRef: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    cacheRepo: o.cache.ref ?? formatReference(cfg.image),
+  });
+}
+
+/**
+ * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>`. Two runs
+ * of one tag never build to, verify or push each other's image through it.
+ */
+export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string): string {
+  const own = `${suffixedTag(cfg, t)}-cb-${runId}`;
+  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}-${t.suffix}`.slice(0, 128)));
+}
+
+export function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache' | 'runId'>, builder: Builder | undefined): BuildOptions {
+  const cache = cacheFor(cfg, t, o, builder);
+  return {
+    platform: t.platform,
+    tag: runTag(cfg, t, o.runId),
+    context: cfg.context,
+    dockerfile: t.dockerfile,
+    buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
+    ...(o.labels ? { labels: o.labels } : {}),
+    ...(t.target ? { target: t.target } : {}),
+    noCache: o.noCache,
+    network: t.network,
+    inputs: cfg.inputs,
+    ...(cache ? { cache } : {}),
+  };
+}
+
+interface BuildOutcome {
+  readonly steps: BuildStep[];
+  readonly notes: string[];
+  readonly warnings: string[];
+}
+
+async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, ctx: BuildContext, logFile: string, report: (line: string) => void, onStep: (step: string) => void): Promise<BuildOutcome> {
+  let opts = buildOptionsFor(cfg, t, o, builder);
+  const where = formatPlatform(t.platform);
+  const notes: string[] = [];
+  const warnings: string[] = [];
+  const out = createWriteStream(logFile, { flags: 'a' });
+  if (opts.cache?.pull) {
+    // The classic builder takes --cache-from from local images only: bring the last run's in.
+    const pulled = await docker.pull(opts.cache.pull, t.platform);
+    if (!pulled.ok) {
+      notes.push(`${where}: no cache yet (${opts.cache.pull}: ${pulled.reason}); building without one`);
+      const { cache: _dropped, ...rest } = opts;
+      opts = rest;
+    }
+  }
+  const run = async (o2: BuildOptions): Promise<{ exitCode: number | undefined; signal?: string; spawnError?: string; tail: string[]; networkFailure?: string; log: string[]; tracker: StepTracker }> => {
+    const argv = buildArgv(builder.kind, o2, ctx.envSecretFiles);
+    out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
+    const tail: string[] = [];
+    const all: string[] = [];
+    let networkFailure: string | undefined;
+    const tracker = new StepTracker(!isNative(t.platform));
+    const imports = new CacheImportWatcher();
+    const r = await docker.build(builder, argv, (raw) => {
+      const line = scrub(raw);
+      out.write(`${line}\n`);
+      if (line.trim() === '') return;
+      if (all.length < 5000) all.push(line);
+      networkFailure ??= looksLikeNetworkFailure(line);
+      const missing = imports.feed(line);
+      if (missing && !notes.some((n) => n.startsWith(`${where}: no cache yet`))) notes.push(`${where}: no cache yet at ${missing} (first run, or the cache was deleted); building without one`);
+      const step = tracker.feed(line, Date.now());
+      if (step) onStep(step);
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      report(line);
+    });
+    return { ...r, tail, log: all, tracker, ...(networkFailure ? { networkFailure } : {}) };
+  };
+  let r = await run(opts);
+  if (r.exitCode !== 0 && opts.cache?.args.includes('--cache-to') && cacheExportRefused(r.log.join('\n'))) {
+    // A registry that will not store the cache costs the cache, not the run.
+    warnings.push(`${where}: the registry refused the build cache (${r.tail.filter((l) => /cache/i.test(l)).pop()?.slice(0, 160) ?? 'export failed'}); built again without exporting it`);
+    const args = opts.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to');
+    opts = { ...opts, cache: { ...opts.cache, args } };
+    r = await run(opts);
+  }
+  await new Promise<void>((resolve) => out.end(resolve));
+  if (r.exitCode !== 0) {
+    const hint = r.networkFailure ? `; looks like a network failure ("${r.networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
+    const how = r.spawnError ? `could not start (${r.spawnError === 'E2BIG' ? 'E2BIG: the argument list is too long — a build arg, label or path too large?' : r.spawnError})` : `failed (exit ${r.exitCode ?? r.signal ?? 'signal'})`;
+    throw new StageError('build', `build of ${where} ${how}${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`);
+  }
+  return { steps: r.tracker.steps(Date.now()), notes, warnings };
+}
+
+/** What every platform's build shares, found out once in preflight. */
+export interface BuildContext {
+  engineHasBridge?: boolean;
+  /** id → private file holding an env secret, for CLIs whose --secret takes files only. */
+  envSecretFiles: Map<string, string>;
+}
+
+/**
+ * Secrets are passed by reference; their values are registered for scrubbing so a RUN step that
+ * prints one cannot leak it into logs or reports. The pre-23 CLI takes file secrets only: env
+ * secrets become files in a private folder (0700/0600) that is removed when the run ends.
+ */
+export async function prepareSecrets(builder: Builder, cfg: BuildConfig, ctx: BuildContext): Promise<string | undefined> {
+  for (const s of cfg.inputs.secrets) {
+    if (s.env !== undefined) registerSecret(process.env[s.env]);
+    else if (statSync(s.src).size <= 64 * 1024) registerSecret(readFileSync(s.src, 'utf8').trim());
+  }
+  const envSecrets = cfg.inputs.secrets.filter((s) => s.env !== undefined);
+  if (builder.kind !== 'buildkit' || envSecrets.length === 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'crossbuild-secrets-'));
+  chmodSync(dir, 0o700);
+  for (const s of envSecrets) {
+    const file = join(dir, s.id);
+    writeFileSync(file, process.env[s.env!] ?? '', { mode: 0o600 });
+    ctx.envSecretFiles.set(s.id, file);
+  }
+  return dir;
+}
+
+/** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
+async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number; files?: BinaryStats; configDigest?: string }> {
+  // One GET of the digest: the verifier reads it and reports its media type and size.
+  const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
+  if (report.mediaType === undefined || report.size === undefined || isIndexMediaType(report.mediaType)) {
+    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not a single image: ${report.checks.map((c) => c.evidence).join('; ')}`);
+  }
+  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size, ...(report.files ? { files: report.files } : {}), ...(report.configDigest ? { configDigest: report.configDigest } : {}) };
+}
+
+/** A one-at-a-time lock. */
+export function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>) => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+/** What one platform's stages need: the options, and the engine and builder to use. */
+export interface PlatformEnv {
+  readonly o: RunOptions;
+  readonly cfg: BuildConfig;
+  readonly docker: Docker;
+  readonly builder: Builder;
+  readonly buildCtx: BuildContext;
+  /** The classic builder's builds take turns on one engine. */
+  readonly classicTurn: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/** How a platform reports: progress states, build output, title, notes and warnings. */
+export interface PlatformHooks {
+  step(state: ProgressEvent['state'], message?: string): void;
+  output(line: string, runningStep: string): void;
+  event(state: ProgressEvent['state'], message: string): void;
+  title(title: string): void;
+  note(note: string): void;
+  warning(warning: string): void;
+}
+
+/** Build, check, push and verify one platform; fills `r`, throws (after filling it) on failure. */
+export async function runPlatform(env: PlatformEnv, t: PlatformTarget, r: PlatformResult, hooks: PlatformHooks): Promise<void> {
+  const { o, cfg, docker, builder, buildCtx, classicTurn } = env;
+  const own = runTag(cfg, t, o.runId);
+  let stage: Stage = 'build';
+  const step = hooks.step;
+  const stopIfInterrupted = () => {
+    const why = o.interrupted?.();
+    if (why) throw new CrossbuildError(`interrupted by ${why}`);
+  };
+  try {
+    stopIfInterrupted();
+    step('building', `log: ${r.log}`);
+    const started = Date.now();
+    r.cache = cacheFor(cfg, t, o, builder)?.mechanism ?? 'none';
+    let runningStep = '';
+    const build = () =>
+      buildOne(
+        docker,
+        builder,
+        cfg,
+        t,
+        o,
+        buildCtx,
+        r.log,
+        (line) => hooks.output(line, runningStep),
+        (s) => {
+          runningStep = s;
+          hooks.event('step', s);
+        },
+      );
+    const outcome = await (builder.kind === 'classic' ? classicTurn(build) : build());
+    r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
+    r.steps = outcome.steps;
+    for (const n of outcome.notes) {
+      hooks.note(n);
+      hooks.event('note', n);
+    }
+    for (const w of outcome.warnings) {
+      hooks.warning(w);
+      hooks.event('warning', w);
+    }
+
+    stage = 'verify';
+    stopIfInterrupted();
+    step('verifying', `built in ${r.buildSeconds}s`);
+    // From here on the image is this run's by ID: the run tag names it, nothing else is trusted.
+    const inspect = await docker.inspect(own);
+    const meta = checkMetadata(t.platform, inspect, 'image config');
+    const runtime = await checkRuntime(docker, inspect.id, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
+    r.checks.push(meta, runtime);
+    const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
+    if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
+
+    if (!o.push) {
+      await docker.tag(inspect.id, r.ref);
+      r.ok = true;
+      hooks.title(`${r.platform}: built and verified (${[meta, runtime].map((c) => c.evidence).join('; ')})`);
+      hooks.event('done', 'built and verified (not pushed)');
+      return;
+    }
+    stage = 'push';
+    stopIfInterrupted();
+    step('pushing', r.ref);
+    // `docker push` takes a name, and another run may move the suffixed name between our tag
+    // and its push: the registry's config digest must be this run's image, else push again.
+    let pushed: { digest: string; size: number } | undefined;
+    let inReg: Awaited<ReturnType<typeof verifyInRegistry>> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      await docker.tag(inspect.id, r.ref);
+      pushed = await docker.push(r.ref, {
+        onRetry: (n, reason, delayMs) => step('pushing', `${r.ref} again (attempt ${n} of 3) in ${delayMs / 1000}s: ${reason}`),
+      });
+      stage = 'registry-verify';
+      step('verifying-registry', pushed.digest);
+      inReg = await verifyInRegistry(o, t, pushed.digest);
+      if (inReg.configDigest === inspect.id || pushed.digest === inspect.id) break;
+      if (attempt === 3) throw new StageError('push', `${r.ref} was re-tagged by someone else while this run pushed it (3 times): pushed ${pushed.digest} is not this run's image ${inspect.id}`);
+      stage = 'push';
+      step('pushing', `${r.ref} again: another run moved the tag (pushed config ${inReg.configDigest ?? '?'}, this run's image ${inspect.id})`);
+    }
+    r.digest = pushed.digest;
+    r.checks.push(...inReg.checks);
+    r.mediaType = inReg.mediaType;
+    r.size = inReg.size;
+    if (inReg.files) r.files = inReg.files;
+    const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
+    if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
+    r.ok = true;
+    hooks.title(`${r.platform} → ${r.ref}@${pushed.digest.slice(0, 19)}… (${runtime.evidence})`);
+    hooks.event('done', `${pushed.digest} (${runtime.evidence})`);
+  } catch (e) {
+    r.ok = false;
+    r.failedAt = e instanceof StageError ? e.stage : stage;
+    const why = o.interrupted?.();
+    r.error = why ? `interrupted by ${why}` : e instanceof Error ? scrub(e.message) : String(e);
+    hooks.event('failed', `${r.failedAt}: ${r.error.split('\n')[0]}`);
+    throw e instanceof Error ? e : new Error(String(e));
+  } finally {
+    // The run's own name goes; the suffixed name stays on the image, as users expect.
+    await docker.untag(own);
+  }
+}
