@@ -230,6 +230,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   // base). Its builds take turns; verification and pushes still overlap. BuildKit and buildx
   // resolve by digest and run fully concurrently.
   const classicTurn = serializer();
+  const localSlots = semaphore(o.concurrency);
   const emit = (scope: string, state: ProgressEvent['state'], message = '') => o.onEvent?.({ at: new Date(), scope, state, message });
   mkdirSync(o.logDir, { recursive: true });
   const cfg = o.config;
@@ -273,7 +274,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         warning: (w) => result.warnings.push(w),
       };
       if (t.node === undefined) {
-        await runPlatform({ o, cfg, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, t, r, hooks);
+        await localSlots(() => runPlatform({ o, cfg, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, t, r, hooks));
         return;
       }
       const n = nodes.get(t.node)!;
@@ -284,7 +285,13 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         throw new CrossbuildError(n.error);
       }
       // A node takes as many builds at once as its CPUs allow (twice, as locally: emulation is mostly single-threaded).
-      await n.slots(() => runPlatform({ o, cfg, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, t, r, hooks));
+      try {
+        await n.slots(() => runPlatform({ o, cfg, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, t, r, hooks));
+      } catch (e) {
+        // Whatever failed there, say where: the node and how it was reached.
+        if (r.error && !r.error.startsWith('interrupted')) r.error = `on node ${t.node} (${describeNode(t.node)}): ${r.error}`;
+        throw e;
+      }
     },
   });
 
@@ -343,7 +350,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         task: (_ctx, task) =>
           task.newListr(
             cfg.platforms.map((t, i) => platformTask(t, results[i]!)),
-            { concurrent: o.concurrency, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
+            // Nodes build at the same time as the local engine: each engine has its own limit.
+            { concurrent: cfg.platforms.some((t) => t.node !== undefined) ? cfg.platforms.length : o.concurrency, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
           ),
       },
       {
