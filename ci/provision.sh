@@ -55,6 +55,13 @@ fi
 
 # 2. dockerd, without a bridge network or iptables rules.
 docker_cli=$(command -v docker)
+# A dockerd still shutting down holds its pid file: wait for it to go (or to answer) first.
+pidfile=/var/run/docker.pid
+for _ in $(seq 1 60); do
+  "$docker_cli" info >/dev/null 2>&1 && break
+  if [ ! -s "$pidfile" ] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then break; fi
+  sleep 0.5
+done
 if ! "$docker_cli" info >/dev/null 2>&1; then
   log "starting dockerd --bridge=none --iptables=false"
   setsid nohup dockerd --bridge=none --iptables=false >"$state/logs/dockerd.log" 2>&1 </dev/null &
