@@ -83,3 +83,28 @@ export function writeReportFile(file: string, content: string): void {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, content);
 }
+
+/**
+ * SIGINT/SIGTERM while a command runs: the first one calls `onFirst` (stop and clean up) and is
+ * remembered, so the command can finish its report and exit 128 + the signal's number.
+ */
+export function watchInterrupts(onFirst: (sig: NodeJS.Signals) => void): { readonly by: () => NodeJS.Signals | undefined; readonly exitCode: () => number | undefined; dispose(): void } {
+  let by: NodeJS.Signals | undefined;
+  const handle = (sig: NodeJS.Signals) => {
+    if (by) return;
+    by = sig;
+    onFirst(sig);
+  };
+  const onInt = () => handle('SIGINT');
+  const onTerm = () => handle('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  return {
+    by: () => by,
+    exitCode: () => (by === 'SIGINT' ? 130 : by === 'SIGTERM' ? 143 : undefined),
+    dispose: () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    },
+  };
+}

@@ -175,6 +175,12 @@ export function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
+/** Nothing new starts once SIGINT/SIGTERM arrived. */
+export function throwIfInterrupted(o: Pick<RunOptions, 'interrupted'>): void {
+  const why = o.interrupted?.();
+  if (why) throw new CrossbuildError(`interrupted by ${why}`);
+}
+
 /** What one platform's stages need: the options, and the engine and builder to use. */
 export interface PlatformEnv {
   readonly o: RunOptions;
@@ -202,10 +208,7 @@ export async function runPlatform(env: PlatformEnv, t: PlatformTarget, r: Platfo
   const own = runTag(cfg, t, o.runId);
   let stage: Stage = 'build';
   const step = hooks.step;
-  const stopIfInterrupted = () => {
-    const why = o.interrupted?.();
-    if (why) throw new CrossbuildError(`interrupted by ${why}`);
-  };
+  const stopIfInterrupted = () => throwIfInterrupted(o);
   try {
     stopIfInterrupted();
     step('building', `log: ${r.log}`);

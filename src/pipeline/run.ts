@@ -21,7 +21,7 @@ import { scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
-import { buildOptionsFor, cacheFor, prepareSecrets, runPlatform, serializer, type BuildContext, type PlatformHooks } from './platform.js';
+import { buildOptionsFor, cacheFor, prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
 export interface RunOptions {
   readonly config: BuildConfig;
@@ -250,10 +250,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   let secretsDir: string | undefined;
   const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString() };
 
-  const stopIfInterrupted = () => {
-    const why = o.interrupted?.();
-    if (why) throw new CrossbuildError(`interrupted by ${why}`);
-  };
+  const stopIfInterrupted = () => throwIfInterrupted(o);
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
     title: `${r.platform} → ${r.ref}${t.node ? ` on ${t.node}` : ''}`,
     task: async (_ctx, task) => {

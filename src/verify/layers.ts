@@ -3,7 +3,7 @@
 // (whole small files only where ARM attributes are wanted), verify each blob's digest as it
 // flows, and stop early once the caller has what it needs. Memory stays bounded whatever the
 // layer size; nothing is written to disk.
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { extract, type Header as Headers } from "tar-stream";
@@ -51,15 +51,6 @@ function typeOf(h: Headers): EntryType {
   }
 }
 
-/** Count the compressed bytes as they pass (the client checks their size and digest). */
-class Digester extends Transform {
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    cb(null, chunk);
-  }
-}
-
 /** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
 function decompressorFor(first: Buffer, mediaType: string): Transform | undefined {
   // Big output chunks: far fewer threadpool round trips than the 16 KiB default.
@@ -72,7 +63,7 @@ function decompressorFor(first: Buffer, mediaType: string): Transform | undefine
   return undefined; // plain tar
 }
 
-/** Consume a tar entry, keeping its first bytes: as many as `keepFor` allows once it sees the head. */
+/** Consume a tar entry, keeping its first bytes: all of an ELF file (to a limit), the first line of anything else. */
 function consumeEntry(entry: Readable, size: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -96,24 +87,20 @@ function consumeEntry(entry: Readable, size: number): Promise<Buffer> {
   });
 }
 
-async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): Promise<number> {
-  const digester = new Digester();
-  const counted = source.pipe(digester);
-  // pipe() does not carry errors: a body that broke off, or was too short or too long, must fail
-  // the scan (with that reason, which says more than the tar parser's), not the process.
+async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): Promise<void> {
+  // A body that broke off, or was too short or too long, fails the scan with that reason, which
+  // says more than the tar parser's; the listener also keeps it from failing the process.
   let sourceError: Error | undefined;
-  source.once('error', (e) => {
-    sourceError = e;
-    counted.destroy(e);
+  source.on('error', (e) => {
+    sourceError ??= e;
   });
-  counted.on('error', () => undefined); // read from the pipeline, or sourceError
   // Peek at the first bytes to choose the decompressor.
   const first: Buffer = await new Promise((resolve, reject) => {
     const onReadable = () => {
-      const c = counted.read() as Buffer | null;
+      const c = source.read() as Buffer | null;
       if (c !== null) {
         cleanup();
-        counted.unshift(c);
+        source.unshift(c);
         resolve(c);
       }
     };
@@ -126,17 +113,17 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): 
       reject(e);
     };
     const cleanup = () => {
-      counted.off('readable', onReadable);
-      counted.off('end', onEnd);
-      counted.off('error', onError);
+      source.off('readable', onReadable);
+      source.off('end', onEnd);
+      source.off('error', onError);
     };
-    counted.on('readable', onReadable);
-    counted.on('end', onEnd);
-    counted.on('error', onError);
+    source.on('readable', onReadable);
+    source.on('end', onEnd);
+    source.on('error', onError);
   });
   const ex = extract();
   const dec = decompressorFor(first, layerDesc.mediaType);
-  const piped = dec ? pipeline(counted, dec, ex) : pipeline(counted, ex);
+  const piped = dec ? pipeline(source, dec, ex) : pipeline(source, ex);
   const consume = (async () => {
     for await (const entry of ex) {
       const h = entry.header;
@@ -162,7 +149,6 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): 
     throw sourceError ?? e;
   }
   if (sourceError) throw sourceError;
-  return digester.bytes;
 }
 
 export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions): Promise<ScanResult> {

@@ -70,18 +70,18 @@ describe('--cache registry', () => {
     // The same suffix for both: the arm/v7 run's cache source is the tag the arm64 run pushed.
     const cfg = (platform: string) => {
       const f = join(dir, `${platform.replace(/\//g, '-')}.json`);
-      writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/x', context: join(FIXTURES, 'cache'), tag: 'v1', network: 'none', cache: 'registry', platforms: [{ platform, suffix: 'shared' }] }));
+      writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/x', context: join(FIXTURES, 'cache'), tag: 'v1', network: 'none', cache: 'registry', platforms: [{ platform, suffix: 'same' }] }));
       return f;
     };
     const arm64 = await run(['--config', cfg('linux/arm64'), '--image', repo, salt]);
     expect(arm64.exitCode, arm64.stderr).toBe(0);
-    const arm64Stamp = await dockerRun(`${repo}:v1-shared`, 'linux/arm64', []);
+    const arm64Stamp = await dockerRun(`${repo}:v1-same`, 'linux/arm64', []);
     await emptyEngine(repo);
     const armv7 = await run(['--config', cfg('linux/arm/v7'), '--image', repo, salt]);
     expect(armv7.exitCode, armv7.stderr).toBe(0);
     expect(heavy(armv7.report, 'linux/arm/v7')).toMatchObject({ cached: false, emulated: true });
-    expect(await dockerRun(`${repo}:v1-shared`, 'linux/arm/v7', ['cat', '/machine'])).toBe('armv7l');
-    expect(await dockerRun(`${repo}:v1-shared`, 'linux/arm/v7', [])).not.toBe(arm64Stamp);
+    expect(await dockerRun(`${repo}:v1-same`, 'linux/arm/v7', ['cat', '/machine'])).toBe('armv7l');
+    expect(await dockerRun(`${repo}:v1-same`, 'linux/arm/v7', [])).not.toBe(arm64Stamp);
   });
 
   it('the plan says which mechanism each platform uses', async () => {

@@ -222,16 +222,16 @@ describe('manifest push under load and faults', () => {
 
   it('children sharing a blob on another registry: the blob is copied once and every manifest waits for it', async () => {
     const { pushTestImage, ustarHeader } = await import('../helpers/oci.js');
-    // One data layer, the same bytes for both platforms: the shared blob.
-    const body = Buffer.from('shared data layer\n'.repeat(5000));
-    const tar = Buffer.concat([ustarHeader('data/shared.txt', body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
+    // One data layer, the same bytes for both platforms: the common blob.
+    const body = Buffer.from('common data layer\n'.repeat(5000));
+    const tar = Buffer.concat([ustarHeader('data/common.txt', body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
     for (const round of [1, 2, 3]) {
       const src = `${other.addr}/src${round}/app`;
-      await pushTestImage(`${src}:arm64`, tar, { architecture: 'arm64', os: 'linux', cmd: ['/data/shared.txt'] });
-      await pushTestImage(`${src}:amd64`, tar, { architecture: 'amd64', os: 'linux', cmd: ['/data/shared.txt'] });
-      const dir = mkdtempSync(join(tmpdir(), 'cb-shared-'));
+      await pushTestImage(`${src}:arm64`, tar, { architecture: 'arm64', os: 'linux', cmd: ['/data/common.txt'] });
+      await pushTestImage(`${src}:amd64`, tar, { architecture: 'amd64', os: 'linux', cmd: ['/data/common.txt'] });
+      const dir = mkdtempSync(join(tmpdir(), 'cb-common-'));
       const spec = join(dir, 'spec.yaml');
-      const target = `${uniqueRepo('shared')}:v1`;
+      const target = `${uniqueRepo('common-blob')}:v1`;
       writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${src}:arm64\n  - image: ${src}:amd64\n`);
       const r = await cli(['manifest', 'push', 'from-spec', spec, '--type', 'oci']);
       expect(r.exitCode, `round ${round}: ${r.stderr}`).toBe(0);

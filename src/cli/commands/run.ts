@@ -18,7 +18,7 @@ import { printFailure } from '../failure.js';
 import type { Platform } from '../../platform/platform.js';
 import { escapeControl } from '../../util/text.js';
 import { annotate } from '../../util/annotations.js';
-import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
+import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface RunFlags extends RegistryFlags {
   config: string;
@@ -116,23 +116,16 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   // --username credentials reach `docker push` through a private config of this run's, never ~/.docker.
   const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig();
   const docker = new Docker(dockerCli(), privateConfig ? { DOCKER_CONFIG: privateConfig } : {});
-  let interruptedBy: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interruptedBy) return;
-    interruptedBy = sig;
+  const interrupts = watchInterrupts((sig) => {
     process.stderr.write(`crossbuild: ${sig}: stopping builds and removing this run's containers\n`);
     void docker.abort();
-  };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  });
   const options: RunOptions = {
     config,
     client,
     docker,
     runId: randomBytes(4).toString('hex'),
-    interrupted: () => interruptedBy,
+    interrupted: interrupts.by,
     push: flags.push,
     writeList: flags.list !== false,
     type: flags.type,
@@ -174,6 +167,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       return 0;
     }
     const result = await runPipeline(options);
+    const interruptedBy = interrupts.by();
     if (interruptedBy) {
       result.interrupted = interruptedBy;
       await docker.abort(); // containers started after the signal, if any
@@ -210,12 +204,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       }
       const code = printFailure(new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined }));
       // 128 + the signal's number, as shells report an interrupted command.
-      return interruptedBy === 'SIGINT' ? 130 : interruptedBy === 'SIGTERM' ? 143 : code;
+      return interrupts.exitCode() ?? code;
     }
     return 0;
   } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    interrupts.dispose();
     if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
     await client.close();
   }

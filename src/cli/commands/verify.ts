@@ -6,7 +6,7 @@ import { annotate } from '../../util/annotations.js';
 import { formatPlatform, type Platform } from '../../platform/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { formatReport, reportMarkdown, verifyReference } from '../../verify/verify.js';
-import { clientFromFlags, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
+import { clientFromFlags, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
 function readMetadata(file: string): string {
   try {
@@ -71,20 +71,8 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
     const docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker();
     if (docker) await docker.engine();
     // Interrupted while uname containers run: remove them, and say so with 130/143.
-    let interruptedBy: NodeJS.Signals | undefined;
-    const onSignal = (sig: NodeJS.Signals) => {
-      interruptedBy ??= sig;
-      void docker?.abort();
-    };
-    const onInt = () => onSignal('SIGINT');
-    const onTerm = () => onSignal('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    cleanups.push(() => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-    });
-    const interrupted = () => interruptedBy;
+    const interrupts = watchInterrupts(() => void docker?.abort());
+    cleanups.push(interrupts.dispose);
     const report = await verifyReference(client, ref, {
       ...(targets ? { targets } : {}),
       ...(uname ? { uname } : {}),
@@ -101,10 +89,10 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       ...report.coverage.filter((c) => c.verdict === 'fail').map((c) => ({ kind: 'error' as const, title: `crossbuild verify ${report.ref}: coverage`, message: c.evidence })),
       ...report.platforms.flatMap((p) => p.checks.filter((c) => c.verdict === 'fail' || c.verdict === 'warn').map((c) => ({ kind: c.verdict === 'fail' ? ('error' as const) : ('warning' as const), title: `crossbuild verify ${p.platform}: ${c.check}`, message: c.evidence }))),
     ]);
-    const why = interrupted();
+    const why = interrupts.by();
     if (why) {
       process.stderr.write(`crossbuild: interrupted by ${why}; verification containers removed\n`);
-      return why === 'SIGINT' ? 130 : 143;
+      return interrupts.exitCode()!;
     }
     return report.ok ? 0 : 1;
   } finally {
