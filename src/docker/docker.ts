@@ -242,9 +242,8 @@ export class Docker {
     });
     const r = await sub;
     if (partial) onLine(partial);
-    // A spawn that never started (E2BIG: arguments too long; ENOENT: no such CLI) says why.
+    // A spawn that never started (E2BIG: arguments too long; ENOENT: no such CLI): the caller says why.
     const code = (r as { code?: string }).code;
-    if (r.exitCode === undefined && code && !r.signal) onLine(`crossbuild: could not start ${builder.cli}: ${code === 'E2BIG' ? 'E2BIG (the argument list is too long: a build arg, label or secret path too large?)' : code}`);
     return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), ...(code && r.exitCode === undefined ? { spawnError: code } : {}) };
   }
 
