@@ -52,18 +52,31 @@ export class CommandError extends CrossbuildError {
  * A registry answered with an error, or could not be reached. `retriable` says whether trying the
  * same request again can help (429, 5xx, a dropped connection), for callers and reports.
  */
+/** What kind of failure a registry error is, for callers that match on it instead of on words. */
+export type RegistryErrorKind = 'not-found' | 'unauthorized' | 'denied' | 'temporary' | 'invalid' | 'other';
+
+function kindOf(status: number | undefined, retriable: boolean): RegistryErrorKind {
+  if (status === 404) return 'not-found';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'denied';
+  if (retriable || status === 429 || (status !== undefined && status >= 500)) return 'temporary';
+  return 'other';
+}
+
 export class RegistryError extends CrossbuildError {
   readonly status: number | undefined;
   readonly code: string | undefined;
   readonly retriable: boolean;
+  readonly kind: RegistryErrorKind;
   constructor(
     message: string,
-    opts: { status?: number; code?: string; retriable?: boolean; hint?: string; cause?: unknown } = {},
+    opts: { status?: number; code?: string; retriable?: boolean; kind?: RegistryErrorKind; hint?: string; cause?: unknown } = {},
   ) {
     super(message, { hint: opts.hint, cause: opts.cause, exitCode: 1 });
     this.status = opts.status;
     this.code = opts.code;
     this.retriable = opts.retriable ?? false;
+    this.kind = opts.kind ?? kindOf(opts.status, this.retriable);
   }
 }
 

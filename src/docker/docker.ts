@@ -33,6 +33,23 @@ export interface EngineInfo {
   readonly apiVersion: string;
   readonly os: string;
   readonly arch: string;
+  /** "containerd" with the containerd image store, else the graph driver (overlay2, …). */
+  readonly imageStore?: string;
+}
+
+/**
+ * `docker info --format '{{json .}}'`: which image store holds local images. The containerd store
+ * lists `driver-type io.containerd.snapshotter.v1` in DriverStatus; the classic one is a graph
+ * driver such as overlay2.
+ */
+export function parseImageStore(infoJson: string): string | undefined {
+  try {
+    const j = JSON.parse(infoJson) as { Driver?: string; DriverStatus?: [string, string][] | null };
+    if ((j.DriverStatus ?? []).some(([k, v]) => k === 'driver-type' && v.startsWith('io.containerd.snapshotter'))) return 'containerd';
+    return j.Driver || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `--platform` on build needs engine API 1.38+ (engine 18.06+). */
@@ -256,7 +273,9 @@ export class Docker {
         hint: 'start it: sudo dockerd --bridge=none --iptables=false & (or bash ci/provision.sh)',
       });
     }
-    return info;
+    const di = await this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 });
+    const imageStore = di.exitCode === 0 ? parseImageStore(di.stdout.trim()) : undefined;
+    return imageStore ? { ...info, imageStore } : info;
   }
 
   /** Which builders this host can use, best first. */

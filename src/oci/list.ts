@@ -27,6 +27,12 @@ export interface BuiltList {
   readonly json: Record<string, unknown>;
 }
 
+/** `--type` as given, else what buildx writes: an OCI index when there are attestations to carry. */
+export function listKindFor(asked: ListKind | undefined, platforms: readonly { attestations?: readonly unknown[] }[]): ListKind {
+  if (asked) return asked;
+  return platforms.some((p) => (p.attestations?.length ?? 0) > 0) ? 'oci' : 'docker';
+}
+
 const toPlatform = (p: OciPlatform): Platform => normalizeLenient(p);
 
 /**

@@ -34,6 +34,8 @@ export type ListKind = keyof typeof LIST_MEDIA_TYPE;
 /** buildx marks attestation manifests with this annotation (and platform unknown/unknown). */
 export const ATTESTATION_REF_TYPE = 'vnd.docker.reference.type';
 export const ATTESTATION_MANIFEST = 'attestation-manifest';
+/** …and names the image it describes with this one. */
+export const ATTESTATION_REF_DIGEST = 'vnd.docker.reference.digest';
 
 const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 

@@ -5,21 +5,23 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
 import type { Docker } from '../docker/docker.js';
-import { ConfigError, CrossbuildError, RegistryError } from '../errors.js';
-import { buildList } from '../oci/list.js';
+import { ConfigError } from '../errors.js';
+import { listKindFor, type ListEntry } from '../oci/list.js';
 import { formatReference, withTag } from '../oci/reference.js';
-import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isIndexMediaType, type ListKind } from '../oci/types.js';
+import { isAttestation, type ListKind } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform } from '../platform/platform.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { ManifestHead, RegistryClient } from '../registry/client.js';
+import { publishList } from '../registry/publish.js';
 import { worst, type CheckResult } from '../verdict.js';
-import { verifyImage } from '../verify/verify.js';
+import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 
 export type LegSource = { readonly kind: 'tags' } | { readonly kind: 'reports'; readonly files: readonly string[] } | { readonly kind: 'digests'; readonly dir: string };
 
 export interface MergeOptions {
   readonly config: BuildConfig;
   readonly client: RegistryClient;
-  readonly type: ListKind;
+  /** Absent: an OCI index when the legs carry attestations, else a Docker list. */
+  readonly type?: ListKind;
   readonly source: LegSource;
   /** Also run `uname -m` in each leg (needs an engine and QEMU handlers). */
   readonly runtime?: Docker;
@@ -31,7 +33,10 @@ export interface LegResult {
   /** Where the leg was looked for: its suffixed tag, or the digest a report or file named. */
   readonly ref: string;
   ok: boolean;
+  /** The leg's image manifest (inside its index when the leg was pushed with attestations). */
   digest?: string;
+  image?: ManifestHead;
+  attestations?: AttestationEntry[];
   checks: CheckResult[];
   error?: string;
 }
@@ -41,6 +46,7 @@ export interface MergeResult {
   readonly legs: LegResult[];
   readonly list?: { ref: string; digest: string; size: number; mediaType: string };
   readonly error?: string;
+  readonly notes?: string[];
 }
 
 /** A leg report's platforms and digests (the JSON `run --report` writes). */
@@ -72,15 +78,13 @@ function digestsFromFolder(dir: string): string[] {
 
 /** Which platform a pushed image says it is (its config), for digests that come without one. */
 async function platformOfDigest(client: RegistryClient, cfg: BuildConfig, digest: string): Promise<string | undefined> {
-  const m = await client.getManifest(cfg.image.registry, cfg.image.repository, digest);
-  if (isIndexMediaType(m.mediaType)) {
-    // A leg pushed as a one-entry list: its entry says.
-    const idx = ImageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
-    return idx.manifests[0]?.platform ? formatPlatform(normalizeLenient(idx.manifests[0].platform)) : undefined;
+  const m = await client.manifest(cfg.image.registry, cfg.image.repository, digest);
+  if (m.kind === 'index') {
+    // A leg pushed as an index (one image, maybe with attestations): its image entry says.
+    const entry = m.index.manifests.find((d) => !isAttestation(d));
+    return entry?.platform ? formatPlatform(normalizeLenient(entry.platform)) : undefined;
   }
-  const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
-  const c = ImageConfigSchema.parse(JSON.parse((await client.getBlobBytes(cfg.image.registry, cfg.image.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
-  return formatPlatform(normalizeLenient(c));
+  return formatPlatform(normalizeLenient(await client.config(cfg.image.registry, cfg.image.repository, m.manifest)));
 }
 
 /** Find each expected leg: its digest, or why there is none. */
@@ -124,7 +128,7 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
       const platform = formatPlatform(f.t.platform);
       if (!f.digest) return { platform, ref: f.ref, ok: false, checks: [], error: `missing: ${f.why}` };
       try {
-        const report = await verifyImage(o.client, cfg.image, f.digest, f.t.platform, {
+        const report = await verifyPushed(o.client, cfg.image, f.digest, f.t.platform, {
           staticOnly: o.runtime === undefined,
           ...(o.runtime ? { docker: o.runtime } : {}),
           timeoutMs: o.timeoutMs,
@@ -135,8 +139,10 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
         return {
           platform,
           ref: f.ref,
-          digest: f.digest,
-          ok: worst(report.checks) !== 'fail',
+          digest: report.image?.digest ?? f.digest,
+          ...(report.image ? { image: report.image } : {}),
+          attestations: report.attestations,
+          ok: worst(report.checks) !== 'fail' && report.image !== undefined,
           checks: report.checks,
           ...(failed.length > 0 ? { error: `${f.ref} (${f.digest}) is not a proven ${platform}: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}` } : {}),
         };
@@ -149,19 +155,11 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
   if (bad.length > 0) return { ok: false, legs, error: `not writing the list: ${bad.map((l) => `${l.platform} ${l.error?.startsWith('missing') ? 'missing' : 'failed'}`).join(', ')}` };
 
   // Every leg is there and proven: the list, by digest, then read back.
-  const { registry, repository } = cfg.image;
-  const entries = await Promise.all(
-    legs.map(async (l, i) => {
-      const head = await o.client.headManifest(registry, repository, l.digest!);
-      if (!head) throw new RegistryError(`${l.ref}: ${l.digest} vanished from ${repository} while merging`);
-      const p = found[i]!.t.platform;
-      return { mediaType: head.mediaType, digest: l.digest!, size: head.size, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } };
-    }),
-  );
-  const list = buildList(o.type, entries);
-  const digest = await o.client.putManifest(registry, repository, cfg.tag, list.bytes, list.mediaType);
-  const back = await o.client.getManifest(registry, repository, cfg.tag);
-  const listRef = formatReference(withTag(cfg.image, cfg.tag));
-  if (back.digest !== digest) throw new CrossbuildError(`read back: ${listRef} serves ${back.digest}, not the list just written (${digest})`);
-  return { ok: true, legs, list: { ref: listRef, digest, size: list.size, mediaType: list.mediaType } };
+  const entries = legs.flatMap((l, i): ListEntry[] => {
+    const p = found[i]!.t.platform;
+    return [{ ...l.image!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } }, ...(l.attestations ?? [])];
+  });
+  const list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries);
+  const notes = list.dropped.length > 0 ? [`--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} left out of ${list.ref}: a Docker manifest list cannot carry them (use --type oci to keep them)`] : [];
+  return { ok: true, legs, notes, list: { ref: list.ref, digest: list.digest, size: list.size, mediaType: list.mediaType } };
 }

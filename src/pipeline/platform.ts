@@ -12,11 +12,10 @@ import type { Builder, Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
 import { formatPlatform, isNative } from '../platform/platform.js';
 import { formatReference, withTag } from '../oci/reference.js';
-import { isIndexMediaType } from '../oci/types.js';
 import { registerSecret, scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
 import { checkMetadata, checkRuntime } from '../verify/checks.js';
-import { verifyImage } from '../verify/verify.js';
+import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, Stage } from './run.js';
@@ -155,14 +154,28 @@ export async function prepareSecrets(builder: Builder, cfg: BuildConfig, ctx: Bu
   return dir;
 }
 
+interface InRegistry {
+  readonly checks: CheckResult[];
+  /** The platform's image (inside the pushed index, when buildx pushed one). */
+  readonly image: { mediaType: string; digest: string; size: number };
+  readonly attestations: AttestationEntry[];
+  readonly files?: BinaryStats;
+  readonly configDigest?: string;
+}
+
 /** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
-async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<{ checks: CheckResult[]; mediaType: string; size: number; files?: BinaryStats; configDigest?: string }> {
-  // One GET of the digest: the verifier reads it and reports its media type and size.
-  const report = await verifyImage(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
-  if (report.mediaType === undefined || report.size === undefined || isIndexMediaType(report.mediaType)) {
-    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) is not a single image: ${report.checks.map((c) => c.evidence).join('; ')}`);
+async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<InRegistry> {
+  const report = await verifyPushed(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
+  if (!report.image) {
+    throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) holds no ${formatPlatform(t.platform)} image: ${report.checks.map((c) => c.evidence).join('; ')}`);
   }
-  return { checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })), mediaType: report.mediaType, size: report.size, ...(report.files ? { files: report.files } : {}), ...(report.configDigest ? { configDigest: report.configDigest } : {}) };
+  return {
+    checks: report.checks.map((c) => ({ ...c, evidence: `registry ${c.evidence}` })),
+    image: report.image,
+    attestations: report.attestations,
+    ...(report.files ? { files: report.files } : {}),
+    ...(report.configDigest ? { configDigest: report.configDigest } : {}),
+  };
 }
 
 /** A one-at-a-time lock. */
@@ -280,16 +293,19 @@ export async function runPlatform(env: PlatformEnv, t: PlatformTarget, r: Platfo
       stage = 'push';
       step('pushing', `${r.ref} again: another run moved the tag (pushed config ${inReg.configDigest ?? '?'}, this run's image ${inspect.id})`);
     }
-    r.digest = pushed.digest;
+    r.digest = inReg.image.digest;
+    if (pushed.digest !== inReg.image.digest) r.pushedDigest = pushed.digest;
+    r.attestations = inReg.attestations;
     r.checks.push(...inReg.checks);
-    r.mediaType = inReg.mediaType;
-    r.size = inReg.size;
+    r.mediaType = inReg.image.mediaType;
+    r.size = inReg.image.size;
     if (inReg.files) r.files = inReg.files;
     const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
     if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
     r.ok = true;
-    hooks.title(`${r.platform} → ${r.ref}@${pushed.digest.slice(0, 19)}… (${runtime.evidence})`);
-    hooks.event('done', `${pushed.digest} (${runtime.evidence})`);
+    const att = r.attestations.length > 0 ? `, ${r.attestations.length} attestation${r.attestations.length > 1 ? 's' : ''}` : '';
+    hooks.title(`${r.platform} → ${r.ref}@${r.digest.slice(0, 19)}… (${runtime.evidence}${att})`);
+    hooks.event('done', `${r.digest} (${runtime.evidence}${att})`);
   } catch (e) {
     r.ok = false;
     r.failedAt = e instanceof StageError ? e.stage : stage;

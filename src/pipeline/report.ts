@@ -8,8 +8,9 @@ import type { BinaryStats } from '../verify/binaries.js';
 
 export interface RunReport {
   readonly crossbuild: string;
-  readonly engine: { readonly version: string; readonly api: string } | null;
-  readonly builder: { readonly kind: string; readonly cli: string } | null;
+  /** imageStore: "containerd" (the containerd image store) or the graph driver (overlay2). */
+  readonly engine: { readonly version: string; readonly api: string; readonly imageStore: string | null } | null;
+  readonly builder: { readonly kind: string; readonly cli: string; readonly version: string; readonly driver: string | null } | null;
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly ok: boolean;
@@ -26,7 +27,12 @@ export interface RunReport {
     /** The build node (context name or engine URL); null for the local engine. */
     readonly node: string | null;
     readonly ok: boolean;
+    /** The platform's image manifest (what the list's entry points at). */
     readonly digest: string | null;
+    /** The index `docker push` pushed when the image came with attestations (the suffixed tag's digest). */
+    readonly pushedDigest: string | null;
+    /** The image's attestation manifests (provenance, SBOM), by digest. */
+    readonly attestations: readonly string[];
     readonly buildSeconds: number | null;
     /** How the build cache was used: "none", or the mechanism and its reference. */
     readonly cache: string;
@@ -44,8 +50,8 @@ export interface RunReport {
 export function toReport(r: RunResult, version: string): RunReport {
   return {
     crossbuild: version,
-    engine: r.engine ? { version: r.engine.serverVersion, api: r.engine.apiVersion } : null,
-    builder: r.builder ? { kind: r.builder.kind, cli: r.builder.cli } : null,
+    engine: r.engine ? { version: r.engine.serverVersion, api: r.engine.apiVersion, imageStore: r.engine.imageStore ?? null } : null,
+    builder: r.builder ? { kind: r.builder.kind, cli: r.builder.cli, version: r.builder.buildxVersion ?? r.builder.clientVersion, driver: r.builder.driver ?? null } : null,
     startedAt: r.startedAt,
     finishedAt: r.finishedAt ?? new Date().toISOString(),
     ok: r.ok,
@@ -61,6 +67,8 @@ export function toReport(r: RunResult, version: string): RunReport {
       node: p.node ?? null,
       ok: p.ok,
       digest: p.digest ?? null,
+      pushedDigest: p.pushedDigest ?? null,
+      attestations: (p.attestations ?? []).map((a) => a.digest),
       buildSeconds: p.buildSeconds ?? null,
       cache: p.cache ?? 'none',
       slowestSteps: slowest(p.steps ?? []),

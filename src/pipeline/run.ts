@@ -12,14 +12,16 @@ import type { CacheSettings } from '../docker/cache.js';
 import { emulationAdvice, type BuildStep } from '../docker/steps.js';
 import { assertHonoursPlatform, describeNode, nodeArgs, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError, UsageError } from '../errors.js';
-import { buildList } from '../oci/list.js';
-import { ImageIndexSchema, LIST_MEDIA_TYPE, type ListKind } from '../oci/types.js';
+import { listKindFor, type ListEntry } from '../oci/list.js';
+import { LIST_MEDIA_TYPE, type ListKind } from '../oci/types.js';
+import { publishList } from '../registry/publish.js';
 import { expectedUname, formatPlatform, isNative, type Platform } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatReference, withTag } from '../oci/reference.js';
 import { scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
 import type { BinaryStats } from '../verify/binaries.js';
+import type { AttestationEntry } from '../verify/verify.js';
 import type { ProgressEvent } from './progress.js';
 import { buildOptionsFor, cacheFor, prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
@@ -30,7 +32,8 @@ export interface RunOptions {
   readonly push: boolean;
   /** false (`--no-list`): push the platforms, leave the list to `crossbuild merge`. */
   readonly writeList?: boolean;
-  readonly type: ListKind;
+  /** The list's kind; absent: an OCI index when any platform brought attestations (as buildx), else a Docker list. */
+  readonly type?: ListKind;
   readonly concurrency: number;
   readonly noCache: boolean;
   /** Registry cache settings from flags; the mode comes from the config (flag > env > file). */
@@ -59,9 +62,14 @@ export interface PlatformResult {
   failedAt?: Stage;
   error?: string;
   checks: CheckResult[];
+  /** The platform's image manifest: what the list's entry for it points at. */
   digest?: string;
   size?: number;
   mediaType?: string;
+  /** What `docker push` pushed when it was an index of the image and its attestations (the suffixed tag's digest). */
+  pushedDigest?: string;
+  /** Attestation manifests (provenance, SBOM) of the image, as its pushed index had them. */
+  attestations?: AttestationEntry[];
   buildSeconds?: number;
   /** How this platform's build cache was imported/exported ("none" without --cache). */
   cache?: string;
@@ -142,7 +150,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   const i = cfg.inputs;
   return {
     image: formatReference(cfg.image),
-    list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
+    list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: o.type ? LIST_MEDIA_TYPE[o.type] : `${LIST_MEDIA_TYPE.docker}, or ${LIST_MEDIA_TYPE.oci} when the images carry attestations`, platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
     builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
     builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
@@ -362,33 +370,21 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             throw new CrossbuildError(`not writing the list: ${failed.map((r) => `${r.platform} failed at ${r.failedAt ?? 'build'}`).join(', ')}`);
           }
           emit('list', 'started', listRef);
-          const list = buildList(
-            o.type,
-            results.map((r, i) => {
-              const p = cfg.platforms[i]!.platform;
-              return { mediaType: r.mediaType!, digest: r.digest!, size: r.size!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } };
-            }),
-          );
-          const { registry, repository } = cfg.image;
-          const digest = await o.client.putManifest(registry, repository, cfg.tag, list.bytes, list.mediaType);
-          result.list = { ref: listRef, digest, size: list.size, mediaType: list.mediaType };
-          task.title = `Manifest list ${listRef}: ${digest} (${list.size} bytes)`;
-
-          // Read back: the tag must serve exactly what we wrote, entry by entry.
-          const back = await o.client.getManifest(registry, repository, cfg.tag);
-          if (back.digest !== digest) throw new CrossbuildError(`read back: ${listRef} serves ${back.digest}, not the list just written (${digest})`);
-          const idx = ImageIndexSchema.parse(JSON.parse(back.bytes.toString('utf8')));
-          await Promise.all(
-            results.map(async (r) => {
-              const entry = idx.manifests.find((m) => m.digest === r.digest);
-              if (!entry?.platform || formatPlatform(entry.platform) !== r.platform) {
-                throw new CrossbuildError(`read back: ${listRef} has no entry ${r.platform} → ${r.digest}`);
-              }
-              const head = await o.client.headManifest(registry, repository, r.digest!);
-              if (!head || head.digest !== r.digest) throw new CrossbuildError(`read back: ${r.platform} entry ${r.digest} does not resolve in ${repository}`);
-            }),
-          );
-          emit('list', 'done', `${digest} ${list.size}`);
+          const kind = listKindFor(o.type, results);
+          const entries = results.flatMap((r, i): ListEntry[] => {
+            const p = cfg.platforms[i]!.platform;
+            const image: ListEntry = { mediaType: r.mediaType!, digest: r.digest!, size: r.size!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } };
+            return [image, ...(r.attestations ?? [])];
+          });
+          const list = await publishList(o.client, cfg.image, cfg.tag, kind, entries);
+          if (list.dropped.length > 0) {
+            const n = `--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} (provenance/SBOM) left out of ${listRef}: a Docker manifest list cannot carry them (use --type oci to keep them)`;
+            result.notes.push(n);
+            emit('list', 'note', n);
+          }
+          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType };
+          task.title = `Manifest list ${listRef}: ${list.digest} (${list.size} bytes)`;
+          emit('list', 'done', `${list.digest} ${list.size}`);
         },
       },
     ],

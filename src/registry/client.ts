@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { RegistryError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
-import { MANIFEST_ACCEPT } from '../oci/types.js';
+import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isIndexMediaType, MANIFEST_ACCEPT, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/types.js';
 import { scope as repositoryScope } from '../oci/reference.js';
 import { request } from './http.js';
 import { describeCause, errorDetail, header, stripQuery, Transport, USER_AGENT, type ClientOptions, type ReqOpts, type Resp } from './transport.js';
@@ -22,13 +22,32 @@ export interface FetchedManifest {
   readonly size: number;
 }
 
+/** What a descriptor points at: media type, digest and size, all known. */
 export interface ManifestHead {
   readonly mediaType: string;
   readonly digest: string;
   readonly size: number;
 }
 
+/**
+ * A manifest read and parsed once, as go-containerregistry's Descriptor.Image()/ImageIndex():
+ * an image or an index, with the descriptor it was read as. Registry bytes are parsed here and
+ * nowhere else.
+ */
+export type RemoteManifest =
+  | { readonly kind: 'image'; readonly descriptor: ManifestHead; readonly manifest: ImageManifest; readonly bytes: Buffer }
+  | { readonly kind: 'index'; readonly descriptor: ManifestHead; readonly index: ImageIndex; readonly bytes: Buffer };
+
+/** An image manifest with its config blob, checked against the config's descriptor. */
+export interface RemoteImage {
+  readonly descriptor: ManifestHead;
+  readonly manifest: ImageManifest;
+  readonly config: ImageConfig;
+}
+
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** A config is JSON of a few KiB; 16 MiB leaves room for long histories and refuses a hostile one. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 /**
  * A blob body checked as it streams: more bytes than the descriptor's size stop the stream at
@@ -76,10 +95,6 @@ export class RegistryClient {
 
   get credentials(): CredentialStore {
     return this.transport.credentials;
-  }
-
-  get opts(): ClientOptions {
-    return this.transport.opts;
   }
 
   async close(): Promise<void> {
@@ -141,9 +156,55 @@ export class RegistryClient {
       if (reference.includes(':') && reference !== digest) {
         throw new RegistryError(`registry ${registry} returned content hashing to ${digest} for ${repository}@${reference}`, { retriable: true });
       }
-      const mediaType = mediaTypeOf(bytes, header(res, 'content-type'));
+      const mediaType = mediaTypeOf(parseJson(bytes), header(res, 'content-type'));
       return { bytes, mediaType, digest, size: bytes.length };
     });
+  }
+
+  /**
+   * The typed read: a manifest (by tag or digest) as an image or an index, checked against its
+   * digest (and `expect.size` when a descriptor gave one). A body that is not a manifest of its
+   * kind is an `invalid` error naming the digest.
+   */
+  async manifest(registry: string, repository: string, reference: string, expect: { size?: number } = {}): Promise<RemoteManifest> {
+    const m = await this.getManifest(registry, repository, reference);
+    const descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size };
+    const where = `${registry}/${repository}@${m.digest}`;
+    if (expect.size !== undefined && expect.size !== m.size) {
+      throw new RegistryError(`manifest ${where} is ${m.size} bytes, not the ${expect.size} its descriptor says`, { kind: 'invalid' });
+    }
+    const json = parseJson(m.bytes);
+    if (json === undefined) throw new RegistryError(`manifest ${where} is not JSON`, { kind: 'invalid' });
+    const asIndex = isIndexMediaType(m.mediaType) || (m.mediaType === '' && Array.isArray((json as { manifests?: unknown }).manifests));
+    const parsed = (asIndex ? ImageIndexSchema : ImageManifestSchema).safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new RegistryError(`manifest ${where} (${m.mediaType || 'no media type'}) is not a valid ${asIndex ? 'index' : 'image manifest'}: ${issue ? `${issue.path.join('.') || 'top level'}: ${issue.message}` : 'schema mismatch'}`, { kind: 'invalid' });
+    }
+    return asIndex
+      ? { kind: 'index', descriptor, index: parsed.data as ImageIndex, bytes: m.bytes }
+      : { kind: 'image', descriptor, manifest: parsed.data as ImageManifest, bytes: m.bytes };
+  }
+
+  /** An image's config blob, checked against its descriptor's size and digest, parsed. */
+  async config(registry: string, repository: string, manifest: ImageManifest): Promise<ImageConfig> {
+    const d = manifest.config;
+    const what = `config ${repository}@${d.digest}`;
+    if (d.size > MAX_CONFIG_BYTES) throw new RegistryError(`${what} on ${registry} is ${d.size} bytes, more than the ${MAX_CONFIG_BYTES} a config may be`, { kind: 'invalid' });
+    const bytes = await this.getBlobBytes(registry, repository, d.digest, MAX_CONFIG_BYTES, what, d.size);
+    const parsed = ImageConfigSchema.safeParse(parseJson(bytes));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new RegistryError(`${what} on ${registry} is not an image config: ${issue ? `${issue.path.join('.') || 'top level'}: ${issue.message}` : 'not JSON'}`, { kind: 'invalid' });
+    }
+    return parsed.data;
+  }
+
+  /** A reference that must be a single image: its manifest and checked config. */
+  async image(registry: string, repository: string, reference: string, expect: { size?: number } = {}): Promise<RemoteImage> {
+    const m = await this.manifest(registry, repository, reference, expect);
+    if (m.kind !== 'image') throw new RegistryError(`${registry}/${repository}@${m.descriptor.digest} is a list (${m.descriptor.mediaType}), not an image`, { kind: 'invalid' });
+    return { descriptor: m.descriptor, manifest: m.manifest, config: await this.config(registry, repository, m.manifest) };
   }
 
   /** HEAD a manifest: undefined when it does not exist. */
@@ -157,13 +218,14 @@ export class RegistryClient {
     if (res.statusCode === 404) return undefined;
     if (res.statusCode !== 200) throw await this.failure(registry, `HEAD manifest ${repository}:${reference}`, res);
     const digest = header(res, 'docker-content-digest');
-    const size = Number(header(res, 'content-length') ?? '-1');
-    if (!digest) {
-      // Some registries omit the digest on HEAD; GET is authoritative.
+    const size = Number(header(res, 'content-length'));
+    const mediaType = (header(res, 'content-type') ?? '').split(';')[0]!.trim();
+    if (!digest || !Number.isInteger(size) || size <= 0 || mediaType === '') {
+      // Some registries omit the digest, type or length on HEAD; GET is authoritative, never a guess.
       const m = await this.getManifest(registry, repository, reference);
       return { mediaType: m.mediaType, digest: m.digest, size: m.size };
     }
-    return { mediaType: header(res, 'content-type') ?? '', digest, size };
+    return { mediaType, digest, size };
   }
 
   async putManifest(registry: string, repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
@@ -234,9 +296,9 @@ export class RegistryClient {
     return checked;
   }
 
-  async getBlobBytes(registry: string, repository: string, digest: string, limit = 64 * 1024 * 1024, what = `blob ${repository}@${digest}`): Promise<Buffer> {
+  async getBlobBytes(registry: string, repository: string, digest: string, limit = 64 * 1024 * 1024, what = `blob ${repository}@${digest}`, size?: number): Promise<Buffer> {
     return this.readRetrying(registry, what, `/v2/${repository}/blobs/${digest}`, async () => {
-      const stream = await this.getBlob(registry, repository, digest, { what });
+      const stream = await this.getBlob(registry, repository, digest, { what, ...(size !== undefined ? { size } : {}) });
       const chunks: Buffer[] = [];
       let n = 0;
       for await (const c of stream) {
@@ -312,12 +374,17 @@ async function readLimited(res: Resp, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function mediaTypeOf(bytes: Buffer, contentType: string | undefined): string {
+function parseJson(bytes: Buffer): unknown {
   try {
-    const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown };
-    if (typeof j.mediaType === 'string') return j.mediaType;
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch {
-    // fall through to the header
+    return undefined;
   }
+}
+
+/** The manifest's own mediaType field wins over the header (registries echo what was PUT). */
+function mediaTypeOf(json: unknown, contentType: string | undefined): string {
+  const mt = (json as { mediaType?: unknown } | undefined)?.mediaType;
+  if (typeof mt === 'string') return mt;
   return (contentType ?? '').split(';')[0]!.trim();
 }

@@ -3,9 +3,9 @@
 // inside it. `crossbuild verify` and `crossbuild run` (before it writes a list) both use it.
 import type { Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
-import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isAttestation, isIndexMediaType, type Descriptor } from '../oci/types.js';
+import { ATTESTATION_REF_DIGEST, isAttestation, type Descriptor } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { ManifestHead, RegistryClient, RemoteImage } from '../registry/client.js';
 import { formatReference, manifestReference, type ImageRef } from '../oci/reference.js';
 import { worst, type CheckResult, type Verdict } from '../verdict.js';
 import { checkMetadata, checkRuntime } from './checks.js';
@@ -56,15 +56,21 @@ export interface VerifyReport {
 const platformOf = normalizeLenient;
 
 /** Verify one image manifest (by digest) against the platform its entry claims. */
-export async function verifyImage(client: RegistryClient, ref: ImageRef, digest: string, expected: Platform, opts: VerifyOptions): Promise<PlatformReport> {
+export async function verifyImage(client: RegistryClient, ref: ImageRef, digest: string, expected: Platform, opts: VerifyOptions, read?: RemoteImage): Promise<PlatformReport> {
+  const platform = formatPlatform(expected);
+  const m = read ? undefined : await client.manifest(ref.registry, ref.repository, digest);
+  if (m?.kind === 'index') {
+    return { platform, digest, verdict: 'fail', checks: [{ check: 'metadata', verdict: 'fail', evidence: `${digest} is itself a list (${m.descriptor.mediaType}), not an image` }] };
+  }
+  const image = read ?? { descriptor: m!.descriptor, manifest: m!.manifest, config: await client.config(ref.registry, ref.repository, m!.manifest) };
+  return judgeImage(client, ref, image, expected, opts);
+}
+
+async function judgeImage(client: RegistryClient, ref: ImageRef, image: RemoteImage, expected: Platform, opts: VerifyOptions): Promise<PlatformReport> {
   const checks: CheckResult[] = [];
   const platform = formatPlatform(expected);
-  const m = await client.getManifest(ref.registry, ref.repository, digest);
-  if (isIndexMediaType(m.mediaType)) {
-    return { platform, digest, verdict: 'fail', checks: [{ check: 'metadata', verdict: 'fail', evidence: `${digest} is itself a list (${m.mediaType}), not an image` }] };
-  }
-  const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
-  const cfg = ImageConfigSchema.parse(JSON.parse((await client.getBlobBytes(ref.registry, ref.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
+  const { descriptor, manifest: man, config: cfg } = image;
+  const digest = descriptor.digest;
   checks.push(checkMetadata(expected, cfg, 'config'));
   let files: BinaryStats | undefined;
   try {
@@ -84,20 +90,70 @@ export async function verifyImage(client: RegistryClient, ref: ImageRef, digest:
     // No uname is only a skip when the static check vouched for the binaries.
     checks.push(rt.verdict === 'skip' && !staticOk ? { ...rt, verdict: 'fail' } : rt);
   }
-  return { platform, digest, mediaType: m.mediaType, size: m.size, verdict: worst(checks), checks, configDigest: man.config.digest, ...(files ? { files } : {}) };
+  return { platform, digest, mediaType: descriptor.mediaType, size: descriptor.size, verdict: worst(checks), checks, configDigest: man.config.digest, ...(files ? { files } : {}) };
+}
+
+/** An attestation manifest that stands beside an image: its descriptor as the index had it. */
+export type AttestationEntry = Descriptor;
+
+/** What a pushed platform digest holds, proven: the image, and the attestations that describe it. */
+export interface PushedPlatform extends PlatformReport {
+  /** What was pushed: the image itself, or an index of the image and its attestations. */
+  readonly pushed: ManifestHead;
+  /** The image inside (the pushed digest itself when it is an image). */
+  readonly image?: ManifestHead;
+  readonly attestations: AttestationEntry[];
+}
+
+/**
+ * A platform's pushed digest, as buildx pushes it: a single image, or an index holding one image
+ * of that platform and attestation manifests (provenance, SBOM) that point at it
+ * (`vnd.docker.reference.digest`). The image inside is verified as any other; the attestations
+ * are kept for the list. An index without an image of the platform fails, naming what it holds.
+ */
+export async function verifyPushed(client: RegistryClient, ref: ImageRef, digest: string, expected: Platform, opts: VerifyOptions): Promise<PushedPlatform> {
+  const platform = formatPlatform(expected);
+  const m = await client.manifest(ref.registry, ref.repository, digest);
+  if (m.kind === 'image') {
+    const config = await client.config(ref.registry, ref.repository, m.manifest);
+    const report = await judgeImage(client, ref, { descriptor: m.descriptor, manifest: m.manifest, config }, expected, opts);
+    return { ...report, pushed: m.descriptor, image: m.descriptor, attestations: [] };
+  }
+  const images = m.index.manifests.filter((d) => !isAttestation(d));
+  const hit = images.filter((d) => d.platform !== undefined && samePlatform(platformOf(d.platform), expected));
+  const fail = (evidence: string): PushedPlatform => ({ platform, digest, verdict: 'fail', checks: [{ check: 'metadata', verdict: 'fail', evidence }], pushed: m.descriptor, attestations: [] });
+  if (hit.length !== 1) {
+    const held = images.map((d) => (d.platform ? formatPlatform(platformOf(d.platform)) : `${d.digest} without a platform`));
+    return fail(`${digest} is an index (${m.descriptor.mediaType}) with ${hit.length === 0 ? `no ${platform} image` : `${hit.length} ${platform} images`} (it holds: ${held.join(', ') || 'no image'})`);
+  }
+  const entry = hit[0]!;
+  const inner = await client.manifest(ref.registry, ref.repository, entry.digest, { size: entry.size });
+  if (inner.kind !== 'image') return fail(`${digest}: its ${platform} entry ${entry.digest} is itself a list, not an image`);
+  const config = await client.config(ref.registry, ref.repository, inner.manifest);
+  const report = await judgeImage(client, ref, { descriptor: inner.descriptor, manifest: inner.manifest, config }, expected, opts);
+  const attestations = m.index.manifests.filter((d) => isAttestation(d) && d.annotations?.[ATTESTATION_REF_DIGEST] === entry.digest);
+  const evidence = attestations.length > 0 ? `; with ${attestations.length} attestation manifest${attestations.length > 1 ? 's' : ''}` : '';
+  return {
+    ...report,
+    checks: report.checks.map((c, i) => (i === 0 ? { ...c, evidence: `${c.evidence} (image ${entry.digest.slice(0, 19)}… in index ${digest.slice(0, 19)}…${evidence})` } : c)),
+    pushed: m.descriptor,
+    image: inner.descriptor,
+    attestations,
+  };
 }
 
 export async function verifyReference(client: RegistryClient, ref: ImageRef, opts: VerifyOptions): Promise<VerifyReport> {
-  const m = await client.getManifest(ref.registry, ref.repository, manifestReference(ref));
-  const base = { ref: formatReference(ref), digest: m.digest, mediaType: m.mediaType };
+  const m = await client.manifest(ref.registry, ref.repository, manifestReference(ref));
+  const base = { ref: formatReference(ref), digest: m.descriptor.digest, mediaType: m.descriptor.mediaType };
   const coverage: CheckResult[] = [];
   const missing: string[] = [];
   const extra: string[] = [];
   const attestations: string[] = [];
   let jobs: { digest: string; platform: Platform }[] = [];
 
-  if (isIndexMediaType(m.mediaType)) {
-    const idx = ImageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
+  let single: RemoteImage | undefined;
+  if (m.kind === 'index') {
+    const idx = m.index;
     const images: { d: Descriptor; p: Platform }[] = [];
     for (const d of idx.manifests) {
       if (isAttestation(d)) {
@@ -118,13 +174,12 @@ export async function verifyReference(client: RegistryClient, ref: ImageRef, opt
     }
     for (const i of images) if (!targets.some((t) => samePlatform(i.p, t))) extra.push(formatPlatform(i.p));
   } else {
-    const man = ImageManifestSchema.parse(JSON.parse(m.bytes.toString('utf8')));
-    const cfg = ImageConfigSchema.parse(JSON.parse((await client.getBlobBytes(ref.registry, ref.repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
-    const own = platformOf(cfg);
+    single = { descriptor: m.descriptor, manifest: m.manifest, config: await client.config(ref.registry, ref.repository, m.manifest) };
+    const own = platformOf(single.config);
     const targets = opts.targets ?? [own];
     // A single image can only be one platform: the first target it claims to be, or the first asked.
     const match = targets.find((t) => samePlatform(t, own)) ?? targets[0]!;
-    jobs = [{ digest: m.digest, platform: match }];
+    jobs = [{ digest: m.descriptor.digest, platform: match }];
     for (const t of targets) if (t !== match) missing.push(formatPlatform(t));
   }
   if (missing.length > 0) coverage.push({ check: 'coverage', verdict: 'fail', evidence: `missing: ${missing.join(', ')}` });
@@ -132,9 +187,9 @@ export async function verifyReference(client: RegistryClient, ref: ImageRef, opt
   if (attestations.length > 0) coverage.push({ check: 'coverage', verdict: 'pass', evidence: `${attestations.length} attestation manifest${attestations.length > 1 ? 's' : ''} skipped` });
   if (missing.length === 0 && jobs.length > 0) coverage.unshift({ check: 'coverage', verdict: 'pass', evidence: `present: ${jobs.map((j) => formatPlatform(j.platform)).join(', ')}` });
 
-  const platforms = await Promise.all(jobs.map((j) => verifyImage(client, ref, j.digest, j.platform, opts)));
+  const platforms = await Promise.all(jobs.map((j) => verifyImage(client, ref, j.digest, j.platform, opts, single)));
   const ok = coverage.every((c) => c.verdict !== 'fail') && platforms.every((p) => p.verdict !== 'fail');
-  return { ...base, kind: isIndexMediaType(m.mediaType) ? 'list' : 'manifest', ok, coverage, missing, extra, attestations, platforms };
+  return { ...base, kind: m.kind === 'index' ? 'list' : 'manifest', ok, coverage, missing, extra, attestations, platforms };
 }
 
 export function formatReport(r: VerifyReport): string {

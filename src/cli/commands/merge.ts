@@ -14,7 +14,7 @@ interface MergeFlags extends RegistryFlags {
   image?: string;
   tag?: string;
   platform?: string[];
-  type: ListKind;
+  type?: ListKind;
   runtime?: boolean;
   timeout: string;
   fromReport?: string[];
@@ -51,7 +51,7 @@ export async function mergeCommand(flags: MergeFlags): Promise<number> {
   try {
     const runtime = flags.runtime ? new (await import('../../docker/docker.js')).Docker() : undefined;
     if (runtime) await runtime.engine();
-    const r = await runMerge({ config, client, type: flags.type, source, ...(runtime ? { runtime } : {}), timeoutMs: timeout * 1000 });
+    const r = await runMerge({ config, client, ...(flags.type ? { type: flags.type } : {}), source, ...(runtime ? { runtime } : {}), timeoutMs: timeout * 1000 });
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(r, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, mergeMarkdown(r));
     annotate(r.legs.filter((l) => !l.ok).map((l) => ({ kind: 'error' as const, title: `crossbuild merge ${l.platform}`, message: l.error ?? 'failed' })));
@@ -59,6 +59,7 @@ export async function mergeCommand(flags: MergeFlags): Promise<number> {
     else {
       const w = Math.max(...r.legs.map((l) => l.platform.length));
       for (const l of r.legs) process.stderr.write(`${l.ok ? 'ok  ' : 'FAIL'} ${l.platform.padEnd(w)}  ${l.ok ? `${l.ref} ${l.digest}  ${l.checks.map((c) => c.evidence).join('; ')}` : l.error}\n`);
+      for (const n of r.notes ?? []) process.stderr.write(`note: ${n}\n`);
       if (r.list) process.stdout.write(`Digest: ${r.list.digest} ${r.list.size}\n`);
     }
     if (!r.ok) return printFailure(new CrossbuildError(r.error ?? 'merge failed', { hint: 'no manifest list was written' }));

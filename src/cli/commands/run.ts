@@ -25,7 +25,7 @@ interface RunFlags extends RegistryFlags {
   image?: string;
   tag?: string;
   platform?: string[];
-  type: ListKind;
+  type?: ListKind;
   push: boolean;
   /** false with --no-list: a leg, the list is `crossbuild merge`'s. */
   list: boolean;
@@ -128,7 +128,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     interrupted: interrupts.by,
     push: flags.push,
     writeList: flags.list !== false,
-    type: flags.type,
+    ...(flags.type ? { type: flags.type } : {}),
     concurrency,
     noCache: flags.cache === false,
     cache: {
