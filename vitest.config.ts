@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 15 * 60_000,
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     pool: 'forks',
+    setupFiles: ['./test/helpers/engine-setup.ts'],
   },
 });

@@ -5,7 +5,7 @@
 #
 #   bash ci/engines.sh up [NAME...]     # default: docker-26 docker-28 docker-28c
 #   bash ci/engines.sh down [NAME...]
-#   bash ci/engines.sh env NAME         # export lines for that engine: eval "$(bash ci/engines.sh env docker-28)"
+#   bash ci/engines.sh env NAME         # export lines for that engine (or `host`): eval "$(bash ci/engines.sh env docker-28)"
 #   bash ci/engines.sh cosign           # unpacks forky's cosign, prints its path
 #
 #   docker-26   trixie docker.io 26.1, buildx 0.13, containerd 1.7, overlay2 image store
@@ -157,6 +157,14 @@ case "$cmd" in
     ;;
   env)
     [ $# = 1 ] || die "usage: engines.sh env NAME"
+    if [ "$1" = host ]; then
+      # The host's own engine (Debian 12's 20.10) and its pre-23 CLI, for tests that pin it.
+      printf 'export DOCKER_HOST=%q\n' unix:///var/run/docker.sock
+      printf 'export DOCKER_CONFIG=%q\n' "${HOME:-/root}/.docker"
+      printf 'export CROSSBUILD_DOCKER=%q\n' /usr/bin/docker
+      printf 'export CROSSBUILD_ENGINE=%q\n' host
+      exit 0
+    fi
     suite_of "$1" >/dev/null
     printf 'export DOCKER_HOST=%q\n' "unix://$(sock "$1")"
     printf 'export DOCKER_CONFIG=%q\n' "$cache/$1/docker-config"

@@ -116,7 +116,14 @@ npm run -s build
 # it needs too; mmdebstrap, tests and `docker run --platform` by hand need them from the start).
 node "$root/bin/crossbuild.js" binfmt install | sed 's/^/[provision] binfmt /'
 
-# 7. The multi-arch base images: busybox (small, for tests) and Debian (the Flask example's).
+# 7. Current engines beside the host's 20.10 (Docker 26.1 and 28.5 on both image stores), each on
+# its own socket, and cosign: what users run, and what the tests run on (ci/engines.sh).
+if [ "${CROSSBUILD_ENGINES:-1}" != 0 ]; then
+  bash "$root/ci/engines.sh" up 2>&1 | sed 's/^\[engines\]/[provision] engines:/'
+  bash "$root/ci/engines.sh" cosign >/dev/null
+fi
+
+# 8. The multi-arch base images: busybox (small, for tests) and Debian (the Flask example's).
 if [ "$local_registry" != 0 ]; then
   bash "$root/ci/seed-base.sh"
   bash "$root/ci/seed-debian.sh"

@@ -12,6 +12,9 @@ import {
   mergeBy,
   NETWORK_MODES,
   parseAddHost,
+  parseAnnotation,
+  parseAttest,
+  parseAttestationFlag,
   parseBuildContext,
   parseSecret,
   parseShmSize,
@@ -76,6 +79,10 @@ const FileSchema = z.strictObject({
   buildContexts: z._default(z.record(z.string(), z.string()), {}),
   shmSize: z.optional(z.string()),
   ulimits: z._default(Strings, []),
+  provenance: z.optional(z.pipe(z.union([z.string(), z.boolean()]), z.transform(String))),
+  sbom: z.optional(z.pipe(z.union([z.string(), z.boolean()]), z.transform(String))),
+  attest: z._default(Strings, []),
+  annotations: z._default(Strings, []),
   allow: z._default(Strings, []),
   cache: z.optional(z.literal(CACHE_MODES, { error: `must be one of ${CACHE_MODES.join(', ')}` })),
   platforms: z
@@ -134,7 +141,7 @@ export interface ConfigOverrides {
   readonly nodes?: readonly { platform: Platform; node: string }[];
 }
 
-export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, cache, allow, platforms';
+export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, provenance, sbom, attest, annotations, cache, allow, platforms';
 export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network, node';
 
 /** A file field's value through a flag-style parser, its error re-located to the file and field. */
@@ -230,9 +237,15 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     buildContexts: Object.entries(c.buildContexts).map(([k, v]) => fieldValue(file, `buildContexts.${k}`, () => parseBuildContext(`${k}=${v}`, 'buildContext', base))),
     ulimits: c.ulimits.map((v, i) => fieldValue(file, `ulimits[${i}]`, () => parseUlimit(v, 'ulimit'))),
     ...(c.shmSize !== undefined ? { shmSize: fieldValue(file, 'shmSize', () => parseShmSize(c.shmSize!, 'shmSize')) } : {}),
+    ...(c.provenance !== undefined ? { provenance: fieldValue(file, 'provenance', () => parseAttestationFlag(c.provenance!, 'provenance', 'provenance')) } : {}),
+    ...(c.sbom !== undefined ? { sbom: fieldValue(file, 'sbom', () => parseAttestationFlag(c.sbom!, 'sbom', 'sbom')) } : {}),
+    attest: c.attest.map((v, i) => fieldValue(file, `attest[${i}]`, () => parseAttest(v, 'attest'))),
+    annotations: c.annotations.map((v, i) => fieldValue(file, `annotations[${i}]`, () => parseAnnotation(v, 'annotation'))),
   };
   const o = overrides.inputs ?? {};
   const shmSize = o.shmSize ?? fromFile.shmSize;
+  const provenance = o.provenance ?? fromFile.provenance;
+  const sbom = o.sbom ?? fromFile.sbom;
   const inputs: BuildInputs = {
     secrets: mergeBy([...fromFile.secrets, ...(o.secrets ?? [])], (s) => s.id),
     ssh: mergeBy([...fromFile.ssh, ...(o.ssh ?? [])], (s) => s.id),
@@ -240,6 +253,10 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     buildContexts: mergeBy([...fromFile.buildContexts, ...(o.buildContexts ?? [])], (b) => b.name),
     ulimits: mergeBy([...fromFile.ulimits, ...(o.ulimits ?? [])], (u) => u.split('=')[0]!),
     ...(shmSize !== undefined ? { shmSize } : {}),
+    ...(provenance !== undefined ? { provenance } : {}),
+    ...(sbom !== undefined ? { sbom } : {}),
+    attest: [...fromFile.attest, ...(o.attest ?? [])],
+    annotations: mergeBy([...fromFile.annotations, ...(o.annotations ?? [])], (a) => a.slice(0, a.indexOf('='))),
   };
   const targets: PlatformTarget[] = [];
   c.platforms.forEach((p, i) => {

@@ -40,9 +40,54 @@ export interface BuildInputs {
   readonly buildContexts: readonly BuildContextSpec[];
   readonly shmSize?: string;
   readonly ulimits: readonly string[];
+  /** buildx's --provenance as given (false, true, mode=min, mode=max[,…]); absent: buildx's default. */
+  readonly provenance?: string;
+  /** buildx's --sbom as given (false, true, generator=IMAGE); absent: buildx's default (none). */
+  readonly sbom?: string;
+  /** buildx's --attest specs (type=provenance,mode=max / type=sbom). */
+  readonly attest: readonly string[];
+  /** buildx's --annotation specs ([TYPE:]KEY=VALUE). */
+  readonly annotations: readonly string[];
 }
 
-export const NO_INPUTS: BuildInputs = { secrets: [], ssh: [], addHosts: [], buildContexts: [], ulimits: [] };
+export const NO_INPUTS: BuildInputs = { secrets: [], ssh: [], addHosts: [], buildContexts: [], ulimits: [], attest: [], annotations: [] };
+
+/** Does this input ask for an attestation (not just turn one off)? */
+export function wantsAttestations(i: BuildInputs): boolean {
+  const on = (v: string | undefined) => v !== undefined && !/^(false|0)$/i.test(v) && !/(^|,)disabled=true(,|$)/.test(v);
+  return on(i.provenance) || on(i.sbom) || i.attest.some((a) => !/(^|,)disabled=true(,|$)/.test(a));
+}
+
+/**
+ * `--provenance` / `--sbom` as buildx takes them: a boolean, or KEY=VALUE pairs (`mode=min|max`
+ * for provenance, `generator=IMAGE` for SBOM). Booleans are normalised to true/false.
+ */
+export function parseAttestationFlag(text: string, where: string, kind: 'provenance' | 'sbom'): string {
+  if (/^(true|1)$/i.test(text)) return 'true';
+  if (/^(false|0)$/i.test(text)) return 'false';
+  const f = fields(text, `${where} ${escapeControl(text)}`);
+  const mode = f.get('mode');
+  if (kind === 'provenance' && mode !== undefined && mode !== 'min' && mode !== 'max') {
+    throw new UsageError(`${where} ${escapeControl(text)}: mode must be min or max (e.g. --provenance mode=max), or give true/false`);
+  }
+  return text;
+}
+
+/** `--attest type=provenance|sbom|…[,KEY=VALUE…]`. */
+export function parseAttest(text: string, where: string): string {
+  const f = fields(text, `${where} ${escapeControl(text)}`);
+  const type = f.get('type');
+  if (!type || !/^[a-z][a-z0-9-]*$/.test(type)) throw new UsageError(`${where} ${escapeControl(text)}: needs type=provenance or type=sbom, e.g. type=provenance,mode=max`);
+  if (type === 'provenance') parseAttestationFlag(text.replace(/(^|,)type=provenance(,|$)/, '$1').replace(/^,|,$/g, '') || 'true', where, 'provenance');
+  return text;
+}
+
+/** `--annotation [TYPE[,TYPE…][[PLATFORM]]:]KEY=VALUE`, as buildx takes it (manifest, index, manifest-descriptor, index-descriptor). */
+export function parseAnnotation(text: string, where: string): string {
+  const m = /^(?:((?:manifest|index|manifest-descriptor|index-descriptor)(?:\[[^\]]+\])?(?:,(?:manifest|index|manifest-descriptor|index-descriptor)(?:\[[^\]]+\])?)*):)?([A-Za-z0-9][A-Za-z0-9._/-]*)=(.*)$/s.exec(text);
+  if (!m) throw new UsageError(`${where} ${escapeControl(text)}: expected [TYPE:]KEY=VALUE, e.g. org.opencontainers.image.title=app or index:org.opencontainers.image.description=…`);
+  return text;
+}
 
 function fields(text: string, where: string): Map<string, string> {
   const out = new Map<string, string>();

@@ -2,22 +2,11 @@
 // drop) and the argv (getCommand style). Pure: tested without an engine.
 import { UsageError } from '../errors.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
-import type { BuildInputs, NetworkMode } from './build-inputs.js';
+import { wantsAttestations, type BuildInputs, type NetworkMode } from './build-inputs.js';
+import { buildxAtLeast, describeBuilder, dockerDriverOnClassicStore, type Builder, type BuilderKind } from './builder.js';
+
+export { describeBuilder, type Builder, type BuilderKind } from './builder.js';
 import type { CachePlan } from './cache.js';
-
-export type BuilderKind = 'buildx' | 'buildkit' | 'classic';
-
-export interface Builder {
-  readonly kind: BuilderKind;
-  /** The docker CLI binary that drives it. */
-  readonly cli: string;
-  readonly env: Readonly<Record<string, string>>;
-  readonly clientVersion: string;
-  /** `docker buildx version`'s version (v0.12.1), buildx only. */
-  readonly buildxVersion?: string;
-  /** The current buildx builder's driver (docker, docker-container, …), buildx only. */
-  readonly driver?: string;
-}
 
 export interface BuildOptions {
   readonly platform: Platform;
@@ -28,24 +17,11 @@ export interface BuildOptions {
   readonly labels?: Readonly<Record<string, string>>;
   readonly target?: string;
   readonly noCache?: boolean;
-  readonly pull?: boolean;
   /** RUN steps' network; `default` passes none, so the engine's default applies. */
   readonly network: NetworkMode;
   readonly inputs: BuildInputs;
   /** Cache import/export for this platform (see cache.ts). */
   readonly cache?: CachePlan;
-}
-
-export function describeBuilder(b: Builder): string {
-  if (b.kind === 'buildx') return `buildx ${b.buildxVersion ?? ''} (driver ${b.driver ?? 'unknown'}) via ${b.cli}`.replace(/\s+/g, ' ');
-  if (b.kind === 'buildkit') return `the engine's BuildKit via ${b.cli} ${b.clientVersion} (DOCKER_BUILDKIT=1)`;
-  return `the classic builder via ${b.cli}${b.clientVersion ? ` ${b.clientVersion}` : ''} (DOCKER_BUILDKIT=0)`;
-}
-
-function buildxAtLeast(b: Builder, minor: number): boolean {
-  const m = /v?(\d+)\.(\d+)/.exec(b.buildxVersion ?? '');
-  if (!m) return true; // unknown version: let buildx itself say no
-  return Number(m[1]) > 0 || Number(m[2]) >= minor;
 }
 
 /**
@@ -62,6 +38,8 @@ export function unsupportedInputs(b: Builder, inputs: BuildInputs): string[] {
     used('--build-context', inputs.buildContexts.length > 0),
     used('--shm-size', inputs.shmSize !== undefined),
     used('--ulimit', inputs.ulimits.length > 0),
+    used('--provenance/--sbom/--attest', wantsAttestations(inputs)),
+    used('--annotation', inputs.annotations.length > 0),
   ].filter((x): x is string => typeof x === 'string');
   for (const flag of wants) {
     let why: string | undefined;
@@ -75,10 +53,41 @@ export function unsupportedInputs(b: Builder, inputs: BuildInputs): string[] {
       why = 'needs docker buildx ≥ 0.8';
     } else if (b.kind === 'buildx' && (flag === '--shm-size' || flag === '--ulimit') && !buildxAtLeast(b, 9)) {
       why = 'needs docker buildx ≥ 0.9';
+    } else if (flag === '--provenance/--sbom/--attest' && b.kind !== 'buildx') {
+      why = 'needs docker buildx ≥ 0.10 (attestations are a buildx feature)';
+    } else if (flag === '--provenance/--sbom/--attest' && !buildxAtLeast(b, 10)) {
+      why = 'needs docker buildx ≥ 0.10';
+    } else if (flag === '--provenance/--sbom/--attest' && dockerDriverOnClassicStore(b)) {
+      why = `cannot be kept by buildx's docker driver on the ${b.imageStore} image store: turn on the containerd image store ("features": {"containerd-snapshotter": true} in daemon.json) or use a docker-container builder (docker buildx create --use)`;
+    } else if (flag === '--annotation' && (b.kind !== 'buildx' || !buildxAtLeast(b, 12))) {
+      why = 'needs docker buildx ≥ 0.12';
     }
     if (why) out.push(`${flag} ${why}; the builder here is ${describeBuilder(b)}`);
   }
   return out;
+}
+
+/**
+ * Will this build's image come with attestation manifests? buildx ≥ 0.10 attaches min provenance
+ * by default wherever it can keep it (not the docker driver on the classic store), unless turned
+ * off (--provenance false, BUILDX_NO_DEFAULT_ATTESTATIONS); explicit ones are kept as asked.
+ */
+export function expectsAttestations(b: Builder, inputs: BuildInputs, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (b.kind !== 'buildx' || dockerDriverOnClassicStore(b) || !buildxAtLeast(b, 10)) return false;
+  if (wantsAttestations(inputs)) return true;
+  const off = inputs.provenance !== undefined || (env.BUILDX_NO_DEFAULT_ATTESTATIONS ?? '') !== '';
+  return !off;
+}
+
+/**
+ * The classic builder on the containerd image store ignores --platform (measured on 28.5: an
+ * arm64 build came out amd64, config and binaries): refuse it for any platform not the engine's.
+ */
+export function assertBuildsPlatforms(b: Builder, platforms: readonly Platform[], engine: { os: string; arch: string }): void {
+  if (b.kind !== 'classic' || b.imageStore !== 'containerd') return;
+  const foreign = platforms.filter((p) => p.os !== engine.os || p.architecture !== engine.arch);
+  if (foreign.length === 0) return;
+  throw new UsageError(`the classic builder ignores --platform on the containerd image store (it builds ${engine.os}/${engine.arch}): it cannot build ${foreign.map(formatPlatform).join(', ')}; use docker buildx (omit --builder classic), or the classic (overlay2) store`);
 }
 
 export function assertSupported(b: Builder, inputs: BuildInputs): void {
@@ -94,7 +103,7 @@ export function assertSupported(b: Builder, inputs: BuildInputs): void {
 export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: ReadonlyMap<string, string> = new Map()): string[] {
   const argv = kind === 'buildx' ? ['buildx', 'build', '--load'] : ['build'];
   argv.push('--platform', formatPlatform(o.platform), '-t', o.tag, '-f', o.dockerfile);
-  if (o.pull !== false) argv.push('--pull');
+  argv.push('--pull');
   if (o.noCache) argv.push('--no-cache');
   if (o.network !== 'default') argv.push('--network', o.network);
   if (kind !== 'classic') argv.push('--progress=plain');
@@ -110,6 +119,13 @@ export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: Readonly
   for (const c of o.inputs.buildContexts) argv.push('--build-context', `${c.name}=${c.value}`);
   if (o.inputs.shmSize !== undefined) argv.push('--shm-size', o.inputs.shmSize);
   for (const u of o.inputs.ulimits) argv.push('--ulimit', u);
+  if (kind === 'buildx') {
+    // Attestation inputs as buildx takes them; elsewhere only "off" can reach here (and means nothing).
+    if (o.inputs.provenance !== undefined) argv.push(`--provenance=${o.inputs.provenance}`);
+    if (o.inputs.sbom !== undefined) argv.push(`--sbom=${o.inputs.sbom}`);
+    for (const a of o.inputs.attest) argv.push('--attest', a);
+    for (const a of o.inputs.annotations) argv.push('--annotation', a);
+  }
   if (o.cache) argv.push(...o.cache.args);
   argv.push(o.context);
   return argv;

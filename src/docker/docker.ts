@@ -4,7 +4,7 @@ import { execa, type Options, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { CommandError, CrossbuildError } from '../errors.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
-import type { Builder } from './build.js';
+import type { Builder } from './builder.js';
 
 export { buildArgv, type Builder, type BuilderKind, type BuildOptions } from './build.js';
 
@@ -215,10 +215,6 @@ export class Docker {
     if (names.length > 0) await execa(this.cli, [...this.globalArgs, 'rm', '-f', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
   }
 
-  get wasAborted(): boolean {
-    return this.aborted;
-  }
-
   /** Does the engine have a `bridge` network (the default of RUN steps and containers)? */
   async hasBridgeNetwork(): Promise<boolean | undefined> {
     const r = await this.exec(['network', 'ls', '--format', '{{.Name}}'], { timeout: 20_000 });
@@ -282,6 +278,8 @@ export class Docker {
   async builders(): Promise<Builder[]> {
     const clis = await candidateClis(this.cli);
     const out: Builder[] = [];
+    const info = await this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 });
+    const imageStore = info.exitCode === 0 ? parseImageStore(info.stdout.trim()) : undefined;
     for (const cli of clis) {
       const v = await execa(cli, [...this.globalArgs, 'version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000, env: { ...this.env } });
       const clientVersion = v.stdout.trim();
@@ -290,13 +288,13 @@ export class Docker {
       if (bx.exitCode === 0) {
         const inspect = await execa(cli, [...this.globalArgs, 'buildx', 'inspect'], { reject: false, timeout: 20_000, env: { ...this.env } });
         const driver = parseBuildxDriver(inspect.stdout);
-        out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown', ...(driver ? { driver } : {}) });
+        out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown', ...(driver ? { driver } : {}), ...(imageStore ? { imageStore } : {}) });
       }
       // Before 23.0 the CLI drives the engine's built-in BuildKit itself; later CLIs need buildx for it.
       const major = Number.parseInt(clientVersion, 10);
-      if (bx.exitCode !== 0 && Number.isFinite(major) && major < 23) out.push({ kind: 'buildkit', cli, env: { DOCKER_BUILDKIT: '1' }, clientVersion });
+      if (bx.exitCode !== 0 && Number.isFinite(major) && major < 23) out.push({ kind: 'buildkit', cli, env: { DOCKER_BUILDKIT: '1' }, clientVersion, ...(imageStore ? { imageStore } : {}) });
     }
-    out.push({ kind: 'classic', cli: this.cli, env: { DOCKER_BUILDKIT: '0' }, clientVersion: '' });
+    out.push({ kind: 'classic', cli: this.cli, env: { DOCKER_BUILDKIT: '0' }, clientVersion: '', ...(imageStore ? { imageStore } : {}) });
     return out;
   }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import { assertSupported, buildArgv, describeBuilder } from '../docker/build.js';
+import { assertBuildsPlatforms, assertSupported, buildArgv, describeBuilder, expectsAttestations } from '../docker/build.js';
 import type { CacheSettings } from '../docker/cache.js';
 import { emulationAdvice, type BuildStep } from '../docker/steps.js';
 import { assertHonoursPlatform, describeNode, nodeArgs, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
@@ -136,9 +136,11 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   let engine = 'not reachable';
   let builder: Builder | undefined;
   const warnings: string[] = [];
+  let engineInfo: EngineInfo | undefined;
   try {
     const e = await o.docker.engine();
-    engine = `${e.serverVersion} (API ${e.apiVersion})`;
+    engineInfo = e;
+    engine = `${e.serverVersion} (API ${e.apiVersion}${e.imageStore ? `, ${e.imageStore} image store` : ''})`;
     builder = await chooseBuilder(o.docker, o.builder);
     const w = noBridgeWarning(cfg, await o.docker.hasBridgeNetwork());
     if (w) warnings.push(w);
@@ -146,11 +148,12 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     engine = `not reachable: ${(err as Error).message.split('\n')[0]}`;
   }
   if (builder) assertSupported(builder, cfg.inputs);
+  if (builder && engineInfo) assertBuildsPlatforms(builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), engineInfo);
   const handlers = (await binfmtMounted()) ? await readHandlers() : [];
   const i = cfg.inputs;
   return {
     image: formatReference(cfg.image),
-    list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: o.type ? LIST_MEDIA_TYPE[o.type] : `${LIST_MEDIA_TYPE.docker}, or ${LIST_MEDIA_TYPE.oci} when the images carry attestations`, platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
+    list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type ?? (builder && expectsAttestations(builder, cfg.inputs) ? 'oci' : 'docker')], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
     builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
     builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
@@ -217,6 +220,7 @@ async function probeNode(o: RunOptions, name: string): Promise<NodeState> {
     assertHonoursPlatform(engine);
     const builder = await chooseBuilder(docker, o.builder);
     assertSupported(builder, o.config.inputs);
+    assertBuildsPlatforms(builder, o.config.platforms.filter((t) => t.node === name).map((t) => t.platform), engine);
     const cpus = await docker.cpus();
     return { docker, engine, builder, ...(cpus ? { cpus } : {}), turn: serializer(), slots: semaphore(2 * (cpus ?? 1)) };
   } catch (e) {
@@ -311,6 +315,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           state.builder = await chooseBuilder(o.docker, o.builder);
           assertHonoursPlatform(state.engine);
           assertSupported(state.builder, cfg.inputs);
+          assertBuildsPlatforms(state.builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), state.engine);
           if (cfg.platforms.some((t) => t.network === 'default')) {
             buildCtx.engineHasBridge = await o.docker.hasBridgeNetwork();
             const w = noBridgeWarning(cfg, buildCtx.engineHasBridge);
@@ -327,8 +332,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             if (n.error) emit('preflight', 'warning', n.error);
             else emit('preflight', 'started', `node ${name} (${describeNode(name)}): engine ${n.engine!.serverVersion} ${n.engine!.os}/${n.engine!.arch}, ${n.cpus ?? '?'} CPUs, builder ${n.builder!.kind}`);
           }
-          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}), builder ${state.builder.kind} via ${state.builder.cli}${nodes.size ? `; ${nodes.size} node${nodes.size > 1 ? 's' : ''}` : ''}`;
-          emit('preflight', 'done', `engine ${state.engine.serverVersion}, builder ${state.builder.kind} via ${state.builder.cli}`);
+          const store = state.engine.imageStore ? `, ${state.engine.imageStore === 'containerd' ? 'containerd' : state.engine.imageStore} image store` : '';
+          task.title = `Preflight: engine ${state.engine.serverVersion} (API ${state.engine.apiVersion}${store}), builder ${state.builder.kind} via ${state.builder.cli}${nodes.size ? `; ${nodes.size} node${nodes.size > 1 ? 's' : ''}` : ''}`;
+          emit('preflight', 'done', `engine ${state.engine.serverVersion}${store}, builder ${state.builder.kind} via ${state.builder.cli}${state.builder.kind === 'buildx' ? ` (${state.builder.buildxVersion}, driver ${state.builder.driver ?? 'unknown'})` : ''}`);
         },
       },
       {

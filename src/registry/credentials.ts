@@ -1,9 +1,9 @@
 // Registry credentials from Docker's config.json: `auths`, `credsStore`, `credHelpers`
 // (docker-credential-<name> get), with explicit --username/--password-stdin winning for the
 // target registry alone.
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z, type Infer } from '../util/zod.js';
 import { UsageError } from '../errors.js';
 import { registerSecret } from '../util/secrets.js';
@@ -90,9 +90,15 @@ export class CredentialStore {
     registerSecret(auth);
     const auths = { ...((raw.auths as Record<string, unknown> | undefined) ?? {}), [host]: { auth } };
     const credHelpers = raw.credsStore !== undefined || raw.credHelpers !== undefined ? { ...((raw.credHelpers as Record<string, string> | undefined) ?? {}), [host]: '' } : undefined;
-    const dir = mkdtempSync(join(tmpdir(), 'crossbuild-docker-config-'));
+    // The password is in this file: on a memory-backed folder where there is one, so a killed run leaves nothing on disk.
+    const dir = mkdtempSync(join(privateBase(), 'crossbuild-docker-config-'));
     chmodSync(dir, 0o700);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...raw, auths, ...(credHelpers ? { credHelpers } : {}) }), { mode: 0o600 });
+    // The user's buildx builders and contexts stay theirs: buildx reads its current builder from here.
+    for (const name of ['buildx', 'contexts', 'cli-plugins']) {
+      const from = join(dirname(this.file), name);
+      if (existsSync(from)) symlinkSync(from, join(dir, name));
+    }
     return dir;
   }
 
@@ -177,5 +183,15 @@ export class CredentialStore {
     registerSecret(parsed.data.Secret);
     if (parsed.data.Username === '<token>') return { identityToken: parsed.data.Secret };
     return { username: parsed.data.Username, password: parsed.data.Secret };
+  }
+}
+
+/** /dev/shm when it is a writable tmpfs (Linux), else the temp folder. */
+function privateBase(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
   }
 }

@@ -20,7 +20,8 @@ export async function checkRuntime(docker: Docker, image: string, platform: Plat
     return { check: 'runtime', verdict: 'fail', evidence: `uname -m did not finish within ${Math.round(opts.timeoutMs / 1000)}s (emulation hung?); container removed` };
   }
   if (r.exitCode !== 0) {
-    const err = r.stderr.trim().split('\n').pop() ?? '';
+    // Docker's own message, not its closing "Run 'docker run --help'" advice.
+    const err = r.stderr.trim().split('\n').filter((l) => l.trim() !== '' && !/^Run 'docker [a-z ]+--help'/.test(l.trim())).pop()?.trim() ?? '';
     if (/executable file not found|no such file or directory/i.test(err) && /uname/.test(err)) {
       return { check: 'runtime', verdict: 'skip', evidence: 'skipped: no uname in image' };
     }

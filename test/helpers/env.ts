@@ -3,6 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { execa, type Options } from 'execa';
+import { engineEnv, TEST_ENGINE } from './engine-setup.js';
+
+export { TEST_ENGINE };
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
@@ -34,16 +37,42 @@ export async function skopeoRaw(ref: string): Promise<Buffer | undefined> {
   return Buffer.from(r.stdout as Uint8Array);
 }
 
-/** `docker run --platform P` of a tag, pulling it fresh: what a device would get. */
-export async function dockerRun(ref: string, platform: string, cmd: readonly string[]): Promise<string> {
-  const r = await execa('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, ref, ...cmd], { reject: false, timeout: 120_000 });
+/** `docker run --platform P` of a tag, pulling it fresh: what a device would get (on the engine `env` names, default the one under test). */
+export async function dockerRun(ref: string, platform: string, cmd: readonly string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await execa(env.CROSSBUILD_DOCKER ?? DOCKER, ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, ref, ...cmd], { reject: false, timeout: 120_000, env });
   if (r.exitCode !== 0) throw new Error(`docker run --platform ${platform} ${ref} failed: ${r.stderr}`);
   return String(r.stdout).trim();
 }
 
+/** The docker CLI of the engine under test (its own, with buildx), as crossbuild picks it. */
+export const DOCKER = process.env.CROSSBUILD_DOCKER ?? 'docker';
+
+/** Debian 12's engine 20.10 and its pre-23 CLI, for tests of the engine's BuildKit ('buildkit' builder) and of 20.10 itself. */
+export const HOST_ENGINE: Record<string, string> = engineEnv('host');
+
 export async function requireInfrastructure(): Promise<void> {
-  const d = await execa('docker', ['info'], { reject: false, timeout: 20_000 });
-  if (d.exitCode !== 0) throw new Error('the Docker engine is not running: run `bash ci/provision.sh` first');
+  const d = await execa(DOCKER, ['info'], { reject: false, timeout: 20_000 });
+  if (d.exitCode !== 0) throw new Error(`the Docker engine ${TEST_ENGINE} is not running (${DOCKER} at ${process.env.DOCKER_HOST ?? 'the default socket'}): run \`bash ci/provision.sh\` first`);
   const r = await fetch(`http://${REGISTRY}/v2/`).catch(() => undefined);
   if (!r?.ok) throw new Error(`no registry answers on ${REGISTRY}: run \`bash ci/provision.sh\` first`);
+}
+
+/**
+ * Build a Dockerfile for one platform and push it, as a user of the engine under test would
+ * (buildx where the CLI has it, without attestations; else the engine's BuildKit), for tests of
+ * what the verifier makes of images built elsewhere.
+ */
+export async function buildAndPush(dockerfile: string, platform: string, ref: string, ctx?: string): Promise<void> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = ctx ?? mkdtempSync(join(tmpdir(), 'cb-bctx-'));
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  const buildx = (await execa(DOCKER, ['buildx', 'version'], { reject: false })).exitCode === 0;
+  const b = buildx
+    ? await execa(DOCKER, ['buildx', 'build', '--pull', '--provenance=false', '--platform', platform, '--network', 'none', '-t', ref, '--push', dir], { reject: false })
+    : await execa(DOCKER, ['build', '--pull', '--platform', platform, '--network', 'none', '-t', ref, dir], { reject: false, env: { DOCKER_BUILDKIT: '1' } });
+  if (b.exitCode !== 0) throw new Error(`docker build ${ref} failed: ${b.stderr}`);
+  if (buildx) return;
+  const p = await execa(DOCKER, ['push', ref], { reject: false });
+  if (p.exitCode !== 0) throw new Error(`docker push ${ref} failed: ${p.stderr}`);
 }

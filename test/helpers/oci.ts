@@ -7,7 +7,7 @@ export const sha = (b: Buffer | string): string => `sha256:${createHash('sha256'
 
 export interface Index {
   mediaType: string;
-  manifests: { mediaType: string; digest: string; size: number; platform: { os: string; architecture: string; variant?: string } }[];
+  manifests: { mediaType: string; digest: string; size: number; platform: { os: string; architecture: string; variant?: string }; annotations?: Record<string, string> }[];
 }
 
 export const platformOf = (p: { os: string; architecture: string; variant?: string }): string => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -78,4 +78,22 @@ export async function pushTestImage(ref: string, tar: Buffer, config: { architec
   const put = await fetch(`http://${registry}/v2/${repository}/manifests/${reference}`, { method: 'PUT', body: new Uint8Array(man), headers: { 'content-type': mediaType } });
   if (put.status !== 201) throw new Error(`manifest ${ref}: ${put.status} ${await put.text()}`);
   return sha(man);
+}
+
+/** A list entry as the tests read it. */
+export interface Entry {
+  readonly digest: string;
+  readonly mediaType?: string;
+  readonly platform?: { os: string; architecture: string; variant?: string };
+  readonly annotations?: Record<string, string>;
+}
+
+/** The image entries of a list: what is left without buildx's attestation manifests. */
+export function imageEntries<T extends Entry>(manifests: readonly T[]): T[] {
+  return manifests.filter((m) => m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest');
+}
+
+/** The attestation entries of a list, each with the image digest it describes. */
+export function attestationEntries<T extends Entry>(manifests: readonly T[]): T[] {
+  return manifests.filter((m) => m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest');
 }

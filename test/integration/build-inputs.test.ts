@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, dockerRun, FIXTURES, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
-import { platformOf, registryLayers, sha, type Index } from '../helpers/oci.js';
+import { cli, dockerRun, FIXTURES, HOST_ENGINE, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { engineEnv } from '../helpers/engine-setup.js';
+import { imageEntries, platformOf, registryLayers, sha, type Index } from '../helpers/oci.js';
 
 beforeAll(requireInfrastructure);
 
@@ -34,7 +35,7 @@ describe('the build network', () => {
     expect(r.stderr).not.toMatch(/warning: the engine has no bridge/);
     expect(r.exitCode).toBe(0);
     const list = await listOf(`${repo}:multiarch`);
-    expect(list.manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(imageEntries(list.manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm64']);
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm64', ['cat', '/registry-answer'])).toBe('{}');
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm64', [])).toBe('aarch64');
   });
@@ -47,10 +48,10 @@ describe('the build network', () => {
     const plan = await cli(['run', '--config', file, '--image', repo, '--dry-run']);
     expect(plan.exitCode).toBe(0);
     expect(plan.stdout).toMatch(/linux\/arm\/v7 → .*\n +network: host\n/);
-    expect(plan.stdout).toMatch(/build --platform linux\/arm\/v7 .*--network host/);
+    expect(plan.stdout).toMatch(/build (--load )?--platform linux\/arm\/v7 .*--network host/);
     const r = await cli(['run', '--config', file, '--image', repo]);
     expect(r.exitCode).toBe(0);
-    expect((await listOf(`${repo}:multiarch`)).manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7']);
+    expect(imageEntries((await listOf(`${repo}:multiarch`)).manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7']);
     // The flag wins over the file.
     const none = await cli(['run', '--config', file, '--image', repo, '--network', 'none', '--no-push', '--platform', 'linux/amd64']);
     expect(none.exitCode).toBe(1);
@@ -125,22 +126,30 @@ describe('build secrets', () => {
   });
 
   it("the engine's BuildKit refuses --shm-size and --ulimit it would silently ignore", async () => {
-    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('shm'), '--builder', 'buildkit', '--shm-size', '256m', '--dry-run']);
+    // The engine's BuildKit through a pre-23 CLI: Debian 12's 20.10.
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('shm'), '--builder', 'buildkit', '--shm-size', '256m', '--dry-run'], { env: { CI: 'true', ...HOST_ENGINE } });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/--shm-size is ignored by the engine's built-in BuildKit: install docker buildx ≥ 0\.9, or use --builder classic/);
   });
 
-  it('the classic builder honours --add-host, --shm-size and --ulimit', async () => {
+  it('the classic builder honours --add-host, --shm-size and --ulimit (on the classic image store of 20.10)', async () => {
     const ctx = mkdtempSync(join(tmp, 'classic-'));
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM localhost:5000/busybox:latest\nRUN grep -w registry.test /etc/hosts > /hosts && df -k /dev/shm | tail -1 > /shm && ulimit -n > /nofile\n');
     writeFileSync(join(ctx, 'platforms.json'), JSON.stringify({ image: 'localhost:5000/it/classic-inputs', network: 'none', addHosts: ['registry.test:10.1.2.3'], platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));
     const repo = uniqueRepo('classic-inputs');
-    const r = await cli(['run', '--config', join(ctx, 'platforms.json'), '--image', repo, '--builder', 'classic', '--shm-size', '96m', '--ulimit', 'nofile=1234:1234']);
+    const r = await cli(['run', '--config', join(ctx, 'platforms.json'), '--image', repo, '--builder', 'classic', '--shm-size', '96m', '--ulimit', 'nofile=1234:1234'], { env: { CI: 'true', ...HOST_ENGINE } });
     expect(r.exitCode, r.stderr).toBe(0);
     const ref = `${repo}:latest`;
     expect(await dockerRun(ref, 'linux/arm64', ['cat', '/hosts'])).toMatch(/^10\.1\.2\.3\s+registry\.test$/);
     expect(await dockerRun(ref, 'linux/arm64', ['cat', '/nofile'])).toBe('1234');
     expect((await dockerRun(ref, 'linux/arm64', ['cat', '/shm'])).split(/\s+/)[1]).toBe(String(96 * 1024));
+  });
+
+  it('the classic builder on the containerd image store is refused for a foreign platform: it would build amd64', async () => {
+    // Measured on 28.5 with the containerd store: DOCKER_BUILDKIT=0 docker build --platform linux/arm64 gives an amd64 image.
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('classic-ctr'), '--builder', 'classic', '--platform', 'linux/arm64'], { env: { CI: 'true', ...engineEnv('docker-28c') } });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/the classic builder ignores --platform on the containerd image store \(it builds linux\/amd64\): it cannot build linux\/arm64; use docker buildx/);
   });
 });
 

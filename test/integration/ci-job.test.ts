@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, FIXTURES, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { cli, DOCKER, FIXTURES, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { sha } from '../helpers/oci.js';
+import { engineEnv } from '../helpers/engine-setup.js';
+import { installCa, makePki, startRegistry } from '../helpers/registries.js';
 
 
 beforeAll(requireInfrastructure);
@@ -28,7 +30,7 @@ describe('ci/job.sh', () => {
       crossbuild: string;
       engine: { version: string };
       list: { ref: string; digest: string; size: number; mediaType: string };
-      platforms: { platform: string; tag: string; digest: string; buildSeconds: number; checks: { verdict: string }[] }[];
+      platforms: { platform: string; tag: string; digest: string; pushedDigest: string | null; buildSeconds: number; checks: { verdict: string }[] }[];
     };
     expect(report.ok).toBe(true);
     expect(report.crossbuild).toMatch(/^\d+\.\d+\.\d+$/);
@@ -37,7 +39,8 @@ describe('ci/job.sh', () => {
     expect(sha(list)).toBe(report.list.digest);
     expect(list.length).toBe(report.list.size);
     for (const p of report.platforms) {
-      expect(sha((await skopeoRaw(p.tag))!)).toBe(p.digest);
+      // The suffixed tag serves what was pushed: the image, or its index with attestations.
+      expect(sha((await skopeoRaw(p.tag))!)).toBe(p.pushedDigest ?? p.digest);
       expect(p.buildSeconds).toBeGreaterThan(0);
       expect(p.checks.every((c) => c.verdict === 'pass')).toBe(true);
     }
@@ -58,8 +61,37 @@ describe('ci/job.sh', () => {
     expect(vr).toMatchObject({ ok: true, digest: report.list.digest });
   });
 
+  it('on the Docker 28 engine, publishes to a TLS + htpasswd registry with REGISTRY_USERNAME/REGISTRY_PASSWORD', async () => {
+    const pki = await makePki();
+    const password = 'job-Secret-5e1b';
+    const reg = await startRegistry({ tls: pki, auth: { htpasswd: { user: 'ci', password } } });
+    const removeCa = installCa(reg.addr, pki.caCert);
+    try {
+      const artifacts = mkdtempSync(join(tmpdir(), 'cb-artifacts-tls-'));
+      // The base image comes from the loopback registry; the result goes to the TLS one.
+      const r = await execa('bash', [join(ROOT, 'ci', 'job.sh'), 'run'], {
+        reject: false,
+        env: { CI: 'true', ...engineEnv('docker-28c'), CROSSBUILD_SKIP_PROVISION: '1', CROSSBUILD_CONFIG: join(FIXTURES, 'app', 'platforms.json'), CROSSBUILD_IMAGE: `${reg.addr}/team/app`, CROSSBUILD_TAG: 'ci', CROSSBUILD_ARTIFACTS: artifacts, REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: password },
+      });
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain(password);
+      const report = JSON.parse(readFileSync(join(artifacts, 'report.json'), 'utf8')) as { engine: { version: string; imageStore: string }; list: { digest: string }; platforms: { attestations: string[] }[] };
+      expect(report.engine).toMatchObject({ version: expect.stringMatching(/^28\.5/), imageStore: 'containerd' });
+      expect(readFileSync(join(artifacts, 'report.json'), 'utf8')).not.toContain(password);
+      const inspect = await cli(['manifest', 'inspect', `${reg.addr}/team/app:ci`, '--username', 'ci', '--password-stdin', '--json'], { input: password });
+      expect(inspect.exitCode, inspect.stderr).toBe(0);
+      const list = JSON.parse(inspect.stdout) as { digest: string; manifests: { platform: string; digest: string; attestation: boolean }[] };
+      expect(list.digest).toBe(report.list.digest);
+      expect(list.manifests.filter((m) => !m.attestation).map((m) => m.platform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+      expect(list.manifests.filter((m) => m.attestation).map((m) => m.digest).sort()).toEqual(report.platforms.flatMap((p) => p.attestations).sort());
+    } finally {
+      removeCa();
+      await reg.stop();
+    }
+  });
+
   it('passes shellcheck', async () => {
-    const r = await execa('shellcheck', [join(ROOT, 'ci', 'job.sh'), join(ROOT, 'ci', 'provision.sh'), join(ROOT, 'ci', 'seed-base.sh'), join(ROOT, '.ci', 'run')], { reject: false });
+    const r = await execa('shellcheck', [join(ROOT, 'ci', 'job.sh'), join(ROOT, 'ci', 'provision.sh'), join(ROOT, 'ci', 'engines.sh'), join(ROOT, 'ci', 'seed-base.sh'), join(ROOT, '.ci', 'run')], { reject: false });
     expect(r.stdout).toBe('');
     expect(r.exitCode).toBe(0);
   });
@@ -89,7 +121,7 @@ describe('ci/job.sh', () => {
 describe('operator experience', () => {
   it('--dry-run builds, pushes and registers nothing', async () => {
     const repo = uniqueRepo('dry');
-    const images = async () => (await execa('docker', ['image', 'ls', '-aq', '--no-trunc'])).stdout.split('\n').sort().join(',');
+    const images = async () => (await execa(DOCKER, ['image', 'ls', '-aq', '--no-trunc'])).stdout.split('\n').sort().join(',');
     const before = await images();
     const handlersBefore = readdirSync('/proc/sys/fs/binfmt_misc').sort();
     const r = await cli(['run', '--config', join(FIXTURES, 'five', 'platforms.json'), '--image', repo, '--dry-run', '--platform', 'linux/s390x', '--platform', 'linux/arm64']);
@@ -97,7 +129,8 @@ describe('operator experience', () => {
     expect(r.stdout).toMatch(/Plan \(dry run/);
     expect(r.stdout).toMatch(new RegExp(`linux/s390x → ${repo.replace(/[.]/g, '\\.')}:v1-s390x \\(uname -m: s390x\\)`));
     expect(r.stdout).toMatch(/--platform linux\/s390x/);
-    expect(r.stdout).toMatch(/manifest list: .*:v1 \(application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json\) of linux\/s390x, linux\/arm64/);
+    // An OCI index where buildx will attach provenance (it can carry attestations), else a Docker list.
+    expect(r.stdout).toMatch(/manifest list: .*:v1 \(application\/(vnd\.docker\.distribution\.manifest\.list\.v2|vnd\.oci\.image\.index\.v1)\+json\) of linux\/s390x, linux\/arm64/);
     expect(await images()).toBe(before);
     expect(readdirSync('/proc/sys/fs/binfmt_misc').sort()).toEqual(handlersBefore);
     expect(await skopeoRaw(`${repo}:v1`)).toBeUndefined();

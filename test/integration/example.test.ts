@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { cli, DOCKER, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { freePort } from '../helpers/registries.js';
-import { platformOf, type Index } from '../helpers/oci.js';
+import { imageEntries, platformOf, type Index } from '../helpers/oci.js';
 
 beforeAll(requireInfrastructure);
 
@@ -18,7 +18,7 @@ beforeAll(requireInfrastructure);
 async function start(ref: string, platform: string): Promise<{ name: string; port: number }> {
   const port = await freePort();
   const name = `cb-it-nodeinfo-${port}`;
-  const run = await execa('docker', ['run', '-d', '--rm', '--name', name, '--network', 'host', '-e', `PORT=${port}`, '--pull', 'always', '--platform', platform, ref], { reject: false, timeout: 180_000 });
+  const run = await execa(DOCKER, ['run', '-d', '--rm', '--name', name, '--network', 'host', '-e', `PORT=${port}`, '--pull', 'always', '--platform', platform, ref], { reject: false, timeout: 180_000 });
   if (run.exitCode !== 0) throw new Error(`docker run ${platform}: ${run.stderr}`);
   return { name, port };
 }
@@ -35,13 +35,13 @@ async function ask(c: { name: string; port: number }): Promise<{ hostname: strin
         // not listening yet
       }
       if (Date.now() > until) {
-        const logs = await execa('docker', ['logs', c.name], { reject: false });
+        const logs = await execa(DOCKER, ['logs', c.name], { reject: false });
         throw new Error(`${c.name}: no answer on port ${c.port} within 120 s: ${logs.stdout}${logs.stderr}`);
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
   } finally {
-    await execa('docker', ['rm', '-f', c.name], { reject: false, timeout: 60_000 });
+    await execa(DOCKER, ['rm', '-f', c.name], { reject: false, timeout: 60_000 });
   }
 }
 
@@ -51,7 +51,7 @@ describe('the Flask example (README command 1)', () => {
     const r = await cli(['run', '--config', join(ROOT, 'platforms.json'), '--image', repo, '--network', 'host']);
     expect(r.exitCode, r.stderr).toBe(0);
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
-    expect(list.manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(imageEntries(list.manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
     const started = [];
     for (const p of ['linux/amd64', 'linux/arm/v7', 'linux/arm64']) started.push(await start(`${repo}:multiarch`, p));
     const answers = await Promise.all(started.map(ask));

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, dockerRun, FIXTURES, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
-import { platformOf, sha, type Index } from '../helpers/oci.js';
+import { cli, DOCKER, dockerRun, FIXTURES, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { imageEntries, platformOf, sha, type Index } from '../helpers/oci.js';
 
 beforeAll(requireInfrastructure);
 
@@ -33,7 +33,7 @@ describe('legs and merge', () => {
     const raw = (await skopeoRaw(`${repo}:multiarch`))!;
     expect(sha(raw)).toBe(printed[1]);
     const list = JSON.parse(raw.toString()) as Index;
-    expect(list.manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(imageEntries(list.manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm/v7', [])).toBe('armv7l');
   });
 
@@ -44,7 +44,7 @@ describe('legs and merge', () => {
     const legs = [...(JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8')) as { platforms: { platform: string; digest: string }[] }).platforms, ...(JSON.parse(readFileSync(join(dir, 'b.json'), 'utf8')) as { platforms: { platform: string; digest: string }[] }).platforms];
     for (const l of report.legs) expect(l.digest).toBe(legs.find((x) => x.platform === l.platform)!.digest);
     const list = JSON.parse((await skopeoRaw(`${repo}:from-report`))!.toString()) as Index;
-    expect(list.manifests.map((m) => m.digest)).toEqual(report.legs.map((l) => l.digest));
+    expect(imageEntries(list.manifests).map((m) => m.digest)).toEqual(report.legs.map((l) => l.digest));
   });
 
   it("--from-digests takes a folder of digest files (Docker's multi-runner recipe)", async () => {
@@ -54,7 +54,7 @@ describe('legs and merge', () => {
     const r = await cli(['merge', '--config', config, '--image', repo, '--tag', 'from-digests', '--from-digests', digests]);
     expect(r.exitCode, r.stderr).toBe(0);
     const list = JSON.parse((await skopeoRaw(`${repo}:from-digests`))!.toString()) as Index;
-    expect(list.manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(imageEntries(list.manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
   });
 
   it("a leg's tag overwritten by an amd64 image: exit 1 naming that leg, no list", async () => {
@@ -62,9 +62,9 @@ describe('legs and merge', () => {
     const a = await leg(bad, 'linux/amd64,linux/arm/v7', join(dir, 'bad.json'));
     expect(a.exitCode, a.stderr).toBe(0);
     // The arm64 "device" pushed the wrong thing: an amd64 image under the arm64 tag.
-    await execa('docker', ['pull', '--platform', 'linux/amd64', `${REGISTRY}/busybox:latest-amd64`]);
-    await execa('docker', ['tag', `${REGISTRY}/busybox:latest-amd64`, `${bad}:multiarch-arm64`]);
-    await execa('docker', ['push', `${bad}:multiarch-arm64`]);
+    await execa(DOCKER, ['pull', '--platform', 'linux/amd64', `${REGISTRY}/busybox:latest-amd64`]);
+    await execa(DOCKER, ['tag', `${REGISTRY}/busybox:latest-amd64`, `${bad}:multiarch-arm64`]);
+    await execa(DOCKER, ['push', `${bad}:multiarch-arm64`]);
     const r = await cli(['merge', '--config', config, '--image', bad]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/FAIL linux\/arm64 +\S+:multiarch-arm64 \(sha256:[0-9a-f]{64}\) is not a proven linux\/arm64: metadata: config says linux\/amd64, expected linux\/arm64/);

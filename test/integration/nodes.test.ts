@@ -1,42 +1,32 @@
-// Build nodes: a second dockerd on this machine stands in for a native node (its own socket,
-// data-root, exec-root and pidfile; no bridge, no iptables), reached by URL and by context name.
+// Build nodes: a second engine on this machine (Docker 26.1 from ci/engines.sh, its own socket and
+// data root) stands in for a native node, reached by URL and by context name.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, dockerRun, FIXTURES, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
-import { platformOf, type Index } from '../helpers/oci.js';
+import { cli, DOCKER, dockerRun, FIXTURES, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { imageEntries, platformOf, type Index } from '../helpers/oci.js';
+import { engineEnv } from '../helpers/engine-setup.js';
 
 let dir: string;
-let sock: string;
-let dockerd: ResultPromise | undefined;
+// The node is another engine on this machine: Docker 26.1 (ci/engines.sh), reached by URL and by a context.
+const sock = engineEnv('docker-26').DOCKER_HOST!;
 const context = `cb-node-${process.pid}`;
 
 beforeAll(async () => {
   await requireInfrastructure();
-  // Short paths: a unix socket path must stay under 108 bytes.
   dir = mkdtempSync('/tmp/cbn-');
-  sock = `unix://${dir}/d.sock`;
-  dockerd = execa('dockerd', ['--host', sock, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'x'), '--pidfile', join(dir, 'd.pid'), '--bridge=none', '--iptables=false'], { reject: false, stdio: 'ignore' });
-  for (let i = 0; i < 120; i++) {
-    if ((await execa('docker', ['--host', sock, 'info'], { reject: false })).exitCode === 0) break;
-    if (i === 119) throw new Error('the second dockerd did not start');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  await execa('docker', ['context', 'rm', '-f', context], { reject: false });
-  await execa('docker', ['context', 'create', context, '--docker', `host=${sock}`]);
-  // The 20.10 CLI (the engine's BuildKit) reads the same contexts.
+  if ((await execa(DOCKER, ['--host', sock, 'info'], { reject: false })).exitCode !== 0) throw new Error(`the node engine docker-26 does not answer on ${sock}: run \`bash ci/provision.sh\``);
+  await execa(DOCKER, ['context', 'rm', '-f', context], { reject: false });
+  await execa(DOCKER, ['context', 'create', context, '--docker', `host=${sock}`]);
 }, 120_000);
 
 afterAll(async () => {
-  await execa('docker', ['context', 'rm', '-f', context], { reject: false });
-  dockerd?.kill('SIGTERM');
-  await dockerd;
-  await execa('umount', ['-R', join(dir, 'data')], { reject: false });
+  await execa(DOCKER, ['context', 'rm', '-f', context], { reject: false });
   rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-const images = async (host: string[], repo: string) => (await execa('docker', [...host, 'image', 'ls', '--format', '{{.Tag}}', repo])).stdout.split('\n').filter(Boolean).sort();
+const images = async (host: string[], repo: string) => (await execa(DOCKER, [...host, 'image', 'ls', '--format', '{{.Tag}}', repo])).stdout.split('\n').filter(Boolean).sort();
 
 describe('a node per platform', () => {
   it('arm64 on the node by URL, arm/v7 by context name, amd64 locally: each built where it was sent, one valid list', async () => {
@@ -53,7 +43,7 @@ describe('a node per platform', () => {
     expect(await images(['--host', sock], repo)).toEqual(['multiarch-arm32', 'multiarch-arm64']);
     expect(await images([], repo)).toEqual(['multiarch-amd64']);
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
-    expect(list.manifests.map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(imageEntries(list.manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm64', [])).toBe('aarch64');
   });
 
@@ -61,7 +51,7 @@ describe('a node per platform', () => {
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('nodes-plan'), '--node', `linux/arm64=${sock}`, '--dry-run']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`node: ${sock.replace(/[/.]/g, '\\$&')}, network: none`));
-    expect(r.stdout).toMatch(/docker --host unix:\/\/\S+ build --platform linux\/arm64/);
+    expect(r.stdout).toMatch(/docker --host unix:\/\/\S+ (buildx build --load|build) --platform linux\/arm64/);
   });
 
   it('an unreachable node fails only its platforms, naming it and how it was reached; no list', async () => {

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { validateOci } from '../helpers/oci-schema.js';
-import { cli, dockerRun, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { cli, DOCKER, dockerRun, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { installCa, makePki, startFaultProxy, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
 import { sha } from '../helpers/oci.js';
 
@@ -61,7 +61,7 @@ describe('manifest push from-spec on a plain-HTTP registry', () => {
     for (const [suffix, m] of [['amd64', list.manifests[0]!], ['arm32', list.manifests[1]!], ['arm64', list.manifests[2]!]] as const) {
       expect(sha((await skopeoRaw(`${REGISTRY}/busybox:latest-${suffix}`))!)).toBe(m.digest);
     }
-    const dm = await execa('docker', ['manifest', 'inspect', '--insecure', target], { reject: false });
+    const dm = await execa(DOCKER, ['manifest', 'inspect', '--insecure', target], { reject: false });
     expect(dm.exitCode).toBe(0);
     expect((JSON.parse(dm.stdout) as Index).manifests.map((m) => m.digest)).toEqual(list.manifests.map((m) => m.digest));
     expect(await dockerRun(target, 'linux/arm/v7', ['uname', '-m'])).toBe('armv7l');

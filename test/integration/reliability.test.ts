@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
-import { type Index } from '../helpers/oci.js';
+import { cli, DOCKER, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { imageEntries, type Entry, type Index } from '../helpers/oci.js';
 import { installCa, makePki, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
 
 beforeAll(requireInfrastructure);
@@ -19,7 +19,7 @@ interface Report {
 
 /** What /mark says in the image a digest names, read back from the registry. */
 async function markOf(repo: string, digest: string, platform: string): Promise<string> {
-  const r = await execa('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, `${repo}@${digest}`, 'cat', '/mark'], { reject: false, timeout: 120_000 });
+  const r = await execa(DOCKER, ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, `${repo}@${digest}`, 'cat', '/mark'], { reject: false, timeout: 120_000 });
   if (r.exitCode !== 0) throw new Error(`docker run ${repo}@${digest}: ${r.stderr}`);
   return r.stdout.trim();
 }
@@ -39,10 +39,10 @@ describe('each run owns its images', () => {
     // The tag holds one run's list, entirely.
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
     const marks = new Set<string>();
-    for (const m of list.manifests) marks.add(await markOf(repo, m.digest, `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`));
+    for (const m of imageEntries(list.manifests)) marks.add(await markOf(repo, m.digest, `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`));
     expect(marks.size).toBe(1);
     // And no run-unique names are left on the engine.
-    const ls = await execa('docker', ['image', 'ls', '--format', '{{.Tag}}', repo.replace(/^[^/]+\//, `${REGISTRY}/`)]);
+    const ls = await execa(DOCKER, ['image', 'ls', '--format', '{{.Tag}}', repo.replace(/^[^/]+\//, `${REGISTRY}/`)]);
     expect(ls.stdout.split('\n').filter((t) => /-cb-[0-9a-f]{8}$/.test(t))).toEqual([]);
   });
 });
@@ -83,7 +83,8 @@ describe('credentials go where they belong', () => {
     // The list is there, as a client with the password reads it.
     const inspect = await cli(['manifest', 'inspect', `${repo}:multiarch`, '--username', 'alice', '--password-stdin', '--json'], { input: alicePassword });
     expect(inspect.exitCode, inspect.stderr).toBe(0);
-    expect((JSON.parse(inspect.stdout) as { manifests: unknown[] }).manifests).toHaveLength(2);
+    // Two images (and, where the builder attaches them, an attestation for each).
+    expect(imageEntries((JSON.parse(inspect.stdout) as { manifests: Entry[] }).manifests)).toHaveLength(2);
     // Nothing written to the user's Docker config, and the private one is gone.
     expect(existsSync(join(home, '.docker'))).toBe(false);
     expect(readdirSync(tmp).filter((n) => n.startsWith('crossbuild-docker-config-'))).toEqual([]);
@@ -108,7 +109,7 @@ describe('credentials go where they belong', () => {
 });
 
 describe('interruption is clean', () => {
-  const containers = async () => (await execa('docker', ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}'])).stdout.trim();
+  const containers = async () => (await execa(DOCKER, ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}'])).stdout.trim();
 
   /** Start a run, wait for a line, send a signal; its exit code, output and report. */
   async function interrupt(args: string[], waitFor: RegExp, signal: 'SIGINT' | 'SIGTERM'): Promise<{ exitCode: number | undefined; stderr: string; report: Report }> {

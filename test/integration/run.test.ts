@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOci } from '../helpers/oci-schema.js';
-import { cli, dockerRun, FIXTURES, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
-import { platformOf, sha, type Index } from '../helpers/oci.js';
+import { cli, DOCKER, dockerRun, FIXTURES, HOST_ENGINE, requireInfrastructure, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
+import { attestationEntries, imageEntries, platformOf, sha, type Index } from '../helpers/oci.js';
 
 const entryPlatform = (m: Index['manifests'][number]) => platformOf(m.platform);
 
 beforeAll(requireInfrastructure);
 
 describe('crossbuild run', () => {
-  it('builds, verifies and pushes 3 platforms and writes a Docker manifest list that devices can pull', async () => {
+  it('builds, verifies and pushes 3 platforms and writes a list devices can pull (an OCI index with the provenance buildx attaches, else a Docker list)', async () => {
     const repo = uniqueRepo('app');
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--build-arg', 'MARK=it']);
     expect(r.stderr).not.toMatch(/FAIL/);
@@ -25,14 +25,23 @@ describe('crossbuild run', () => {
     expect(sha(raw!)).toBe(printed![1]);
     expect(raw!.length).toBe(Number(printed![2]));
     const list = JSON.parse(raw!.toString()) as Index;
-    expect(list.mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
-    expect(list.manifests.map(entryPlatform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    const attestations = attestationEntries(list.manifests);
+    expect(list.mediaType).toBe(attestations.length > 0 ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.docker.distribution.manifest.list.v2+json');
+    expect(validateOci('image-index-schema.json', list)).toEqual([]);
+    const images = imageEntries(list.manifests);
+    expect(images.map(entryPlatform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    for (const a of attestations) expect(images.map((m) => m.digest)).toContain(a.annotations!['vnd.docker.reference.digest']);
 
-    // Each entry is the digest the suffixed tag serves.
-    for (const [suffix, m] of [['amd64', list.manifests[0]!], ['arm32', list.manifests[1]!], ['arm64', list.manifests[2]!]] as const) {
-      const child = await skopeoRaw(`${repo}:multiarch-${suffix}`);
-      expect(sha(child!)).toBe(m.digest);
-      expect(child!.length).toBe(m.size);
+    // Each entry is the image the suffixed tag serves (itself, or inside its index of image and attestations).
+    for (const [suffix, m] of [['amd64', images[0]!], ['arm32', images[1]!], ['arm64', images[2]!]] as const) {
+      const child = (await skopeoRaw(`${repo}:multiarch-${suffix}`))!;
+      const parsed = JSON.parse(child.toString()) as Partial<Index>;
+      if (parsed.manifests) {
+        expect(imageEntries(parsed.manifests).map((e) => e.digest)).toEqual([m.digest]);
+      } else {
+        expect(sha(child)).toBe(m.digest);
+        expect(child.length).toBe(m.size);
+      }
     }
 
     // What a laptop, a Raspberry Pi and a Jetson would get from the one tag.
@@ -42,14 +51,47 @@ describe('crossbuild run', () => {
     expect(await dockerRun(`${repo}:multiarch`, 'linux/arm64', ['cat', '/mark'])).toBe('it');
   });
 
-  it('builds with the classic builder too, one build at a time so base pulls cannot race', async () => {
+  it('builds with the classic builder too (20.10), one build at a time so base pulls cannot race', async () => {
     const repo = uniqueRepo('classic');
-    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--builder', 'classic']);
+    const host = { env: { CI: 'true', ...HOST_ENGINE } };
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--builder', 'classic'], host);
     expect(r.stderr).toMatch(/builder classic/);
     expect(r.exitCode).toBe(0);
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
-    expect(list.manifests.map(entryPlatform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
-    expect(await dockerRun(`${repo}:multiarch`, 'linux/arm/v7', [])).toBe('armv7l');
+    expect(imageEntries(list.manifests).map(entryPlatform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
+    expect(await dockerRun(`${repo}:multiarch`, 'linux/arm/v7', [], HOST_ENGINE)).toBe('armv7l');
+  });
+
+  it.runIf(TEST_ENGINE === 'docker-28c')('on the containerd store: --provenance false gives no attestations; --type docker drops them with a note; --provenance mode=max keeps a max one', async () => {
+    const repo = uniqueRepo('attest');
+    const base = ['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--platform', 'linux/arm64,linux/arm/v7'];
+    const off = await cli([...base, '--tag', 'off', '--provenance', 'false']);
+    expect(off.exitCode, off.stderr).toBe(0);
+    const offList = JSON.parse((await skopeoRaw(`${repo}:off`))!.toString()) as Index;
+    expect(attestationEntries(offList.manifests)).toEqual([]);
+    expect(offList.mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
+
+    const docker = await cli([...base, '--tag', 'docker', '--type', 'docker']);
+    expect(docker.exitCode, docker.stderr).toBe(0);
+    expect(docker.stderr).toMatch(/--type docker: 2 attestation manifests \(provenance\/SBOM\) left out of \S+:docker: a Docker manifest list cannot carry them/);
+    const dockerList = JSON.parse((await skopeoRaw(`${repo}:docker`))!.toString()) as Index;
+    expect(dockerList.mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
+    expect(dockerList.manifests.map(entryPlatform)).toEqual(['linux/arm64', 'linux/arm/v7']);
+
+    const max = await cli([...base, '--tag', 'max', '--provenance', 'mode=max', '--json']);
+    expect(max.exitCode, max.stderr).toBe(0);
+    const report = JSON.parse(max.stdout) as { platforms: { attestations: string[] }[] };
+    const maxList = JSON.parse((await skopeoRaw(`${repo}:max`))!.toString()) as Index;
+    expect(attestationEntries(maxList.manifests).map((a) => a.digest)).toEqual(report.platforms.flatMap((p) => p.attestations));
+    // The attestation's in-toto layer is SLSA provenance in max mode (materials and build config recorded).
+    const att = JSON.parse((await skopeoRaw(`${repo}@${report.platforms[0]!.attestations[0]}`))!.toString()) as { layers: { digest: string; annotations: Record<string, string> }[] };
+    expect(att.layers[0]!.annotations['in-toto.io/predicate-type']).toMatch(/^https:\/\/slsa\.dev\/provenance\//);
+  });
+
+  it('--provenance on a builder without attestations (the classic builder, the engine\'s BuildKit): exit 2 naming it', async () => {
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('attest-no'), '--builder', 'buildkit', '--provenance', 'mode=max', '--dry-run'], { env: { CI: 'true', ...HOST_ENGINE } });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/--provenance\/--sbom\/--attest needs docker buildx ≥ 0\.10 \(attestations are a buildx feature\); the builder here is the engine's BuildKit/);
   });
 
   it('writes an OCI index with --type oci that validates against the image-spec schema', async () => {
@@ -61,7 +103,7 @@ describe('crossbuild run', () => {
     expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(validateOci('image-index-schema.json', idx)).toEqual([]);
     // --platform keeps only what was asked, in the order asked.
-    expect(idx.manifests.map(entryPlatform)).toEqual(['linux/arm64', 'linux/amd64']);
+    expect(imageEntries(idx.manifests).map(entryPlatform)).toEqual(['linux/arm64', 'linux/amd64']);
     expect(await dockerRun(`${repo}:oci`, 'linux/arm64', [])).toBe('aarch64');
   });
 
@@ -97,7 +139,7 @@ describe('crossbuild run', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/uname -m did not finish within 5s/);
     expect(Date.now() - started).toBeLessThan(120_000);
-    const ps = await execa('docker', ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}']);
+    const ps = await execa(DOCKER, ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}']);
     expect(ps.stdout.trim()).toBe('');
     expect(await skopeoRaw(`${repo}:multiarch`)).toBeUndefined();
   });
@@ -112,7 +154,7 @@ describe('crossbuild run', () => {
     const raw = await skopeoRaw(`${repo}:v1`);
     expect(sha(raw!)).toBe(report.list.digest);
     const list = JSON.parse(raw!.toString()) as Index;
-    expect(list.manifests.map((m) => m.digest)).toEqual(report.platforms.map((p) => p.digest));
+    expect(imageEntries(list.manifests).map((m) => m.digest)).toEqual(report.platforms.map((p) => p.digest));
     expect(await dockerRun(`${repo}:v1`, 'linux/s390x', [])).toBe('s390x 42');
     expect(await dockerRun(`${repo}:v1`, 'linux/ppc64le', [])).toBe('ppc64le 42');
   });

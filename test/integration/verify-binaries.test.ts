@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
+import { cli, DOCKER, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 
 interface Report {
   ok: boolean;
@@ -22,7 +22,7 @@ async function buildPush(dockerfile: string, platform: string, ref: string): Pro
   writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
   const b = await execa('/usr/bin/docker', ['build', '--platform', platform, '--network', 'none', '-t', ref, ctx], { reject: false, env: { DOCKER_BUILDKIT: '1' } });
   if (b.exitCode !== 0) throw new Error(`docker build failed: ${b.stderr}`);
-  const p = await execa('docker', ['push', ref], { reject: false });
+  const p = await execa(DOCKER, ['push', ref], { reject: false });
   if (p.exitCode !== 0) throw new Error(`docker push failed: ${p.stderr}`);
   return /digest: (sha256:[a-f0-9]{64})/.exec(p.stdout)![1]!;
 }

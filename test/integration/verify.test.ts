@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
+import { buildAndPush, cli, DOCKER, HOST_ENGINE, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 import { pushTestImage, ustarHeader } from '../helpers/oci.js';
 
 interface Report {
@@ -17,14 +17,7 @@ interface Report {
 }
 const check = (r: Report, platform: string, name: string) => r.platforms.find((p) => p.platform === platform)?.checks.find((c) => c.check === name);
 
-async function dockerBuildPush(dockerfile: string, platform: string, ref: string): Promise<void> {
-  const ctx = mkdtempSync(join(tmpdir(), 'cb-vctx-'));
-  writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
-  const b = await execa('docker', ['build', '--pull', '--platform', platform, '--network', 'none', '-t', ref, ctx], { reject: false, env: { DOCKER_BUILDKIT: '0' } });
-  if (b.exitCode !== 0) throw new Error(`docker build failed: ${b.stderr}`);
-  const p = await execa('docker', ['push', ref], { reject: false });
-  if (p.exitCode !== 0) throw new Error(`docker push failed: ${p.stderr}`);
-}
+const dockerBuildPush = (dockerfile: string, platform: string, ref: string) => buildAndPush(dockerfile, platform, ref);
 
 async function verify(args: string[]): Promise<{ exitCode: number; report: Report; stderr: string }> {
   const r = await cli(['verify', ...args, '--json']);
@@ -66,9 +59,9 @@ describe('crossbuild verify', () => {
   it('reports the platforms an overwritten tag lost', async () => {
     // The last device to push app:fixedarch was a Jetson: only arm64 is left.
     const ref = `${uniqueRepo('app')}:fixedarch`;
-    await execa('docker', ['pull', '--platform', 'linux/arm64', `${REGISTRY}/busybox:latest-arm64`]);
-    await execa('docker', ['tag', `${REGISTRY}/busybox:latest-arm64`, ref]);
-    await execa('docker', ['push', ref]);
+    await execa(DOCKER, ['pull', '--platform', 'linux/arm64', `${REGISTRY}/busybox:latest-arm64`]);
+    await execa(DOCKER, ['tag', `${REGISTRY}/busybox:latest-arm64`, ref]);
+    await execa(DOCKER, ['push', ref]);
     const { exitCode, report } = await verify([ref, '--platforms', 'linux/amd64,linux/arm/v7,linux/arm64', '--static']);
     expect(exitCode).toBe(1);
     expect(report.missing).toEqual(['linux/amd64', 'linux/arm/v7']);
@@ -78,13 +71,15 @@ describe('crossbuild verify', () => {
 
   it('catches a config that says amd64 over aarch64 binaries (docker import --platform on engine 20.10)', async () => {
     const ref = `${uniqueRepo('imported')}:x`;
+    // The bug is 20.10's (28.5 records arm64): this test drives the host's engine.
+    const host = { env: HOST_ENGINE };
     const tar = execa('tar', ['-C', join(ROOT, '.cache', 'seed', 'rootfs-arm64'), '-c', '.']);
-    const imp = execa('docker', ['import', '--platform', 'linux/arm64', '--change', 'CMD ["sh"]', '-', ref]);
+    const imp = execa(HOST_ENGINE.CROSSBUILD_DOCKER!, ['import', '--platform', 'linux/arm64', '--change', 'CMD ["sh"]', '-', ref], host);
     tar.stdout?.pipe(imp.stdin!);
     await Promise.all([tar, imp]);
-    const inspect = await execa('docker', ['image', 'inspect', '--format', '{{.Architecture}}', ref]);
+    const inspect = await execa(HOST_ENGINE.CROSSBUILD_DOCKER!, ['image', 'inspect', '--format', '{{.Architecture}}', ref], host);
     expect(inspect.stdout.trim()).toBe('amd64'); // the engine bug this test is about
-    await execa('docker', ['push', ref]);
+    await execa(HOST_ENGINE.CROSSBUILD_DOCKER!, ['push', ref], host);
     const { exitCode, report } = await verify([ref, '--platforms', 'linux/amd64', '--static']);
     expect(exitCode).toBe(1);
     expect(check(report, 'linux/amd64', 'metadata')?.verdict).toBe('pass');
@@ -139,7 +134,7 @@ describe('crossbuild verify', () => {
     const { exitCode, report } = await verify([ref, '--timeout', '5']);
     expect(exitCode).toBe(1);
     expect(check(report, 'linux/arm64', 'runtime')?.evidence).toMatch(/uname -m did not finish within 5s/);
-    const ps = await execa('docker', ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}']);
+    const ps = await execa(DOCKER, ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}']);
     expect(ps.stdout.trim()).toBe('');
   });
 

@@ -4,11 +4,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { assertSupported, buildArgv, looksLikeNetworkFailure, networkHint, unsupportedInputs, type Builder } from '../../src/docker/build.js';
+import { assertSupported, buildArgv, expectsAttestations, looksLikeNetworkFailure, networkHint, unsupportedInputs, type Builder } from '../../src/docker/build.js';
 import {
   checkInputsExist,
   NO_INPUTS,
   parseAddHost,
+  parseAnnotation,
+  parseAttest,
+  parseAttestationFlag,
   parseBuildContext,
   parseNetwork,
   parseSecret,
@@ -97,18 +100,29 @@ describe('what each builder honours', () => {
     buildContexts: [{ name: 'b', value: 'docker-image://x' }],
     shmSize: '1g',
     ulimits: ['nofile=1:2'],
+    provenance: 'mode=max',
+    sbom: 'true',
+    attest: ['type=provenance,mode=max'],
+    annotations: ['org.opencontainers.image.title=app'],
   };
-  it('classic: no secrets, ssh or contexts; hosts, shm and ulimits yes', () => {
+  it('classic: no secrets, ssh, contexts or attestations; hosts, shm and ulimits yes', () => {
     const p = unsupportedInputs(classic, all);
-    expect(p.map((x) => x.split(' ')[0])).toEqual(['--secret', '--ssh', '--build-context']);
+    expect(p.map((x) => x.split(' ')[0])).toEqual(['--secret', '--ssh', '--build-context', '--provenance/--sbom/--attest', '--annotation']);
     expect(p[0]).toMatch(/needs BuildKit: install docker buildx .*the builder here is the classic builder via docker 28\.2\.2/);
   });
   it("the engine's BuildKit through a pre-23 CLI: ignores shm and ulimits (measured on 20.10), no contexts", () => {
-    expect(unsupportedInputs(buildkit, all).map((x) => x.split(' ')[0])).toEqual(['--build-context', '--shm-size', '--ulimit']);
+    expect(unsupportedInputs(buildkit, all).map((x) => x.split(' ')[0])).toEqual(['--build-context', '--shm-size', '--ulimit', '--provenance/--sbom/--attest', '--annotation']);
+    // Turning provenance off asks nothing of a builder that has none.
+    expect(unsupportedInputs(buildkit, { ...NO_INPUTS, provenance: 'false' })).toEqual([]);
   });
-  it('buildx: everything, by version', () => {
+  it('buildx: everything, by version; attestations only where the image store keeps them', () => {
     expect(unsupportedInputs(buildx, all)).toEqual([]);
-    expect(unsupportedInputs(oldBuildx, all).map((x) => x.split(' ')[0])).toEqual(['--build-context', '--shm-size', '--ulimit']);
+    expect(unsupportedInputs(oldBuildx, all).map((x) => x.split(' ')[0])).toEqual(['--build-context', '--shm-size', '--ulimit', '--provenance/--sbom/--attest', '--annotation']);
+    // buildx 0.29's docker driver on 28.5's overlay2 store cannot keep an attestation; on the containerd store it can.
+    const overlay: Builder = { ...buildx, driver: 'docker', imageStore: 'overlay2' };
+    expect(unsupportedInputs(overlay, { ...NO_INPUTS, provenance: 'mode=max' })[0]).toMatch(/^--provenance\/--sbom\/--attest cannot be kept by buildx's docker driver on the overlay2 image store: turn on the containerd image store/);
+    expect(unsupportedInputs({ ...overlay, imageStore: 'containerd' }, { ...NO_INPUTS, provenance: 'mode=max' })).toEqual([]);
+    expect(unsupportedInputs({ ...overlay, driver: 'docker-container' }, { ...NO_INPUTS, provenance: 'mode=max' })).toEqual([]);
     expect(() => assertSupported(classic, { ...NO_INPUTS, secrets: all.secrets })).toThrow(UsageError);
     expect(() => assertSupported(classic, NO_INPUTS)).not.toThrow();
   });
@@ -119,9 +133,49 @@ describe('what each builder honours', () => {
     expect(bx.slice(bx.indexOf('--secret'), bx.indexOf('--secret') + 4)).toEqual(['--secret', 'id=s,src=/s', '--secret', 'id=e,env=TOKEN']);
     expect(bx).toEqual(expect.arrayContaining(['--ssh', 'default', '--add-host', 'h:1.2.3.4', '--build-context', 'b=docker-image://x', '--shm-size', '1g', '--ulimit', 'nofile=1:2']));
     expect(bx).not.toContain('--network');
+    expect(bx).toEqual(expect.arrayContaining(['--provenance=mode=max', '--sbom=true', '--attest', 'type=provenance,mode=max', '--annotation', 'org.opencontainers.image.title=app']));
+    // Builders without attestations get none of those flags.
+    expect(buildArgv('classic', { ...o, inputs: { ...NO_INPUTS, provenance: 'false' } }).join(' ')).not.toMatch(/provenance/);
     const bk = buildArgv('buildkit', o, new Map([['e', '/tmp/private/e']]));
     expect(bk).toContain('id=e,src=/tmp/private/e');
     expect(bk.at(-1)).toBe('/ctx');
+  });
+});
+
+describe('attestation and annotation inputs, as buildx takes them', () => {
+  it('parses --provenance, --sbom, --attest and --annotation, naming what would be valid', () => {
+    expect(parseAttestationFlag('1', '--provenance', 'provenance')).toBe('true');
+    expect(parseAttestationFlag('FALSE', '--provenance', 'provenance')).toBe('false');
+    expect(parseAttestationFlag('mode=max', '--provenance', 'provenance')).toBe('mode=max');
+    expect(usage(() => parseAttestationFlag('mode=full', '--provenance', 'provenance')).message).toBe('--provenance mode=full: mode must be min or max (e.g. --provenance mode=max), or give true/false');
+    expect(parseAttestationFlag('generator=docker/buildkit-syft-scanner', '--sbom', 'sbom')).toBe('generator=docker/buildkit-syft-scanner');
+    expect(parseAttest('type=sbom', '--attest')).toBe('type=sbom');
+    expect(usage(() => parseAttest('mode=max', '--attest')).message).toMatch(/^--attest mode=max: needs type=provenance or type=sbom/);
+    expect(usage(() => parseAttest('type=provenance,mode=all', '--attest')).message).toMatch(/mode must be min or max/);
+    expect(parseAnnotation('index,manifest:org.opencontainers.image.title=a=b', '--annotation')).toBe('index,manifest:org.opencontainers.image.title=a=b');
+    expect(parseAnnotation('manifest[linux/arm64]:k=v', '--annotation')).toBe('manifest[linux/arm64]:k=v');
+    expect(usage(() => parseAnnotation('=v', '--annotation')).message).toMatch(/expected \[TYPE:\]KEY=VALUE/);
+    expect(usage(() => parseAnnotation('blob:k=v', '--annotation')).message).toMatch(/expected \[TYPE:\]KEY=VALUE/);
+  });
+
+  it('which builds will carry attestations: buildx ≥ 0.10 by default where the store keeps them, unless turned off', () => {
+    const bx: Builder = { ...buildx, driver: 'docker', imageStore: 'containerd' };
+    expect(expectsAttestations(bx, NO_INPUTS, {})).toBe(true);
+    expect(expectsAttestations(bx, { ...NO_INPUTS, provenance: 'false' }, {})).toBe(false);
+    expect(expectsAttestations(bx, NO_INPUTS, { BUILDX_NO_DEFAULT_ATTESTATIONS: '1' })).toBe(false);
+    expect(expectsAttestations(bx, { ...NO_INPUTS, sbom: 'true' }, { BUILDX_NO_DEFAULT_ATTESTATIONS: '1' })).toBe(true);
+    expect(expectsAttestations({ ...bx, imageStore: 'overlay2' }, NO_INPUTS, {})).toBe(false);
+    expect(expectsAttestations(buildkit, NO_INPUTS, {})).toBe(false);
+    expect(expectsAttestations(oldBuildx, NO_INPUTS, {})).toBe(false);
+  });
+
+  it('platforms.json takes provenance, sbom, attest and annotations, with flags winning', () => {
+    const f = join(dir, 'attest.json');
+    writeFileSync(f, JSON.stringify({ image: 'r/app', provenance: false, sbom: 'true', attest: ['type=provenance,mode=min'], annotations: ['k=file', 'j=1'], platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));
+    const c = loadConfig(f, { inputs: { provenance: 'mode=max', annotations: ['k=flag'] } });
+    expect(c.inputs).toMatchObject({ provenance: 'mode=max', sbom: 'true', attest: ['type=provenance,mode=min'], annotations: ['k=flag', 'j=1'] });
+    writeFileSync(f, JSON.stringify({ image: 'r/app', provenance: 'mode=all', platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));
+    expect(() => loadConfig(f)).toThrow(new ConfigError(f, 'provenance', 'mode must be min or max (e.g. --provenance mode=max), or give true/false'));
   });
 });
 

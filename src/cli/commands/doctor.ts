@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { BINFMT_DIR, binfmtMounted, platformStatus, qemuVersion, readHandlers } from '../../binfmt/binfmt.js';
 import { loadConfig } from '../../config/config.js';
+import { describeBuilder } from '../../docker/builder.js';
 import { describeNode, Docker, honoursPlatform, nodeArgs } from '../../docker/docker.js';
 import { formatPlatform, isNative, parsePlatform, type Platform } from '../../platform/platform.js';
 import { formatReference, withTag, type ImageRef } from '../../oci/reference.js';
@@ -65,9 +66,10 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
   try {
     const e = await docker.engine();
     add('OK', 'docker engine', `${e.serverVersion} (API ${e.apiVersion}) via ${e.cli} ${e.clientVersion}`);
+    add('OK', 'image store', e.imageStore === 'containerd' ? 'containerd image store (images are indexes: attestations are kept, buildx exports a registry cache)' : `${e.imageStore ?? 'unknown'} (classic store: buildx's docker driver keeps no attestations and caches inline only)`);
     const honours = honoursPlatform(e);
     const b = (await docker.builders())[0]!;
-    add(honours ? 'OK' : 'FAIL', 'builder', `${b.kind} via ${b.cli}${honours ? '; the engine honours --platform' : `; API ${e.apiVersion} is too old for --platform`}`, honours ? undefined : 'upgrade the engine to 18.06 or later');
+    add(honours ? 'OK' : 'FAIL', 'builder', `${describeBuilder(b)}${honours ? '; the engine honours --platform' : `; API ${e.apiVersion} is too old for --platform`}`, honours ? undefined : 'upgrade the engine to 18.06 or later');
     rootDir = (await docker.rootDir()) ?? rootDir;
   } catch (e) {
     add('FAIL', 'docker engine', (e as Error).message.split('\n')[0]!, 'start it: dockerd --bridge=none --iptables=false (or bash ci/provision.sh)');

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
-import { checkBuildArgs, checkInputsExist, parseAddHost, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
+import { checkBuildArgs, checkInputsExist, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
 import { parseCacheMode } from '../../docker/cache.js';
 import { Docker, dockerCli, type BuilderKind } from '../../docker/docker.js';
 import { formatReference, parseRepository } from '../../oci/reference.js';
@@ -40,6 +40,10 @@ interface RunFlags extends RegistryFlags {
   buildContext?: string[];
   shmSize?: string;
   ulimit?: string[];
+  provenance?: string;
+  sbom?: string;
+  attest?: string[];
+  annotation?: string[];
   allow?: string[];
   node?: string[];
   /** `--cache <mode>` and `--no-cache` share commander's attribute: a mode, or false for --no-cache. */
@@ -87,6 +91,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     buildContexts: (flags.buildContext ?? []).map((v) => parseBuildContext(v, '--build-context', cwd)),
     ulimits: (flags.ulimit ?? []).map((v) => parseUlimit(v, '--ulimit')),
     ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize, '--shm-size') } : {}),
+    ...(flags.provenance !== undefined ? { provenance: parseAttestationFlag(flags.provenance, '--provenance', 'provenance') } : {}),
+    ...(flags.sbom !== undefined ? { sbom: parseAttestationFlag(flags.sbom, '--sbom', 'sbom') } : {}),
+    attest: (flags.attest ?? []).map((v) => parseAttest(v, '--attest')),
+    annotations: (flags.annotation ?? []).map((v) => parseAnnotation(v, '--annotation')),
   };
   // --no-cache takes commander's `cache` attribute, so the mode then comes from the environment.
   const cacheMode = typeof flags.cache === 'string' ? flags.cache : process.env.CROSSBUILD_CACHE || undefined;

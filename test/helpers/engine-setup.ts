@@ -1,0 +1,23 @@
+// Which Docker engine the integration tests drive: CROSSBUILD_TEST_ENGINE (default docker-28c,
+// Docker 28 + buildx on the containerd image store, what users run), or `host` for Debian 12's
+// 20.10. Its DOCKER_HOST, DOCKER_CONFIG and CLI (ci/engines.sh env) go into this process's
+// environment, so every `crossbuild` and `docker` the tests start talks to it.
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+const root = resolve(__dirname, '..', '..');
+export const TEST_ENGINE = process.env.CROSSBUILD_TEST_ENGINE ?? 'docker-28c';
+
+/** `export K=V` lines of `ci/engines.sh env NAME`, as an environment. */
+export function engineEnv(name: string): Record<string, string> {
+  const out = execFileSync('bash', [join(root, 'ci', 'engines.sh'), 'env', name], { encoding: 'utf8' });
+  const env: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const m = /^export ([A-Z_]+)=(.*)$/.exec(line);
+    // %q quoting of these paths is plain (no spaces or quotes in them).
+    if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
+  }
+  return env;
+}
+
+Object.assign(process.env, engineEnv(TEST_ENGINE));
