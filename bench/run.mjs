@@ -67,13 +67,15 @@ async function pair(id, a, b, runs = RUNS) {
 }
 
 const results = [];
+/** The engine a row ran on (set per section; the host's 20.10 unless a section says otherwise). */
+let rowEngine = '';
 function record(id, what, baseline, target, m, unit = 'ms') {
   const ma = median(m.a);
   const mb = m.b ? median(m.b) : undefined;
   const ratio = mb ? ma / mb : undefined;
   const value = ratio ?? ma;
   const met = target.kind === 'ratio' ? value <= target.max : ma <= target.max;
-  results.push({ id, what, baseline, unit, crossbuild: { median: ma, min: Math.min(...m.a), max: Math.max(...m.a), runs: m.a }, ...(m.b ? { base: { median: mb, min: Math.min(...m.b), max: Math.max(...m.b), runs: m.b } } : {}), ratio, target, met });
+  results.push({ id, what, baseline, unit, engine: rowEngine, crossbuild: { median: ma, min: Math.min(...m.a), max: Math.max(...m.a), runs: m.a }, ...(m.b ? { base: { median: mb, min: Math.min(...m.b), max: Math.max(...m.b), runs: m.b } } : {}), ratio, target, met });
   log(`${id}: ${ratio !== undefined ? `ratio ${ratio.toFixed(3)}` : `${ma.toFixed(1)} ${unit}`} (target ≤ ${target.max}${target.kind === 'ratio' ? '×' : ` ${unit}`}) ${met ? 'met' : 'MISSED'}`);
 }
 
@@ -84,6 +86,7 @@ if (!existsSync('/usr/bin/time')) await sh('apt-get', ['install', '-y', '-q', 't
 const dockerCfg = join(WORK, 'docker-config');
 mkdirSync(dockerCfg, { recursive: true });
 const engine = (await sh('docker', ['version', '--format', '{{.Server.Version}}'])).stdout.trim();
+rowEngine = `Docker ${engine} (host), builder as detected`;
 const runId = randomBytes(3).toString('hex');
 
 // P4 first: nothing else is running yet.
@@ -338,10 +341,77 @@ if (want('R')) {
   }
 }
 
+// P3m, P5m: Docker 28.5 + buildx 0.29 on the containerd image store (ci/engines.sh docker-28c),
+// against what a buildx user types instead on the same engine.
+const m28 = {};
+for (const line of (await sh('bash', [join(ROOT, 'ci', 'engines.sh'), 'env', 'docker-28c'])).stdout.split('\n')) {
+  const x = /^export ([A-Z_]+)=(.*)$/.exec(line);
+  if (x) m28[x[1]] = x[2].replace(/^'(.*)'$/, '$1');
+}
+const d28 = m28.CROSSBUILD_DOCKER;
+const env28 = { ...m28, CI: 'true' };
+if (want('P3m') || want('P3m-check') || want('P5m') || want('P5m-buildx')) {
+  rowEngine = `Docker ${(await sh(d28, ['version', '--format', '{{.Server.Version}}'], { env: env28 })).stdout.trim()}, buildx ${(await sh(d28, ['buildx', 'version'], { env: env28 })).stdout.split(' ')[1]}, containerd image store`;
+}
+const p3mPlatforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'];
+const p3mCfg = join(ROOT, 'bench', 'p3m', 'platforms.json');
+const bxPush = (tag, extra = []) => sh(d28, ['buildx', 'build', '--no-cache', '--pull', '--network', 'none', '--platform', p3mPlatforms.join(','), '-t', tag, '--push', ...extra, join(ROOT, 'bench', 'p3')], { env: env28 });
+const handCheck = async (tag) => {
+  for (const p of p3mPlatforms) await sh(d28, ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', p, '--entrypoint', 'uname', tag, '-m'], { env: env28 });
+};
+if (want('P3m')) {
+  const a = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cb-${runId}-${i + 1}`], { env: env28 });
+  const b = (i) => bxPush(`localhost:5000/bench-p3m:bx-${runId}-${i + 1}`);
+  const m = await pair('P3m', a, b);
+  record('P3m', '`crossbuild run`, amd64 + 2 emulated platforms, `--no-cache`, CPU-heavy RUN: build, config + `uname -m` + every ELF file proven, pushed, list read back', '`docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 --push` (no proof at all)', { kind: 'ratio', max: 1.1 }, m);
+}
+if (want('P3m-check')) {
+  const a = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cbc-${runId}-${i + 1}`], { env: env28 });
+  const b = async (i) => {
+    const tag = `localhost:5000/bench-p3m:bxc-${runId}-${i + 1}`;
+    await bxPush(tag);
+    await handCheck(tag);
+  };
+  const m = await pair('P3m-check', a, b);
+  record('P3m-check', 'the same `crossbuild run`', 'the same `docker buildx build … --push`, then per platform `docker run --pull always --platform P … uname -m`', { kind: 'ratio', max: 0.7 }, m);
+}
+async function emptyEngine28(repo) {
+  const ls = await sh(d28, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo], { env: env28 });
+  const refs = ls.stdout.split('\n').filter((l) => l.trim() && !l.endsWith(':<none>'));
+  if (refs.length > 0) await sh(d28, ['rmi', '-f', ...refs], { env: env28 });
+  await sh(d28, ['builder', 'prune', '-af'], { env: env28 });
+}
+if (want('P5m') || want('P5m-buildx')) {
+  const cfgFile = join(ROOT, 'bench', 'p5', 'platforms.json');
+  const repo = `localhost:5000/bench-p5m-${runId}`;
+  const cbArgs = (salt, tag = 'latest') => [CB[1], 'run', '--config', cfgFile, '--image', repo, '--tag', tag, '--quiet', '--cache', 'registry', '--build-arg', `SALT=${salt}`];
+  const platforms = JSON.parse(readFileSync(cfgFile, 'utf8')).platforms.map((p) => p.platform).join(',');
+  // buildx's own registry cache, one ref for the whole multi-platform build (its usual recipe).
+  const bxArgs = (salt, tag) => ['buildx', 'build', '--pull', '--network', 'none', '--platform', platforms, '--build-arg', `SALT=${salt}`, '--cache-from', `type=registry,ref=${repo}:bxcache`, '--cache-to', `type=registry,ref=${repo}:bxcache,mode=max`, '-t', `${repo}:${tag}`, '--push', join(ROOT, 'bench', 'p5')];
+  await emptyEngine28(repo);
+  await sh(CB[0], cbArgs('warm'), { env: env28 });
+  await sh(d28, bxArgs('warm', 'bx'), { env: env28 });
+  const runs = Math.min(RUNS, 3);
+  const warm = [];
+  const cold = [];
+  const bx = [];
+  for (let i = 0; i < runs; i++) {
+    await emptyEngine28(repo);
+    warm.push(await timed(() => sh(CB[0], cbArgs('warm'), { env: env28 })));
+    await emptyEngine28(repo);
+    cold.push(await timed(() => sh(CB[0], cbArgs(`cold-${runId}-${i}`, `cold-${i}`), { env: env28 })));
+    await emptyEngine28(repo);
+    bx.push(await timed(() => sh(d28, bxArgs('warm', 'bx'), { env: env28 })));
+    log(`P5m: run ${i + 1}/${runs}: crossbuild warm ${warm.at(-1).toFixed(0)} ms, cold ${cold.at(-1).toFixed(0)} ms, buildx warm ${bx.at(-1).toFixed(0)} ms`);
+  }
+  if (want('P5m')) record('P5m', '`crossbuild run --cache registry`, 2 emulated platforms with a CPU-heavy RUN, emptied engine, warm registry cache (per-platform `mode=max` caches)', 'the same `crossbuild run --cache registry` on the same emptied engine, cold', { kind: 'ratio', max: 0.15 }, { a: warm, b: cold });
+  if (want('P5m-buildx')) record('P5m-buildx', 'the same warm `crossbuild run --cache registry` (build, proof, push, list)', '`docker buildx build --cache-from/--cache-to type=registry,mode=max --push` of the same build on the same emptied engine, warm (no proof)', { kind: 'ratio', max: 1 }, { a: warm, b: bx });
+}
+
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P2', 'P2-tiny', 'P2-large', 'P2m', 'P3', 'P5', 'P5-flask', 'P6'];
+const ORDER = ['P4', 'P1', 'P2', 'P2-tiny', 'P2-large', 'P2m', 'P3', 'P3m', 'P3m-check', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {
@@ -359,13 +429,13 @@ const lines = [
   '',
   `Run ${date} on ${machine}. ${RUNS} interleaved runs per pair after one warm-up each (P4: ${Math.max(RUNS, 15)}; P5-flask: 2); figures are medians (min–max). Ratios are crossbuild's median over the baseline's, measured in the same run.${ONLY ? ` Rows ${[...ONLY].join(', ')} were measured again on ${now.slice(0, 16)}; the others come from the last full run.` : ''}`,
   '',
-  '| id | crossbuild | median (min–max) | baseline | median (min–max) | ratio | target | met |',
-  '|---|---|---|---|---|---:|---|---|',
+  '| id | engine | crossbuild | median (min–max) | baseline | median (min–max) | ratio | target | met |',
+  '|---|---|---|---|---|---|---:|---|---|',
 ];
 for (const r of results) {
   const target = r.target.max === Infinity ? '—' : r.target.kind === 'ratio' ? `≤ ${r.target.max}×` : `≤ ${r.target.max} ${r.unit}`;
   lines.push(
-    `| ${r.id} | ${r.what} | ${fmt(r.crossbuild.median, r.unit)} (${fmt(r.crossbuild.min, r.unit)}–${fmt(r.crossbuild.max, r.unit)}) | ${r.baseline} | ${r.base ? `${fmt(r.base.median, r.unit)} (${fmt(r.base.min, r.unit)}–${fmt(r.base.max, r.unit)})` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${target} | ${r.target.max === Infinity ? '—' : r.met ? 'yes' : '**no**'} |`,
+    `| ${r.id} | ${r.engine || `Docker ${engine} (host)`} | ${r.what} | ${fmt(r.crossbuild.median, r.unit)} (${fmt(r.crossbuild.min, r.unit)}–${fmt(r.crossbuild.max, r.unit)}) | ${r.baseline} | ${r.base ? `${fmt(r.base.median, r.unit)} (${fmt(r.base.min, r.unit)}–${fmt(r.base.max, r.unit)})` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${target} | ${r.target.max === Infinity ? '—' : r.met ? 'yes' : '**no**'} |`,
   );
 }
 if (reliability.length > 0) {

@@ -18,7 +18,7 @@ export interface RegistryFlags {
 }
 
 /** A registry client; `--username` credentials apply to `targetRegistry` (the image's) alone. */
-export function clientFromFlags(flags: RegistryFlags, targetRegistry?: string): RegistryClient {
+export function clientFromFlags(flags: RegistryFlags, targetRegistry?: string, signal?: AbortSignal): RegistryClient {
   let password: string | undefined;
   if (flags.passwordStdin) {
     if (flags.username === undefined) throw new UsageError('--password-stdin needs --username');
@@ -42,6 +42,7 @@ export function clientFromFlags(flags: RegistryFlags, targetRegistry?: string): 
     plainHttp: flags.plainHttp === true,
     credentials,
     ...(timeouts ? { timeouts } : {}),
+    ...(signal ? { signal } : {}),
     // Every retry is said, with the request and the reason, so a slow run is never a silent one.
     onRetry: (r) => process.stderr.write(`crossbuild: retrying ${r.method} ${r.registry}${r.path} (attempt ${r.attempt} of ${r.attempts}) in ${r.delayMs} ms: ${scrub(r.reason).split('\n')[0]}\n`),
   });

@@ -2,6 +2,7 @@
 // code its class implies. Used by main() for what commands throw, and by commands that report a
 // failure after printing their results.
 import { CrossbuildError, describeError, exitCodeOf, type ExitCode } from '../errors.js';
+import { printable } from '../util/text.js';
 
 /** An error that is not one of ours, named by the command it happened in. */
 export function wrapUnknown(err: unknown, command: string): unknown {
@@ -11,6 +12,7 @@ export function wrapUnknown(err: unknown, command: string): unknown {
 }
 
 export function printFailure(err: unknown): ExitCode {
-  process.stderr.write(`crossbuild: ${describeError(err)}\n`);
+  // Whatever the error quotes (a tag from platforms.json, a registry's answer) is shown as text.
+  process.stderr.write(`crossbuild: ${printable(describeError(err), { multiline: true })}\n`);
   return exitCodeOf(err);
 }

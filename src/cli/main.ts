@@ -67,7 +67,8 @@ export function buildProgram(): Command {
     .name('crossbuild')
     .description('Multi-architecture container images from one x86_64 host')
     .version(VERSION, '-V, --version')
-    .showHelpAfterError()
+    // One line and commander's suggestion, not the whole help, after a mistyped flag.
+    .showHelpAfterError('(crossbuild COMMAND --help lists the options)')
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
     // commander echoes a bad value back: escape control characters so input cannot drive the terminal.
@@ -145,7 +146,8 @@ export function buildProgram(): Command {
       .argument('[ref]', 'a manifest list or a single image (REPO:TAG or REPO@sha256:…); or give --metadata')
       .option('--metadata <file>', "buildx's --metadata-file JSON (or build-push-action's metadata output): image.name and containerimage.digest")
       .option('--allow <glob>', 'a path whose foreign architecture is legitimate, e.g. /usr/share/qemu/** (repeatable)', collect)
-      .option('--platforms <list>', 'platforms the tag must cover (repeatable or comma-separated)', collect)
+      .option('--platform <list>', 'platforms the tag must cover (repeatable or comma-separated)', collect)
+      .addOption(new Option('--platforms <list>', 'the same as --platform').argParser(collect).hideHelp())
       .option('-c, --config <file>', 'take the target platforms (and uname overrides) from platforms.json')
       .option('--static', 'no containers: config and binaries only (needs no Docker engine)')
       .option('--timeout <seconds>', 'time limit for each uname container', '60')
@@ -199,7 +201,8 @@ export function buildProgram(): Command {
     push
       .command('from-args')
       .description('from a platform list and a reference template with OS, ARCH, VARIANT, ARCHVARIANT placeholders')
-      .requiredOption('--platforms <list>', 'comma-separated platforms, e.g. linux/amd64,linux/arm/v7')
+      .option('--platform <list>', 'platforms, e.g. linux/amd64,linux/arm/v7 (repeatable or comma-separated)', collect)
+      .addOption(new Option('--platforms <list>', 'the same as --platform').argParser(collect).hideHelp())
       .requiredOption('--template <ref>', 'e.g. reg/app:1.0-ARCHVARIANT')
       .requiredOption('--target <ref>', 'where the list goes, e.g. reg/app:1.0')
       .option('--tags <list>', 'more tags for the same list, comma-separated')

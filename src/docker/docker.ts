@@ -3,6 +3,7 @@
 import { execa, type Options, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { CommandError, CrossbuildError } from '../errors.js';
+import { retry, type RetryPolicy } from '../util/retry.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
 import type { Builder } from './builder.js';
 
@@ -86,11 +87,14 @@ export interface ContainerRunOptions {
   readonly network?: 'none' | 'host';
   /** Local images (run) or pulled by digest (verify). */
   readonly pull?: 'never' | 'missing';
+  /** Labels for finding the container again (the run that owns it). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** argv for a throwaway verification container: no network, entrypoint overridden, named for cleanup. */
 export function runArgv(o: ContainerRunOptions): string[] {
   const argv = ['run', '--rm', '--name', o.name, '--network', o.network ?? 'none', '--platform', formatPlatform(o.platform), '--pull', o.pull ?? 'never', '--entrypoint', o.entrypoint];
+  for (const [k, v] of Object.entries(o.labels ?? {})) argv.push('--label', `${k}=${v}`);
   for (const [k, v] of Object.entries(o.env ?? {})) argv.push('-e', `${k}=${v}`);
   argv.push(o.image, ...o.args);
   return argv;
@@ -117,10 +121,26 @@ export function transientPushFailure(output: string): string | undefined {
   const line = output
     .split('\n')
     .reverse()
-    .find((l) => /connection refused|connection reset|broken pipe|EOF|i\/o timeout|TLS handshake timeout|timeout exceeded|no such host|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error|TOOMANYREQUESTS|toomanyrequests|received unexpected HTTP status: 5\d\d|status code 5\d\d|\b50[0234]\b/i.test(l));
+    .find((l) => /connection refused|connection reset|broken pipe|EOF|i\/o timeout|TLS handshake timeout|timeout exceeded|no such host|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error|TOOMANYREQUESTS|toomanyrequests|Too Many Requests|received unexpected HTTP status: (5\d\d|429)|status code (5\d\d|429)|\b(50[0234]|429)\b/i.test(l));
   if (!line) return undefined;
   if (/denied|unauthorized|authentication required|manifest invalid|name unknown/i.test(output)) return undefined;
   return line.trim().slice(0, 200);
+}
+
+/** The label on every container a run starts, so a later run can sweep what a killed one left. */
+export const RUN_LABEL = 'crossbuild.run';
+
+/** How long crossbuild's own `docker push` retries may take in all. */
+export const PUSH_RETRY_BUDGET_MS = 30_000;
+
+/** A failed `docker push`, with its output for the retry decision. */
+class PushFailure extends Error {
+  constructor(
+    readonly output: string,
+    readonly error: CommandError,
+  ) {
+    super(error.message);
+  }
 }
 
 export interface ImageInspect {
@@ -169,6 +189,8 @@ export class Docker {
   private readonly running = new Set<ResultPromise>();
   private readonly containers = new Set<string>();
   private aborted = false;
+  /** Fires on abort(): waits between push attempts end at once. */
+  private readonly stopped = new AbortController();
 
   /**
    * `env` reaches every docker command (a private DOCKER_CONFIG for --username credentials);
@@ -178,6 +200,8 @@ export class Docker {
     readonly cli = dockerCli(),
     readonly env: Readonly<Record<string, string>> = {},
     readonly globalArgs: readonly string[] = [],
+    /** The run that owns what this engine handle starts: its containers carry `crossbuild.run=<id>`. */
+    readonly runId?: string,
   ) {}
 
   /** Start a docker command, tracked until it ends. */
@@ -210,6 +234,7 @@ export class Docker {
    */
   async abort(): Promise<void> {
     this.aborted = true;
+    this.stopped.abort();
     for (const sub of this.running) sub.kill('SIGTERM');
     const names = [...this.containers];
     if (names.length > 0) await execa(this.cli, [...this.globalArgs, 'rm', '-f', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
@@ -231,7 +256,7 @@ export class Docker {
 
   /** The same CLI and environment on another engine. */
   on(globalArgs: readonly string[]): Docker {
-    return new Docker(this.cli, this.env, globalArgs);
+    return new Docker(this.cli, this.env, globalArgs, this.runId);
   }
 
   /** `docker info`'s DockerRootDir, where images and build cache live. */
@@ -311,6 +336,20 @@ export class Docker {
     if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, `docker tag ${source} ${target} failed`);
   }
 
+  /** `repo:tag` of every local image (for sweeping a killed run's names). */
+  async imageNames(): Promise<string[]> {
+    const r = await this.exec(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'], { timeout: 60_000 });
+    return r.exitCode === 0 ? r.stdout.split('\n').filter((l) => l.trim() && !l.endsWith(':<none>')) : [];
+  }
+
+  /** Remove the containers with this label value, whatever their state. */
+  async removeLabelled(label: string, value: string): Promise<number> {
+    const r = await this.exec(['ps', '-aq', '--filter', `label=${label}=${value}`], { timeout: 30_000 });
+    const ids = r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+    if (ids.length > 0) await this.exec(['rm', '-f', ...ids], { timeout: 60_000 });
+    return ids.length;
+  }
+
   /** Remove a name; the image goes too only when no other name holds it. Quiet when already gone. */
   async untag(ref: string): Promise<void> {
     await this.exec(['image', 'rm', '--no-prune', ref], { timeout: 60_000 });
@@ -330,20 +369,38 @@ export class Docker {
    */
   async push(ref: string, opts: { attempts?: number; onRetry?: (attempt: number, reason: string, delayMs: number) => void } = {}): Promise<{ digest: string; size: number }> {
     const argv = ['push', ref];
-    const attempts = opts.attempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      const r = await this.exec(argv, { all: true, timeout: 30 * 60_000 });
-      if (r.exitCode === 0) {
-        const parsed = parsePushOutput(r.stdout);
-        if (!parsed) throw new CrossbuildError(`docker push ${ref} printed no digest`);
-        return parsed;
+    let tries = 0;
+    // dockerd retries each layer itself: our attempts are few and bounded in time (a persistent
+    // fault is named within the budget, not after 3 × dockerd's own minute of retries).
+    const policy: RetryPolicy = { attempts: opts.attempts ?? 3, baseMs: 2000, maxDelayMs: 10_000, budgetMs: PUSH_RETRY_BUDGET_MS };
+    return retry(
+      async () => {
+        tries++;
+        const r = await this.exec(argv, { all: true, timeout: 30 * 60_000 });
+        if (r.exitCode === 0) {
+          const parsed = parsePushOutput(r.stdout);
+          if (!parsed) throw new CrossbuildError(`docker push ${ref} printed no digest`);
+          return parsed;
+        }
+        throw new PushFailure(r.all || r.stderr, new CommandError([this.cli, ...argv], r.exitCode, r.all || r.stderr, `docker push ${ref} failed`));
+      },
+      {
+        policy,
+        signal: this.stopped.signal,
+        what: `docker push ${ref}`,
+        decide: (e) => {
+          const reason = e instanceof PushFailure ? transientPushFailure(e.output) : undefined;
+          return reason ? { reason } : undefined;
+        },
+        onRetry: (n) => opts.onRetry?.(n.attempt, n.reason, n.delayMs),
+      },
+    ).catch((e: unknown) => {
+      if (e instanceof PushFailure) {
+        const err = e.error;
+        throw tries > 1 ? new CommandError(err.command, err.commandExitCode, err.stderr, `docker push ${ref} failed (after ${tries} attempts)`) : err;
       }
-      const reason = transientPushFailure(r.all || r.stderr);
-      if (!reason || attempt >= attempts || this.aborted) throw new CommandError([this.cli, ...argv], r.exitCode, r.all || r.stderr, `docker push ${ref} failed${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`);
-      const delayMs = 2000 * 2 ** (attempt - 1);
-      opts.onRetry?.(attempt + 1, reason, delayMs);
-      await new Promise((res) => setTimeout(res, delayMs));
-    }
+      throw e;
+    });
   }
 
   /**
@@ -352,7 +409,7 @@ export class Docker {
    */
   async runOnce(o: Omit<ContainerRunOptions, 'name'>, timeoutMs: number): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; timedOut: boolean }> {
     const name = `crossbuild-verify-${randomBytes(6).toString('hex')}`;
-    const argv = runArgv({ ...o, name });
+    const argv = runArgv({ ...o, name, ...(this.runId ? { labels: { [RUN_LABEL]: this.runId } } : {}) });
     try {
       this.containers.add(name);
       const r = await this.exec(argv, { timeout: timeoutMs, forceKillAfterDelay: 2_000 });

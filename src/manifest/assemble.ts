@@ -4,17 +4,14 @@
 import { CrossbuildError, RegistryError } from '../errors.js';
 import { buildList, type ListEntry } from '../oci/list.js';
 import {
-  ImageConfigSchema,
-  ImageIndexSchema,
-  ImageManifestSchema,
   isAttestation,
-  isIndexMediaType,
   type Descriptor,
   type ListKind,
   type OciPlatform,
 } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform } from '../platform/platform.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { RegistryClient, RemoteManifest } from '../registry/client.js';
+import { readBackList } from '../registry/publish.js';
 import { formatReference, manifestReference, withTag, type ImageRef } from '../oci/reference.js';
 import type { SpecChild, SpecPlatform } from './spec.js';
 
@@ -47,7 +44,7 @@ export interface PushResult {
 }
 
 function isNotFound(e: unknown): boolean {
-  return e instanceof RegistryError && (e.status === 404 || e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN');
+  return e instanceof RegistryError && (e.kind === 'not-found' || e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN');
 }
 
 function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?: string; variant?: string | undefined; 'os.version'?: string | undefined; 'os.features'?: string[] | undefined }): OciPlatform {
@@ -67,26 +64,25 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
 }
 
 /** The blobs an image manifest needs in its repository: config and layers. */
-function manifestBlobs(bytes: Buffer): Descriptor[] {
-  const m = ImageManifestSchema.parse(JSON.parse(bytes.toString('utf8')));
-  return [m.config, ...m.layers];
+function manifestBlobs(m: RemoteManifest): Descriptor[] {
+  return m.kind === 'image' ? [m.manifest.config, ...m.manifest.layers] : [];
 }
 
 async function resolveChild(client: RegistryClient, target: ImageRef, child: SpecChild, kind: ListKind): Promise<Resolved> {
   const { registry, repository } = child.ref;
   const sameRepo = registry === target.registry && repository === target.repository;
-  const fetched = await client.getManifest(registry, repository, manifestReference(child.ref));
+  const fetched = await client.manifest(registry, repository, manifestReference(child.ref));
   const entries: ListEntry[] = [];
   const copies: CopyJob[] = [];
   const warnings: string[] = [];
-  const addCopy = async (digest: string, mediaType: string, bytes?: Buffer): Promise<void> => {
+  const addCopy = async (digest: string, mediaType: string, read?: RemoteManifest): Promise<void> => {
     if (sameRepo) return;
-    const b = bytes ?? (await client.getManifest(registry, repository, digest)).bytes;
-    copies.push({ from: { registry, repository }, digest, mediaType, bytes: b, blobs: manifestBlobs(b) });
+    const m = read ?? (await client.manifest(registry, repository, digest));
+    copies.push({ from: { registry, repository }, digest, mediaType, bytes: m.bytes, blobs: manifestBlobs(m) });
   };
 
-  if (isIndexMediaType(fetched.mediaType)) {
-    const idx = ImageIndexSchema.parse(JSON.parse(fetched.bytes.toString('utf8')));
+  if (fetched.kind === 'index') {
+    const idx = fetched.index;
     const wanted = child.platform.architecture !== undefined || child.platform.os !== undefined;
     const images = idx.manifests.filter((m) => !isAttestation(m));
     const kept = images.filter((m) => {
@@ -114,19 +110,17 @@ async function resolveChild(client: RegistryClient, target: ImageRef, child: Spe
     return { entries, copies, warnings };
   }
 
-  const man = ImageManifestSchema.parse(JSON.parse(fetched.bytes.toString('utf8')));
   const needConfig = child.platform.os === undefined || child.platform.architecture === undefined || child.platform.osVersion === undefined;
   let config: Parameters<typeof toOciPlatform>[1] = {};
-  if (needConfig) {
-    const cfg = ImageConfigSchema.safeParse(JSON.parse((await client.getBlobBytes(registry, repository, man.config.digest, 16 * 1024 * 1024)).toString('utf8')));
-    if (cfg.success) config = cfg.data;
-  }
+  // An artifact's config need not be an image config: then the spec must give the platform.
+  if (needConfig) config = await client.config(registry, repository, fetched.manifest).catch(() => ({}));
   const platform = toOciPlatform(child.platform, config);
   if (!platform.os || !platform.architecture) {
     throw new CrossbuildError(`${child.field}: no platform given and ${child.text}'s config names none`);
   }
-  entries.push({ mediaType: fetched.mediaType, digest: fetched.digest, size: fetched.size, platform });
-  await addCopy(fetched.digest, fetched.mediaType, fetched.bytes);
+  const d = fetched.descriptor;
+  entries.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform });
+  await addCopy(d.digest, d.mediaType, fetched);
   return { entries, copies, warnings };
 }
 
@@ -199,6 +193,8 @@ export async function pushList(client: RegistryClient, target: ImageRef, plan: P
       throw e instanceof RegistryError ? new RegistryError(msg, { ...(e.status !== undefined ? { status: e.status } : {}), ...(e.code !== undefined ? { code: e.code } : {}), retriable: e.retriable, cause: e }) : new RegistryError(msg, { cause: e });
     }
   }
+  // Nothing is reported before it is true: the first tag must serve the list, every entry must resolve.
+  await readBackList(client, target, tags[0]!, list.digest, plan.entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
   const warnings = [...plan.warnings, ...list.dropped.map((d) => `dropped attestation ${d.digest}`)];
   return { digest: list.digest, size: list.size, mediaType: list.mediaType, tags, warnings, copied };
 }

@@ -53,14 +53,15 @@ export interface MergeResult {
 function digestsFromReports(files: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const f of files) {
-    let j: { platforms?: { platform?: string; digest?: string | null; ok?: boolean }[] };
+    let j: { platforms?: { platform?: string; digest?: string | null; pushedDigest?: string | null; ok?: boolean }[] };
     try {
       j = JSON.parse(readFileSync(f, 'utf8')) as typeof j;
     } catch (e) {
       throw new ConfigError(f, '', `not a crossbuild report: ${(e as Error).message}`);
     }
     if (!Array.isArray(j.platforms)) throw new ConfigError(f, 'platforms', 'missing: not a `crossbuild run --report` file');
-    for (const p of j.platforms) if (p.platform && p.digest && p.ok !== false) out.set(p.platform, p.digest);
+    // What the leg pushed (its index of image and attestations, when it had them): the attestations come along.
+    for (const p of j.platforms) if (p.platform && p.digest && p.ok !== false) out.set(p.platform, p.pushedDigest ?? p.digest);
   }
   return out;
 }

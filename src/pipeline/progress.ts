@@ -1,6 +1,8 @@
 // Progress without a terminal: one plain, timestamped line per state change (no ANSI codes),
 // for CI logs and pipes. On a terminal listr2 draws the same events as live tasks.
 
+import { printable } from '../util/text.js';
+
 export type ProgressState = 'warning' | 'note' | 'step' | 'started' | 'building' | 'output' | 'verifying' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
 
 export interface ProgressEvent {
@@ -18,7 +20,7 @@ export function formatEvent(e: ProgressEvent, verbosity: Verbosity): string | un
   if ((e.state === 'output' || e.state === 'step') && verbosity !== 'verbose') return undefined;
   if (verbosity === 'quiet' && e.state !== 'failed') return undefined;
   // eslint-disable-next-line no-control-regex
-  const clean = e.message.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\r\n]+/g, ' ').trim();
+  const clean = printable(e.message.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\r\n]+/g, ' ').trim());
   return `${e.at.toISOString()} [${e.scope}] ${e.state}${clean ? `: ${clean}` : ''}`;
 }
 

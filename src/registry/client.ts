@@ -4,12 +4,13 @@
 // run, manifest and verify all use this one client.
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { RegistryError } from '../errors.js';
+import { CrossbuildError, RegistryError } from '../errors.js';
+import { CancelledError } from '../util/retry.js';
 import { sha256Digest } from '../oci/digest.js';
 import { ImageConfigSchema, ImageIndexSchema, ImageManifestSchema, isIndexMediaType, MANIFEST_ACCEPT, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/types.js';
 import { scope as repositoryScope } from '../oci/reference.js';
 import { request } from './http.js';
-import { describeCause, errorDetail, header, stripQuery, Transport, USER_AGENT, type ClientOptions, type ReqOpts, type Resp } from './transport.js';
+import { describeCause, errorInfo, header, stripQuery, Transport, USER_AGENT, type ClientOptions, type ReqOpts, type Resp } from './transport.js';
 import type { CredentialStore } from './credentials.js';
 
 export type { ClientOptions, RetryInfo, Timeouts } from './transport.js';
@@ -20,6 +21,22 @@ export interface FetchedManifest {
   readonly mediaType: string;
   readonly digest: string;
   readonly size: number;
+}
+
+/**
+ * A body that trickles (a byte every few seconds never trips the idle deadline) is cut off: after
+ * the grace period it must average MIN_BYTES_PER_SECOND. --registry-timeout scales the grace.
+ */
+const MIN_BYTES_PER_SECOND = 1024;
+class RateGuard {
+  private readonly started = Date.now();
+  constructor(private readonly graceMs: number) {}
+  /** Why the body is too slow, or undefined. */
+  check(bytes: number): string | undefined {
+    const elapsed = Date.now() - this.started;
+    if (elapsed < this.graceMs || bytes >= (MIN_BYTES_PER_SECOND * elapsed) / 1000) return undefined;
+    return `too slow: ${bytes} bytes in ${Math.round(elapsed / 1000)} s, below ${MIN_BYTES_PER_SECOND} bytes/s (--registry-timeout gives more time)`;
+  }
 }
 
 /** What a descriptor points at: media type, digest and size, all known. */
@@ -57,14 +74,22 @@ export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 class CheckedBlob extends Transform {
   private readonly hash = createHash('sha256');
   private n = 0;
+  private readonly rate: RateGuard;
   constructor(
     private readonly expect: { digest: string; size?: number },
     private readonly what: string,
+    graceMs: number,
   ) {
     super();
+    this.rate = new RateGuard(graceMs);
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.n += chunk.length;
+    const slow = this.rate.check(this.n);
+    if (slow) {
+      cb(new RegistryError(`${this.what}: ${slow}`, { retriable: true }));
+      return;
+    }
     if (this.expect.size !== undefined && this.n > this.expect.size) {
       cb(new RegistryError(`${this.what}: more than the ${this.expect.size} bytes its descriptor says (cut off at ${this.n})`, { retriable: false }));
       return;
@@ -113,27 +138,22 @@ export class RegistryClient {
     return this.transport.agent(registry);
   }
 
-  /** Read a body whole; a read that breaks off is retried from the start (GETs only). */
-  private async readRetrying<T>(registry: string, what: string, path: string, once: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await once();
-      } catch (e) {
-        // The transport already retried HTTP answers; here only a body that broke off or came
-        // wrong is read again.
-        const retriable = !(e instanceof RegistryError) || (e.retriable && e.status === undefined);
-        if (!retriable || attempt >= this.transport.attempts) {
-          if (e instanceof RegistryError) throw e;
-          throw new RegistryError(`GET ${registry}${stripQuery(path)} (${what}): the answer broke off: ${describeCause(e)}`, { retriable: true, cause: e });
-        }
-        await this.transport.backoff('GET', registry, path, attempt, `${what}: ${e instanceof Error ? describeCause(e) : String(e)}`);
-      }
-    }
+  /** Read a body whole; a read that breaks off (or comes wrong) is retried from the start, with the transport's policy (GETs only). */
+  private readRetrying<T>(registry: string, what: string, path: string, once: () => Promise<T>): Promise<T> {
+    return this.transport
+      .retry('GET', registry, path, () => once(), (e) => {
+        // The transport already retried HTTP answers; here only a body that broke off or came wrong is read again.
+        const bodyFault = !(e instanceof RegistryError) || (e.retriable && e.status === undefined);
+        return bodyFault && !(e instanceof CancelledError) ? { reason: `${what}: ${e instanceof Error ? describeCause(e) : String(e)}` } : undefined;
+      })
+      .catch((e: unknown) => {
+        if (e instanceof CrossbuildError) throw e;
+        throw new RegistryError(`GET ${registry}${stripQuery(path)} (${what}): the answer broke off: ${describeCause(e)}`, { retriable: true, cause: e });
+      });
   }
 
   private async failure(registry: string, what: string, res: Resp): Promise<RegistryError> {
-    const detail = await errorDetail(res);
-    const code = detail?.split(':')[0];
+    const { detail, code } = await errorInfo(res);
     return new RegistryError(`${what} on ${registry} failed: HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`, {
       status: res.statusCode,
       ...(code ? { code } : {}),
@@ -147,7 +167,7 @@ export class RegistryClient {
     return this.readRetrying(registry, what, path, async () => {
       const res = await this.send(registry, 'GET', path, { scopes: [repositoryScope(repository, 'pull')], headers: { accept: MANIFEST_ACCEPT.join(', ') }, idempotent: true, what });
       if (res.statusCode !== 200) throw await this.failure(registry, `GET manifest ${repository}:${reference}`, res);
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES);
+      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, new RateGuard(this.transport.timeouts.bodyIdleMs), `GET ${registry}${path} (${what})`);
       const digest = sha256Digest(bytes);
       const claimed = header(res, 'docker-content-digest');
       if (claimed && claimed !== digest) {
@@ -270,13 +290,13 @@ export class RegistryClient {
       const target = new URL(loc, `${base}/v2/${repository}/blobs/${digest}`);
       // Storage back-ends get no registry credentials.
       try {
-        res = await request(target, { method: 'GET', dispatcher: this.agent(target.host), headers: { 'user-agent': USER_AGENT } });
+        res = await request(target, { method: 'GET', dispatcher: this.agent(target.host), headers: { 'user-agent': USER_AGENT }, signal: this.transport.signal });
       } catch (e) {
         throw new RegistryError(`GET ${target.origin}${target.pathname} (${what}, redirected by ${registry}) failed: ${describeCause(e)}`, { retriable: true, cause: e });
       }
     }
     if (res.statusCode !== 200) throw await this.failure(registry, `GET ${what}`, res);
-    const checked = new CheckedBlob({ digest, ...(expect.size !== undefined ? { size: expect.size } : {}) }, `GET ${registry}/v2/${repository}/blobs/${digest} (${what})`);
+    const checked = new CheckedBlob({ digest, ...(expect.size !== undefined ? { size: expect.size } : {}) }, `GET ${registry}/v2/${repository}/blobs/${digest} (${what})`, this.transport.timeouts.bodyIdleMs);
     const body = res.body as unknown as Readable;
     // The body's own failure (reset, stall) surfaces on the checked stream, naming the request.
     body.on('error', (e) => checked.destroy(new RegistryError(`GET ${registry}/v2/${repository}/blobs/${digest} (${what}) broke off: ${describeCause(e)}`, { retriable: true, cause: e })));
@@ -363,11 +383,16 @@ export class RegistryClient {
   }
 }
 
-async function readLimited(res: Resp, limit: number): Promise<Buffer> {
+async function readLimited(res: Resp, limit: number, rate: RateGuard, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of res.body) {
     n += (c as Buffer).length;
+    const slow = rate.check(n);
+    if (slow) {
+      res.body.destroy();
+      throw new RegistryError(`${what}: ${slow}`, { retriable: true });
+    }
     if (n > limit) throw new RegistryError(`manifest larger than ${limit} bytes`);
     chunks.push(c as Buffer);
   }

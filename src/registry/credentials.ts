@@ -77,7 +77,7 @@ export class CredentialStore {
    * the file 0600; the caller removes the folder when the run ends. Undefined without --username:
    * the user's own config then serves as it is.
    */
-  writePrivateDockerConfig(): string | undefined {
+  writePrivateDockerConfig(owner = String(process.pid)): string | undefined {
     if (!this.explicit) return undefined;
     let raw: Record<string, unknown> = {};
     try {
@@ -91,7 +91,7 @@ export class CredentialStore {
     const auths = { ...((raw.auths as Record<string, unknown> | undefined) ?? {}), [host]: { auth } };
     const credHelpers = raw.credsStore !== undefined || raw.credHelpers !== undefined ? { ...((raw.credHelpers as Record<string, string> | undefined) ?? {}), [host]: '' } : undefined;
     // The password is in this file: on a memory-backed folder where there is one, so a killed run leaves nothing on disk.
-    const dir = mkdtempSync(join(privateBase(), 'crossbuild-docker-config-'));
+    const dir = mkdtempSync(join(privateBase(), `crossbuild-docker-config-${owner}-`));
     chmodSync(dir, 0o700);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...raw, auths, ...(credHelpers ? { credHelpers } : {}) }), { mode: 0o600 });
     // The user's buildx builders and contexts stay theirs: buildx reads its current builder from here.
@@ -187,7 +187,7 @@ export class CredentialStore {
 }
 
 /** /dev/shm when it is a writable tmpfs (Linux), else the temp folder. */
-function privateBase(): string {
+export function privateBase(): string {
   try {
     accessSync('/dev/shm', constants.W_OK);
     return '/dev/shm';

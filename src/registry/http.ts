@@ -18,8 +18,7 @@ export interface RequestOptions {
   readonly dispatcher: Dispatcher;
   readonly headers?: Record<string, string>;
   readonly body?: Dispatcher.DispatchOptions['body'];
-  readonly headersTimeout?: number;
-  readonly bodyTimeout?: number;
+  readonly signal?: AbortSignal;
 }
 
 /** undici's request(url, options), on an explicit dispatcher. */
@@ -31,7 +30,6 @@ export function request(url: string | URL, o: RequestOptions): Promise<Dispatche
     method: o.method,
     ...(o.headers ? { headers: o.headers } : {}),
     ...(o.body !== undefined ? { body: o.body } : {}),
-    ...(o.headersTimeout !== undefined ? { headersTimeout: o.headersTimeout } : {}),
-    ...(o.bodyTimeout !== undefined ? { bodyTimeout: o.bodyTimeout } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
   });
 }

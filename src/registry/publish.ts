@@ -29,21 +29,29 @@ export async function publishList(
   const { registry, repository } = image;
   const ref = formatReference(withTag(image, tag));
   const digest = await client.putManifest(registry, repository, tag, list.bytes, list.mediaType);
-  // Read back: a registry that answered 201 but stored nothing (or something else) is named.
+  await readBackList(client, image, tag, digest, entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
+  return { ref, digest, size: list.size, mediaType: list.mediaType, dropped: list.dropped };
+}
+
+/**
+ * The strongest read-back the API allows: the tag serves exactly `digest`, as an index, and every
+ * entry resolves by digest in the repository. A registry that answered 201 but stored nothing (or
+ * something else) is named as such.
+ */
+export async function readBackList(client: RegistryClient, image: ImageRef, tag: string, digest: string, entries: readonly string[]): Promise<void> {
+  const { registry, repository } = image;
+  const ref = formatReference(withTag(image, tag));
   const back = await client.manifest(registry, repository, tag).catch((e: unknown) => {
-    throw new CrossbuildError(`read back: ${ref} was accepted (${digest}) but reading it back failed: ${(e as Error).message}`, { cause: e });
+    throw new CrossbuildError(`read back: ${ref} was accepted (${digest}) but the registry does not serve it: ${(e as Error).message}`, { cause: e });
   });
   if (back.descriptor.digest !== digest) throw new CrossbuildError(`read back: ${ref} serves ${back.descriptor.digest}, not the list just written (${digest})`);
   if (back.kind !== 'index') throw new CrossbuildError(`read back: ${ref} serves a single image, not the list just written`);
   const written = new Set(back.index.manifests.map((m) => m.digest));
   await Promise.all(
-    entries
-      .filter((e) => !list.dropped.includes(e))
-      .map(async (e) => {
-        if (!written.has(e.digest)) throw new CrossbuildError(`read back: ${ref} has no entry ${e.digest}`);
-        const head = await client.headManifest(registry, repository, e.digest);
-        if (!head || head.digest !== e.digest) throw new CrossbuildError(`read back: entry ${e.digest} of ${ref} does not resolve in ${repository}`);
-      }),
+    entries.map(async (d) => {
+      if (!written.has(d)) throw new CrossbuildError(`read back: ${ref} has no entry ${d}`);
+      const head = await client.headManifest(registry, repository, d);
+      if (!head || head.digest !== d) throw new CrossbuildError(`read back: entry ${d} of ${ref} does not resolve in ${repository}`);
+    }),
   );
-  return { ref, digest, size: list.size, mediaType: list.mediaType, dropped: list.dropped };
 }

@@ -13,6 +13,7 @@ import { parseWwwAuthenticate, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
 import { tracked } from '../util/inflight.js';
 import { DOCKER_HUB, isLoopbackRegistry } from '../oci/reference.js';
+import { CancelledError, DEFAULT_RETRY, retry, sleep, type RetryDecision, type RetryPolicy } from '../util/retry.js';
 
 /** Deadlines, in ms. The body deadline is idle time between chunks, not the whole transfer. */
 export interface Timeouts {
@@ -49,6 +50,10 @@ export interface ClientOptions {
   readonly attempts?: number;
   /** Base backoff in ms, doubled each retry. */
   readonly backoffMs?: number;
+  /** Time all retries of one request may take, from its first attempt (default 30 s). */
+  readonly retryBudgetMs?: number;
+  /** The command's: once it fires (SIGINT, SIGTERM, a decision to fail) every request, body read and wait ends. */
+  readonly signal?: AbortSignal;
   /** Where Docker keeps per-registry CAs (certs.d). */
   readonly certsDir?: string;
   readonly timeouts?: Timeouts;
@@ -79,26 +84,55 @@ export class Transport {
   private readonly challenges = new Map<string, Challenge | null>();
   private readonly tokens = new Map<string, Promise<string>>();
   private readonly agents = new Map<string, Agent>();
+  /** Per registry: no request before this time (a Retry-After or 429/503 one request got holds for all, as regclient does). */
+  private readonly pausedUntil = new Map<string, number>();
+  readonly policy: RetryPolicy;
+  private readonly controller = new AbortController();
+  /** Fires on the command's signal or on close(): in-flight requests and waits end, quietly. */
+  readonly signal: AbortSignal;
 
   constructor(opts: ClientOptions = {}) {
     this.opts = opts;
     this.credentials = opts.credentials ?? new CredentialStore();
     this.timeouts = opts.timeouts ?? DEFAULT_TIMEOUTS;
+    this.policy = {
+      attempts: Math.max(1, opts.attempts ?? DEFAULT_RETRY.attempts),
+      baseMs: opts.backoffMs ?? DEFAULT_RETRY.baseMs,
+      maxDelayMs: DEFAULT_RETRY.maxDelayMs,
+      budgetMs: opts.retryBudgetMs ?? DEFAULT_RETRY.budgetMs,
+    };
+    this.signal = opts.signal ? AbortSignal.any([opts.signal, this.controller.signal]) : this.controller.signal;
   }
 
   get attempts(): number {
-    return Math.max(1, this.opts.attempts ?? 4);
+    return this.policy.attempts;
   }
 
-  /** Wait before attempt `attempt + 1`, telling onRetry why. */
-  async backoff(method: string, registry: string, path: string, attempt: number, reason: string, retryAfter?: number): Promise<void> {
-    const delayMs = retryAfter ?? (this.opts.backoffMs ?? 250) * 2 ** (attempt - 1);
-    this.opts.onRetry?.({ method, registry, path: stripQuery(path), attempt: attempt + 1, attempts: this.attempts, reason, delayMs });
-    await sleep(delayMs);
+  /**
+   * The transport's retry policy around one operation on a registry: every retry said as a line
+   * (until the command stops), waits shared per registry, everything ended by the signal.
+   */
+  retry<T>(method: string, registry: string, path: string, op: (attempt: number, last: boolean) => Promise<T>, decide: (e: unknown, attempt: number) => RetryDecision): Promise<T> {
+    return retry(op, {
+      policy: this.policy,
+      signal: this.signal,
+      what: `${method} ${registry}${stripQuery(path)}`,
+      decide,
+      onRetry: (n) => {
+        if (!this.signal.aborted) this.opts.onRetry?.({ method, registry, path: stripQuery(path), attempt: n.attempt, attempts: n.attempts, reason: n.reason, delayMs: n.delayMs });
+      },
+      before: async () => {
+        const until = this.pausedUntil.get(registry) ?? 0;
+        if (until > Date.now()) await sleep(until - Date.now(), this.signal, `${method} ${registry}${stripQuery(path)}`);
+      },
+      onPause: (until) => this.pausedUntil.set(registry, Math.max(until, this.pausedUntil.get(registry) ?? 0)),
+    });
   }
 
+  /** Stop everything in flight (no retry lines after the decision), then release the connections. */
   async close(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    this.controller.abort();
+    await Promise.all([...this.agents.values()].map((a) => a.destroy().catch(() => undefined)));
   }
 
   host(registry: string): string {
@@ -165,36 +199,46 @@ export class Transport {
 
   /** GET /v2/: proves the base works and learns the auth challenge up front. Retried like any GET. */
   private async ping(registry: string, base: string): Promise<string> {
-    for (let attempt = 1; ; attempt++) {
-      let res: Resp;
-      try {
-        res = await request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent(registry), headers: { 'user-agent': USER_AGENT } });
-      } catch (e) {
-        const refused = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|certificate|SSL|TLS|wrong version number|EPROTO/i.test(`${(e as { code?: string }).code ?? ''} ${(e as Error).message}`);
-        // A refused connection or a TLS mismatch is an answer about the scheme: no retry, let the caller fall back.
-        if (!refused && attempt < this.attempts) {
-          await this.backoff('GET', registry, '/v2/', attempt, describeCause(e));
-          continue;
+    const refusedRe = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|certificate|SSL|TLS|wrong version number|EPROTO/i;
+    const res = await this.retry(
+      'GET',
+      registry,
+      '/v2/',
+      async (_attempt, last) => {
+        let r: Resp;
+        try {
+          r = await request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent(registry), headers: { 'user-agent': USER_AGENT }, signal: this.signal });
+        } catch (e) {
+          if (this.signal.aborted) throw new CancelledError(`GET ${base}/v2/`);
+          const why = `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`;
+          const refused = refusedRe.test(why);
+          const closed = /ECONNREFUSED/.test(why);
+          // A refused connection or a TLS mismatch is an answer about the scheme: no retry, let the caller fall back.
+          throw new RegistryError(`cannot reach registry ${registry} at ${base} (GET /v2/): ${describeCause(e)}`, {
+            retriable: !refused,
+            cause: e,
+            hint: closed
+              ? `nothing listens on ${new URL(base).host}: is the registry running, and is the port right?`
+              : base.startsWith('https') && /certificate|SSL|TLS|wrong version number|EPROTO/i.test(why)
+                ? 'for a registry without TLS use --plain-http; for a self-signed certificate put its CA in /etc/docker/certs.d/<host:port>/ca.crt or use --insecure'
+                : 'is the registry running?',
+          });
         }
-        throw new RegistryError(`cannot reach registry ${registry} at ${base} (GET /v2/): ${describeCause(e)}`, {
-          retriable: !refused,
-          cause: e,
-          hint: base.startsWith('https') ? 'for a registry without TLS use --plain-http; for a self-signed certificate put its CA in /etc/docker/certs.d/<host:port>/ca.crt or use --insecure' : 'is the registry running?',
-        });
-      }
-      if ((res.statusCode === 429 || res.statusCode >= 500) && attempt < this.attempts) {
-        await res.body.dump().catch(() => undefined);
-        await this.backoff('GET', registry, '/v2/', attempt, `HTTP ${res.statusCode}`, retryAfterMs(header(res, 'retry-after')));
-        continue;
-      }
-      await res.body.dump().catch(() => undefined);
-      if (res.statusCode === 401) {
-        this.challenges.set(registry, parseWwwAuthenticate(header(res, 'www-authenticate')) ?? null);
-      } else if (res.statusCode >= 400) {
-        throw new RegistryError(`GET ${base}/v2/ (ping of registry ${registry}) answered ${res.statusCode}${res.statusCode >= 500 ? '' : ' — is it a distribution (v2) registry?'}`, { status: res.statusCode, retriable: res.statusCode === 429 || res.statusCode >= 500 });
-      }
-      return base;
+        if ((r.statusCode === 429 || r.statusCode >= 500) && !last) {
+          await r.body.dump().catch(() => undefined);
+          throw new StatusRetry(r.statusCode, retryAfterMs(header(r, 'retry-after')));
+        }
+        return r;
+      },
+      (e) => (e instanceof StatusRetry ? { reason: `HTTP ${e.status}`, ...(e.afterMs !== undefined ? { afterMs: e.afterMs } : {}) } : e instanceof RegistryError && e.retriable ? { reason: describeCause(e.cause ?? e) } : undefined),
+    );
+    await res.body.dump().catch(() => undefined);
+    if (res.statusCode === 401) {
+      this.challenges.set(registry, parseWwwAuthenticate(header(res, 'www-authenticate')) ?? null);
+    } else if (res.statusCode >= 400) {
+      throw new RegistryError(`GET ${base}/v2/ (ping of registry ${registry}) answered ${res.statusCode}${res.statusCode >= 500 ? '' : ' — is it a distribution (v2) registry?'}`, { status: res.statusCode, retriable: res.statusCode === 429 || res.statusCode >= 500 });
     }
+    return base;
   }
 
   private async authHeader(registry: string, scopes: readonly string[]): Promise<string | undefined> {
@@ -217,15 +261,8 @@ export class Transport {
     return `Bearer ${await t}`;
   }
 
-  private async fetchToken(registry: string, ch: Challenge, scopes: readonly string[]): Promise<string> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.fetchTokenOnce(registry, ch, scopes);
-      } catch (e) {
-        if (!(e instanceof RegistryError) || !e.retriable || attempt >= this.attempts) throw e;
-        await this.backoff('GET', registry, `token service ${ch.params.realm ?? ''}`, attempt, e.message);
-      }
-    }
+  private fetchToken(registry: string, ch: Challenge, scopes: readonly string[]): Promise<string> {
+    return this.retry('GET', registry, `token service ${ch.params.realm ?? ''}`, () => this.fetchTokenOnce(registry, ch, scopes), (e) => (e instanceof RegistryError && e.retriable ? { reason: e.message } : undefined));
   }
 
   private async fetchTokenOnce(registry: string, ch: Challenge, scopes: readonly string[]): Promise<string> {
@@ -238,7 +275,7 @@ export class Transport {
       if (cred?.identityToken) {
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'crossbuild', scope: scopes.join(' ') });
         if (ch.params.service) form.set('service', ch.params.service);
-        res = await request(url, { method: 'POST', dispatcher: this.agent(url.host), headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT }, body: form.toString() });
+        res = await request(url, { method: 'POST', dispatcher: this.agent(url.host), headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT }, body: form.toString(), signal: this.signal });
       } else {
         if (ch.params.service) url.searchParams.set('service', ch.params.service);
         for (const s of scopes) url.searchParams.append('scope', s);
@@ -249,7 +286,7 @@ export class Transport {
           headers.authorization = `Basic ${v}`;
           url.searchParams.set('account', cred.username);
         }
-        res = await request(url, { method: 'GET', dispatcher: this.agent(url.host), headers });
+        res = await request(url, { method: 'GET', dispatcher: this.agent(url.host), headers, signal: this.signal });
       }
     } catch (e) {
       throw new RegistryError(`token request to ${url.origin}${url.pathname} (for ${registry}) failed: ${describeCause(e)}`, { retriable: true, cause: e });
@@ -286,22 +323,20 @@ export class Transport {
 
   private async sendUntracked(registry: string, method: string, path: string, o: ReqOpts): Promise<Resp> {
     const base = await this.base(registry);
-    const attempts = this.attempts;
     const replayable = o.body === undefined || Buffer.isBuffer(o.body);
+    const canRetry = o.idempotent && replayable;
     let authRetried = false;
-    for (let attempt = 1; ; attempt++) {
+    const exchange = async (last: boolean): Promise<Resp> => {
       const url = path.startsWith('http') ? path : `${base}${path}`;
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...(o.headers ?? {}) };
       const auth = await this.authHeader(registry, o.scopes);
       if (auth) headers.authorization = auth;
       let res: Resp;
       try {
-        res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(o.body !== undefined ? { body: o.body } : {}), dispatcher: this.agent(registry) });
+        res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(o.body !== undefined ? { body: o.body } : {}), dispatcher: this.agent(registry), signal: this.signal });
       } catch (e) {
-        const canRetry = o.idempotent && replayable && attempt < attempts;
-        if (!canRetry) throw new RegistryError(`${method} ${registry}${stripQuery(path)}${o.what ? ` (${o.what})` : ''} failed: ${describeCause(e)}`, { retriable: true, cause: e });
-        await this.backoff(method, registry, path, attempt, describeCause(e));
-        continue;
+        if (this.signal.aborted) throw new CancelledError(`${method} ${registry}${stripQuery(path)}`);
+        throw new RegistryError(`${method} ${registry}${stripQuery(path)}${o.what ? ` (${o.what})` : ''} failed: ${describeCause(e)}`, { retriable: true, cause: e });
       }
       if (res.statusCode === 401 && !authRetried && replayable) {
         await res.body.dump();
@@ -312,8 +347,7 @@ export class Transport {
           for (const k of this.tokens.keys()) if (k.startsWith(`${registry}|`)) this.tokens.delete(k);
         }
         authRetried = true;
-        attempt--;
-        continue;
+        return exchange(last);
       }
       if (res.statusCode === 401 || res.statusCode === 403) {
         const detail = await errorDetail(res);
@@ -323,15 +357,28 @@ export class Transport {
           hint: `log in with \`docker login ${registry}\`, or pass --username and --password-stdin`,
         });
       }
-      const retriable = res.statusCode === 429 || res.statusCode >= 500;
-      if (retriable && o.idempotent && replayable && attempt < attempts) {
-        const retryAfter = retryAfterMs(header(res, 'retry-after'));
+      if ((res.statusCode === 429 || res.statusCode >= 500) && canRetry && !last) {
         await res.body.dump().catch(() => undefined);
-        await this.backoff(method, registry, path, attempt, `HTTP ${res.statusCode}`, retryAfter);
-        continue;
+        throw new StatusRetry(res.statusCode, retryAfterMs(header(res, 'retry-after')));
       }
       return res;
-    }
+    };
+    return this.retry(method, registry, path, (_attempt, last) => exchange(last), (e) => {
+      if (!canRetry) return undefined;
+      if (e instanceof StatusRetry) return { reason: `HTTP ${e.status}`, ...(e.afterMs !== undefined ? { afterMs: e.afterMs } : {}) };
+      if (e instanceof RegistryError && e.retriable && !(e instanceof AuthError)) return { reason: describeCause(e.cause ?? e) };
+      return undefined;
+    });
+  }
+}
+
+/** An answer worth asking again (429, 5xx), thrown inside the retry loop only. */
+class StatusRetry extends Error {
+  constructor(
+    readonly status: number,
+    readonly afterMs: number | undefined,
+  ) {
+    super(`HTTP ${status}`);
   }
 }
 
@@ -354,27 +401,30 @@ export function retryAfterMs(v: string | undefined): number | undefined {
   return Number.isNaN(when) ? undefined : Math.min(Math.max(when - Date.now(), 0), 60_000);
 }
 
-/** Registry error JSON: {"errors":[{"code","message","detail"}]} → "CODE: message". */
-export async function errorDetail(res: Resp): Promise<string | undefined> {
+/** Registry error JSON: {"errors":[{"code","message","detail"}]} → "CODE: message", and the first code as such. */
+export async function errorInfo(res: Resp): Promise<{ detail?: string; code?: string }> {
   let text = '';
   try {
     text = await res.body.text();
   } catch {
-    return undefined;
+    return {};
   }
   try {
     const j = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
     if (Array.isArray(j.errors) && j.errors.length > 0) {
-      return j.errors.map((e) => `${e.code ?? 'ERROR'}: ${e.message ?? ''}${e.detail && typeof e.detail === 'object' ? ` ${JSON.stringify(e.detail)}` : ''}`).join('; ');
+      const detail = j.errors.map((e) => `${e.code ?? 'ERROR'}: ${e.message ?? ''}${e.detail && typeof e.detail === 'object' ? ` ${JSON.stringify(e.detail)}` : ''}`).join('; ');
+      const code = typeof j.errors[0]!.code === 'string' ? j.errors[0]!.code : undefined;
+      return { detail, ...(code ? { code } : {}) };
     }
   } catch {
     // not JSON
   }
-  return text.trim().slice(0, 200) || undefined;
+  const detail = text.trim().slice(0, 200);
+  return detail ? { detail } : {};
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+export async function errorDetail(res: Resp): Promise<string | undefined> {
+  return (await errorInfo(res)).detail;
 }
 
 /** undici's errors carry the useful part in `cause` or `code` (UND_ERR_HEADERS_TIMEOUT, ECONNRESET). */

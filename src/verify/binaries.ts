@@ -6,7 +6,7 @@ import { archInfo, formatPlatform, type Platform } from '../platform/platform.js
 import type { ImageConfig } from '../oci/types.js';
 import type { CheckResult, Verdict } from '../verdict.js';
 import { describeElf, maxCpuArchFor, type ElfInfo } from './elf.js';
-import type { ImageFs, Resolution } from './image-fs.js';
+import { normalizeTarPath, type FsEntry, type ImageFs, type Resolution } from './image-fs.js';
 
 export const DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
@@ -66,6 +66,12 @@ export interface BinaryStats {
   readonly elfChecked: number;
   readonly mismatches: number;
   readonly excused: number;
+  /** ELF-looking files (\x7fELF) whose header cannot be read; present when there are any. */
+  readonly malformed?: number;
+  /** Files whose content could not be read as a runtime extracts it (an unsupported sparse format); present when any. */
+  readonly unreadable?: number;
+  /** Tar entries of a type the verifier does not know (runtimes refuse them); present when any. */
+  readonly unknownTypes?: number;
 }
 
 export interface BinariesResult {
@@ -88,6 +94,18 @@ function isLibrary(e: ElfInfo): boolean {
 interface Finding {
   readonly path: string;
   readonly text: string;
+}
+
+/** What keeps a file from being judged: a header that is ELF-looking but unreadable, or content that could not be read. */
+function broken(e: FsEntry): string | undefined {
+  if (e.unreadable) return `could not be read as runtimes extract it (${e.unreadable})`;
+  if (e.malformedElf) return `is a malformed ELF file (${e.malformedElf})`;
+  return undefined;
+}
+
+/** The first LISTED texts, and how many more. */
+function listed(items: readonly string[]): string {
+  return `${items.slice(0, LISTED).join(', ')}${items.length > LISTED ? `, … and ${items.length - LISTED} more` : ''}`;
 }
 
 /** Judge the binaries of an image's merged filesystem against the platform. */
@@ -113,21 +131,37 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
     else fail(`${label} is ${describeElf(e)}${fit.why ? ` (${fit.why})` : ''}, expected ${want}`);
   };
 
+  // Files whose problems a finding already named (not listed again), and the files programs are
+  // started from (the entrypoint, its interpreter, loaders, libraries) beside the PATH folders.
+  const reported = new Set<string>();
+  const programFiles = new Set<string>();
+  const judgeBroken = (label: string, e: FsEntry, file: string) => {
+    reported.add(file);
+    if (allowed(`/${file}`)) {
+      excused++;
+      evidence.push(`${label} ${broken(e)} (excused by --allow)`);
+    } else fail(`${label} ${broken(e)}`);
+  };
+
   // 1. The entrypoint, as the container would start it.
   if (!exec) {
     warn('no entrypoint or cmd to check');
   } else {
     const r = fs.which(exec, path);
+    programFiles.add(r.path);
     const start = exec.includes('/') ? exec : `/${r.path}`;
     if (r.status === 'deleted') fail(`entrypoint ${showChain(r, exec)} was deleted by a whiteout in layer ${r.layer}`);
     else if (r.status === 'loop') fail(`entrypoint ${exec}: too many levels of symbolic links at /${r.path}`);
     else if (r.status === 'absent') fail(`entrypoint ${exec} is not in the image${exec.includes('/') ? '' : ` (PATH ${path.join(':')})`}${complete ? '' : ' (layers scanned so far)'}`);
     else if (r.entry.type !== 'file') fail(`entrypoint ${showChain(r, start)} is not a regular file`);
+    else if (broken(r.entry)) judgeBroken(`entrypoint ${showChain(r, exec)}`, r.entry, r.path);
     else if (r.entry.elf) judgeElf(showChain(r, exec), r.entry.elf, r.path);
     else if (r.entry.shebang) {
       const interp = r.entry.shebang.split(/\s+/)[0] ?? '';
       const ir = fs.resolve(interp);
-      if (ir.status === 'found' && ir.entry.elf) judgeElf(`entrypoint /${r.path} is a script for ${showChain(ir, interp)}, which`, ir.entry.elf, ir.path);
+      programFiles.add(ir.path);
+      if (ir.status === 'found' && broken(ir.entry)) judgeBroken(`entrypoint /${r.path} is a script for ${showChain(ir, interp)}, which`, ir.entry, ir.path);
+      else if (ir.status === 'found' && ir.entry.elf) judgeElf(`entrypoint /${r.path} is a script for ${showChain(ir, interp)}, which`, ir.entry.elf, ir.path);
       else if (ir.status === 'deleted') fail(`entrypoint /${r.path} is a script for ${interp}, deleted by a whiteout in layer ${ir.layer}`);
       else warn(`entrypoint /${r.path} is a script for ${interp}, which is not an ELF file in the image`);
     } else warn(`entrypoint /${r.path} is neither ELF nor a #! script`);
@@ -138,6 +172,8 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
   let elfChecked = 0;
   const wrong: Finding[] = [];
   const newerLibs: Finding[] = [];
+  const malformed: Finding[] = [];
+  const unreadable: Finding[] = [];
   const loaders = new Map<string, { problem: string; users: string[] }>();
   const neededBy = new Map<string, string>();
   const dirs = libraryDirs(fs);
@@ -160,6 +196,8 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
   for (const [file, e] of fs.entries) {
     if (e.type !== 'file') continue;
     filesScanned++;
+    if (e.unreadable) unreadable.push({ path: file, text: `/${file} (${e.unreadable})` });
+    if (e.malformedElf) malformed.push({ path: file, text: `/${file} (${e.malformedElf})` });
     if (!e.elf) continue;
     elfChecked++;
     const fit = elfFits(p, e.elf);
@@ -174,10 +212,14 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
     const dyn = e.elf.dynamic;
     if (dyn?.interp) {
       const lr = fs.resolve(dyn.interp);
+      programFiles.add(lr.path);
       let problem: string | undefined;
       if (lr.status === 'deleted') problem = `was deleted by a whiteout in layer ${lr.layer}`;
       else if (lr.status !== 'found' || lr.entry.type !== 'file') problem = 'is not in the image';
-      else if (!lr.entry.elf) problem = `(/${lr.path}) is not an ELF file`;
+      else if (broken(lr.entry)) {
+        problem = `(/${lr.path}) ${broken(lr.entry)}`;
+        reported.add(lr.path);
+      } else if (!lr.entry.elf) problem = `(/${lr.path}) is not an ELF file`;
       else if (!elfFits(p, lr.entry.elf).ok) problem = `(/${lr.path}) is ${describeElf(lr.entry.elf)}`;
       if (problem) {
         if (allowed(`/${file}`)) excused++;
@@ -204,6 +246,33 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
   } else if (elfChecked > 0) {
     evidence.push(`all ${elfChecked} ELF file${elfChecked > 1 ? 's' : ''} of ${filesScanned} files agree${excused > 0 ? ` (${excused} excused by --allow)` : ''}`);
   }
+
+  // 3. What could not be judged: content that could not be read fails wherever it is; a
+  // malformed ELF header or an entry of unknown type fails on a program path, warns elsewhere.
+  for (const lib of neededBy.keys()) programFiles.add(lib);
+  const programDirs = new Set<string>();
+  for (const d of [...DEFAULT_PATH, ...path, ...dirs]) {
+    programDirs.add(normalizeTarPath(d).path);
+    const r = fs.resolve(d);
+    if (r.status === 'found' && r.entry.type === 'dir') programDirs.add(r.path);
+  }
+  const onProgramPath = (file: string) => programFiles.has(file) || programDirs.has(file.includes('/') ? file.slice(0, file.lastIndexOf('/')) : '');
+  const judgeUnjudged = (findings: readonly Finding[], what: (n: number) => string, everywhere: boolean) => {
+    const open = findings.filter((f) => !reported.has(f.path));
+    const kept = open.filter((f) => !allowed(`/${f.path}`));
+    excused += open.length - kept.length;
+    const hot: Finding[] = [];
+    const cold: Finding[] = [];
+    for (const f of kept) (everywhere || onProgramPath(f.path) ? hot : cold).push(f);
+    if (hot.length > 0) fail(`${what(hot.length)}${everywhere ? '' : ' on a program path (the entrypoint, PATH, a loader or a library)'}: ${listed(hot.map((f) => f.text))}`);
+    if (cold.length > 0) warn(`${what(cold.length)}: ${listed(cold.map((f) => f.text))}`);
+  };
+  const plural = (n: number, one: string, many: string) => `${n} ${n > 1 ? many : one}`;
+  judgeUnjudged(unreadable, (n) => `${plural(n, 'file', 'files')} could not be read as container runtimes extract ${n > 1 ? 'them' : 'it'}`, true);
+  judgeUnjudged(malformed, (n) => plural(n, 'malformed ELF file', 'malformed ELF files'), false);
+  const unknown = fs.unknown.map((u) => ({ path: u.path, text: `/${u.path} (typeflag '${u.typeflag}', layer ${u.layer})` }));
+  judgeUnjudged(unknown, (n) => `${plural(n, 'tar entry', 'tar entries')} of an unknown type, which runtimes refuse to extract`, false);
+
   if (newerLibs.length > 0) {
     warn(`${newerLibs.length} shared librar${newerLibs.length > 1 ? 'ies carry' : 'y carries'} code for a newer ARM than ${formatPlatform(p)} (usually chosen at run time): ${newerLibs.slice(0, 3).map((n) => n.text).join(', ')}${newerLibs.length > 3 ? ', …' : ''}`);
   }
@@ -211,6 +280,14 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
   if (fs.warnings.length > 0) warn(fs.warnings.slice(0, 3).join('; '));
   return {
     check: { check: 'binaries', verdict: verdict as Verdict, evidence: evidence.join('; ') },
-    stats: { filesScanned, elfChecked, mismatches: wrong.length + [...loaders.values()].reduce((n, l) => n + l.users.length, 0), excused },
+    stats: {
+      filesScanned,
+      elfChecked,
+      mismatches: wrong.length + [...loaders.values()].reduce((n, l) => n + l.users.length, 0),
+      excused,
+      ...(malformed.length > 0 ? { malformed: malformed.length } : {}),
+      ...(unreadable.length > 0 ? { unreadable: unreadable.length } : {}),
+      ...(fs.unknown.length > 0 ? { unknownTypes: fs.unknown.length } : {}),
+    },
   };
 }

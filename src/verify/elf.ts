@@ -42,17 +42,27 @@ export function isElf(b: Uint8Array): boolean {
   return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
 }
 
-/** Parse the ELF header (and, given the whole file, ARM attributes). undefined if not ELF or truncated. */
+/**
+ * Why an ELF-looking file (it starts with \x7fELF) has no readable header: truncated, or a class
+ * or byte order that is neither 32/64-bit nor LSB/MSB. undefined when it is readable, or not ELF.
+ */
+export function elfHeaderProblem(b: Uint8Array): string | undefined {
+  if (!isElf(b)) return undefined;
+  if (b.length < 6) return `truncated ELF header (${b.length} bytes)`;
+  if (b[4] !== 1 && b[4] !== 2) return `bad EI_CLASS ${b[4]}`;
+  if (b[5] !== 1 && b[5] !== 2) return `bad EI_DATA ${b[5]}`;
+  const need = b[4] === 2 ? 64 : 52;
+  if (b.length < need) return `truncated ELF header (${b.length} of its ${need} bytes)`;
+  return undefined;
+}
+
+/** Parse the ELF header (and, given the whole file, ARM attributes). undefined if not ELF or not readable (elfHeaderProblem says why). */
 export function parseElf(bytes: Buffer, wholeFile = false): ElfInfo | undefined {
-  if (!isElf(bytes) || bytes.length < 52) return undefined;
-  const cls = bytes[4];
-  const data = bytes[5];
-  if ((cls !== 1 && cls !== 2) || (data !== 1 && data !== 2)) return undefined;
-  const le = data === 1;
+  if (!isElf(bytes) || elfHeaderProblem(bytes)) return undefined;
+  const le = bytes[5] === 1;
   const u16 = (o: number) => (le ? bytes.readUInt16LE(o) : bytes.readUInt16BE(o));
   const u32 = (o: number) => (le ? bytes.readUInt32LE(o) : bytes.readUInt32BE(o));
-  const is64 = cls === 2;
-  if (is64 && bytes.length < 64) return undefined;
+  const is64 = bytes[4] === 2;
   const type = u16(16);
   const machine = u16(18);
   const flags = is64 ? u32(48) : u32(36);

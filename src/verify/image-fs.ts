@@ -18,6 +18,17 @@ export interface FsEntry {
   elf?: ElfInfo;
   /** "#!" interpreter line of a script. */
   shebang?: string;
+  /** An ELF-looking file (it starts with \x7fELF) whose header cannot be read: why. */
+  malformedElf?: string;
+  /** Why its content could not be read as a runtime extracts it (an unsupported sparse format …). */
+  readonly unreadable?: string;
+}
+
+/** A tar entry of a type the verifier does not know: runtimes refuse to extract it, so it is reported, never read. */
+export interface UnknownEntry {
+  readonly path: string;
+  readonly typeflag: string;
+  readonly layer: number;
 }
 
 /** Normalise a tar path inside the root: no leading "/", no "..", no trailing "/". */
@@ -43,9 +54,13 @@ export class ImageFs {
   private pendingOpaque = new Map<string, number>();
   private layer = -1;
   readonly warnings: string[] = [];
+  /** Entries of unknown types, in every layer (they shadow nothing: no runtime creates them). */
+  readonly unknown: UnknownEntry[] = [];
+  private layerStart = { warnings: 0, unknown: 0 };
 
   beginLayer(index: number): void {
     this.layer = index;
+    this.layerStart = { warnings: this.warnings.length, unknown: this.unknown.length };
   }
 
   /** Forget what the current layer added so far (its stream broke off and is read again). */
@@ -53,6 +68,17 @@ export class ImageFs {
     for (const [p, e] of this.entries) if (e.layer === this.layer) this.entries.delete(p);
     this.pendingDeleted = new Map();
     this.pendingOpaque = new Map();
+    this.warnings.length = this.layerStart.warnings;
+    this.unknown.length = this.layerStart.unknown;
+  }
+
+  /** A warning about the current layer. */
+  warn(message: string): void {
+    this.warnings.push(`layer ${this.layer}: ${message}`);
+  }
+
+  addUnknown(name: string, typeflag: string): void {
+    this.unknown.push({ path: normalizeTarPath(name).path, typeflag, layer: this.layer });
   }
 
   /** Whiteouts apply to the layers below the one that carries them. */
@@ -86,7 +112,7 @@ export class ImageFs {
    */
   add(name: string, e: Omit<FsEntry, 'layer'>): FsEntry | undefined {
     const { path, escaped } = normalizeTarPath(name);
-    if (escaped) this.warnings.push(`layer ${this.layer}: entry "${name}" points outside the root; read as /${path}`);
+    if (escaped) this.warn(`entry "${name}" points outside the root; read as /${path}`);
     const base = posix.basename(path);
     const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
     if (base === '.wh..wh..opq') {

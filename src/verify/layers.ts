@@ -1,18 +1,19 @@
 // Stream an image's layers from the registry, top layer first, into an ImageFs: decompress
-// (gzip, plain tar, zstd where Node has it), read only the first bytes of each visible file
+// (gzip, plain tar, zstd where Node has it), read the tar as container runtimes do (tar.ts:
+// Go's rules, sparse files reassembled), keep only the first bytes of each visible file
 // (whole small files only where ARM attributes are wanted), verify each blob's digest as it
 // flows, and stop early once the caller has what it needs. Memory stays bounded whatever the
 // layer size; nothing is written to disk.
 import { Readable, type Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { extract, type Header as Headers } from "tar-stream";
 import { CrossbuildError, RegistryError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
-import { isElf, parseElf } from './elf.js';
+import { elfHeaderProblem, isElf, parseElf } from './elf.js';
 import { tracked } from '../util/inflight.js';
-import { ImageFs, type EntryType } from './image-fs.js';
+import { ImageFs, normalizeTarPath, type EntryType, type FsEntry } from './image-fs.js';
+import { TarReader, type EntrySink, type TarKind } from './tar.js';
 
 /**
  * ELF files up to this size are kept whole while they pass (one at a time), so their program
@@ -35,21 +36,23 @@ export interface ScanResult {
   readonly complete: boolean;
 }
 
-function typeOf(h: Headers): EntryType {
-  switch (h.type) {
+function typeOf(kind: TarKind): EntryType {
+  switch (kind) {
     case 'file':
-    case 'contiguous-file':
       return 'file';
-    case 'directory':
+    case 'dir':
       return 'dir';
     case 'symlink':
       return 'symlink';
-    case 'link':
+    case 'hardlink':
       return 'hardlink';
     default:
       return 'other';
   }
 }
+
+/** Typeflags Go's archive/tar reads but containerd and moby refuse to extract ("unhandled tar header type"). */
+const REFUSED: Record<string, string> = { '7': 'a contiguous file', S: 'an old GNU sparse file' };
 
 /** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
 function decompressorFor(first: Buffer, mediaType: string): Transform | undefined {
@@ -63,31 +66,55 @@ function decompressorFor(first: Buffer, mediaType: string): Transform | undefine
   return undefined; // plain tar
 }
 
-/** Consume a tar entry, keeping its first bytes: all of an ELF file (to a limit), the first line of anything else. */
-function consumeEntry(entry: Readable, size: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let have = 0;
-    let keep = size === 0 ? 0 : Math.min(size, 4096);
-    let decided = false;
-    entry.on('data', (c: Buffer) => {
-      if (!decided && have + c.length >= 4) {
-        decided = true;
-        const head = have === 0 ? c : Buffer.concat([...chunks, c]);
-        keep = isElf(head) ? (size <= WHOLE_FILE_LIMIT ? size : ELF_HEAD_LIMIT) : OTHER_HEAD_LIMIT;
-      }
-      if (have < keep) {
-        const take = c.subarray(0, keep - have);
-        chunks.push(take);
-        have += take.length;
-      }
-    });
-    entry.on('end', () => resolve(Buffer.concat(chunks)));
-    entry.on('error', reject);
-  });
+/** Keeps a file's first bytes: all of an ELF file (to a limit), the first line of anything else. */
+class Head implements EntrySink {
+  private readonly chunks: Buffer[] = [];
+  private have = 0;
+  private keep: number;
+  private decided = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly done: (head: Buffer) => void,
+  ) {
+    this.keep = size === 0 ? 0 : Math.min(size, 4096);
+  }
+
+  wanted(): number {
+    return this.keep - this.have;
+  }
+
+  write(c: Buffer): void {
+    if (!this.decided && this.have + c.length >= 4) {
+      this.decided = true;
+      const head = this.have === 0 ? c : Buffer.concat([...this.chunks, c]);
+      this.keep = isElf(head) ? (this.size <= WHOLE_FILE_LIMIT ? this.size : ELF_HEAD_LIMIT) : OTHER_HEAD_LIMIT;
+    }
+    const take = c.subarray(0, Math.max(0, this.keep - this.have));
+    this.chunks.push(take);
+    this.have += take.length;
+  }
+
+  end(): void {
+    this.done(Buffer.concat(this.chunks));
+  }
 }
 
-async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): Promise<void> {
+/** What a file's first bytes say: its ELF header (or why it cannot be read), or its #! line. */
+function classify(e: FsEntry, head: Buffer): void {
+  if (head.length === 0) return;
+  if (isElf(head)) {
+    // All of an ELF file up to WHOLE_FILE_LIMIT was kept, so it is parsed as a whole file.
+    const info = parseElf(head, head.length === e.size);
+    if (info) e.elf = info;
+    else e.malformedElf = elfHeaderProblem(head) ?? 'unreadable ELF header';
+  } else if (head[0] === 0x23 && head[1] === 0x21) {
+    e.shebang = head.subarray(2, Math.min(head.length, 256)).toString('utf8').split('\n')[0]!.trim();
+  }
+}
+
+/** Read one layer's stream (compressed or not) into `fs`, whose layer the caller begins and ends. */
+export async function scanLayer(source: Readable, layerDesc: Pick<Descriptor, 'mediaType'>, fs: ImageFs): Promise<void> {
   // A body that broke off, or was too short or too long, fails the scan with that reason, which
   // says more than the tar parser's; the listener also keeps it from failing the process.
   let sourceError: Error | undefined;
@@ -121,28 +148,25 @@ async function scanLayer(source: Readable, layerDesc: Descriptor, fs: ImageFs): 
     source.on('end', onEnd);
     source.on('error', onError);
   });
-  const ex = extract();
-  const dec = decompressorFor(first, layerDesc.mediaType);
-  const piped = dec ? pipeline(source, dec, ex) : pipeline(source, ex);
-  const consume = (async () => {
-    for await (const entry of ex) {
-      const h = entry.header;
-      const type = typeOf(h);
-      const visible = fs.add(h.name, { type, ...(h.linkname ? { link: h.linkname } : {}), size: h.size ?? 0, mode: h.mode ?? 0 });
-      const head = await consumeEntry(entry as unknown as Readable, visible && type === 'file' ? (h.size ?? 0) : 0);
-      if (visible && head.length > 0) {
-        if (isElf(head)) {
-          // All of an ELF file up to WHOLE_FILE_LIMIT was kept, so it is parsed as a whole file.
-          const info = parseElf(head, head.length === (h.size ?? 0));
-          if (info) visible.elf = info;
-        } else if (head[0] === 0x23 && head[1] === 0x21) {
-          visible.shebang = head.subarray(2, Math.min(head.length, 256)).toString('utf8').split('\n')[0]!.trim();
-        }
+  const reader = new TarReader({
+    onEntry: (t) => {
+      if (t.kind === 'unknown') {
+        fs.addUnknown(t.name, t.typeflag);
+        return undefined;
       }
-    }
-  })();
+      const type = typeOf(t.kind);
+      // Refused whether or not an upper layer hides it: the whole layer fails to extract.
+      const refused = REFUSED[t.typeflag];
+      if (refused) fs.warn(`/${normalizeTarPath(t.name).path} is ${refused} (typeflag '${t.typeflag}'), which containerd and moby refuse to extract ("unhandled tar header type")`);
+      const visible = fs.add(t.name, { type, ...(t.linkname ? { link: t.linkname } : {}), size: t.size, mode: t.mode, ...(t.unreadable ? { unreadable: t.unreadable } : {}) });
+      if (!visible) return undefined;
+      return type === 'file' ? new Head(t.size, (head) => classify(visible, head)) : undefined;
+    },
+  });
+  const dec = decompressorFor(first, layerDesc.mediaType);
+  const piped = dec ? pipeline(source, dec, reader) : pipeline(source, reader);
   try {
-    await Promise.all([piped, consume]);
+    await piped;
   } catch (e) {
     // The parser may fail first on a body that ends early: give the body's own verdict a moment.
     if (!sourceError) await Promise.race([finished(source).catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
@@ -156,28 +180,29 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
   for (let i = layers.length - 1; i >= 0; i--) {
     const layer = layers[i]!;
     const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
-    for (let attempt = 1; ; attempt++) {
-      fs.beginLayer(i);
-      try {
-        const stream = await client.getBlob(registry, repository, layer.digest, { size: layer.size, what });
-        try {
-          await tracked(`reading ${what} (${layer.digest})`, () => scanLayer(stream, layer, fs));
-        } catch (e) {
-          stream.destroy();
-          throw e;
-        }
-        break;
-      } catch (e) {
-        // A stream that broke off is read again from the start, the layer's partial entries dropped.
-        const retriable = e instanceof RegistryError && e.retriable && e.status === undefined;
-        if (retriable && attempt < client.transport.attempts) {
-          fs.resetLayer();
-          await client.transport.backoff('GET', registry, `/v2/${repository}/blobs/${layer.digest}`, attempt, (e as Error).message.replace(/^GET \S+ /, ''));
-          continue;
-        }
-        if (e instanceof CrossbuildError) throw e;
-        throw new CrossbuildError(`${what} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
-      }
+    const path = `/v2/${repository}/blobs/${layer.digest}`;
+    fs.beginLayer(i);
+    try {
+      await client.transport.retry(
+        'GET',
+        registry,
+        path,
+        async () => {
+          const stream = await client.getBlob(registry, repository, layer.digest, { size: layer.size, what });
+          try {
+            await tracked(`reading ${what} (${layer.digest})`, () => scanLayer(stream, layer, fs));
+          } catch (e) {
+            stream.destroy();
+            // A stream that broke off is read again from the start, the layer's partial entries dropped.
+            fs.resetLayer();
+            throw e;
+          }
+        },
+        (e) => (e instanceof RegistryError && e.retriable && e.status === undefined ? { reason: e.message.replace(/^GET \S+ /, '') } : undefined),
+      );
+    } catch (e) {
+      if (e instanceof CrossbuildError) throw e;
+      throw new CrossbuildError(`${what} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
     }
     fs.endLayer();
     if (i > 0 && opts.done?.(fs)) return { fs, complete: false };

@@ -178,14 +178,21 @@ export async function verifyReference(client: RegistryClient, ref: ImageRef, opt
     const own = platformOf(single.config);
     const targets = opts.targets ?? [own];
     // A single image can only be one platform: the first target it claims to be, or the first asked.
-    const match = targets.find((t) => samePlatform(t, own)) ?? targets[0]!;
+    const claimed = targets.find((t) => samePlatform(t, own));
+    const match = claimed ?? targets[0]!;
     jobs = [{ digest: m.descriptor.digest, platform: match }];
     for (const t of targets) if (t !== match) missing.push(formatPlatform(t));
+    // Say what the one image really is: a single linux/arm64 image does not cover linux/amd64.
+    if (!claimed) {
+      missing.unshift(formatPlatform(match));
+      coverage.push({ check: 'coverage', verdict: 'fail', evidence: `a single image whose config says ${formatPlatform(own)}, not a list: it cannot be ${formatPlatform(match)}` });
+    }
   }
   if (missing.length > 0) coverage.push({ check: 'coverage', verdict: 'fail', evidence: `missing: ${missing.join(', ')}` });
   if (extra.length > 0) coverage.push({ check: 'coverage', verdict: 'pass', evidence: `also lists: ${extra.join(', ')}` });
   if (attestations.length > 0) coverage.push({ check: 'coverage', verdict: 'pass', evidence: `${attestations.length} attestation manifest${attestations.length > 1 ? 's' : ''} skipped` });
   if (missing.length === 0 && jobs.length > 0) coverage.unshift({ check: 'coverage', verdict: 'pass', evidence: `present: ${jobs.map((j) => formatPlatform(j.platform)).join(', ')}` });
+  if (!opts.targets) coverage.push({ check: 'coverage', verdict: 'skip', evidence: 'not checked: no --platform or --config named the platforms it must have; each platform it has was verified' });
 
   const platforms = await Promise.all(jobs.map((j) => verifyImage(client, ref, j.digest, j.platform, opts, single)));
   const ok = coverage.every((c) => c.verdict !== 'fail') && platforms.every((p) => p.verdict !== 'fail');

@@ -8,6 +8,10 @@ export interface Fault {
   readonly endless?: boolean;
   readonly truncateTo?: number;
   readonly closeDelimited?: boolean;
+  readonly trickleMs?: number;
+  readonly noBody?: boolean;
+  readonly fake201?: boolean;
+  readonly neverAnswer?: boolean;
 }
 export interface FaultProxy {
   readonly addr: string;

@@ -9,6 +9,11 @@
 //   endless            forward the body, then zeros without end (no Content-Length)
 //   truncateTo         serve only the first N bytes as if they were the whole body
 //   closeDelimited     forward the body without Content-Length, ended by closing the connection
+//   trickleMs          forward the headers, then the body one byte every trickleMs
+//   noBody             with status: answer with no body at all (a bare 429 or 503)
+//   fake201            answer a PUT 201 with the digest of what was sent, and store nothing
+//   neverAnswer        accept the request and never answer (not even headers)
+import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 
@@ -26,7 +31,7 @@ async function freePort() {
 
 /**
  * @param {string} upstream host:port of the registry
- * @param {Array<{ method: string, path: RegExp, status?: number, headers?: Record<string, string>, dropAfterBytes?: number, stallAfterHeaders?: boolean, endless?: boolean, truncateTo?: number, closeDelimited?: boolean }>} faults
+ * @param {Array<{ method: string, path: RegExp, status?: number, headers?: Record<string, string>, dropAfterBytes?: number, stallAfterHeaders?: boolean, endless?: boolean, truncateTo?: number, closeDelimited?: boolean, trickleMs?: number, noBody?: boolean, fake201?: boolean, neverAnswer?: boolean }>} faults
  * @returns {Promise<{ addr: string, log: { method: string, path: string, status: number, at: number }[], stop: () => Promise<void> }>}
  */
 
@@ -43,6 +48,37 @@ export async function startFaultProxy(upstream, faults) {
     const path = req.url ?? '/';
     const i = pending.findIndex((f) => f.method === req.method && f.path.test(path));
     const f0 = i >= 0 ? pending[i] : undefined;
+    if (f0 && (f0.fake201 || f0.neverAnswer)) {
+      pending.splice(i, 1);
+      log.push({ method: req.method ?? '', path, status: f0.fake201 ? 201 : 0, at: Date.now() });
+      if (f0.neverAnswer) return void req.resume();
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => res.writeHead(201, { 'docker-content-digest': `sha256:${createHash('sha256').update(Buffer.concat(chunks)).digest('hex')}` }).end());
+      return;
+    }
+    if (f0 && f0.trickleMs !== undefined) {
+      pending.splice(i, 1);
+      const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path, headers: req.headers }, (ur) => {
+        log.push({ method: req.method ?? '', path, status: -(ur.statusCode ?? 0), at: Date.now() });
+        const chunks = [];
+        ur.on('data', (c) => chunks.push(c));
+        ur.on('end', () => {
+          const body = Buffer.concat(chunks);
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          let at = 0;
+          const t = setInterval(() => {
+            if (res.destroyed || at >= body.length) return void (clearInterval(t), res.end());
+            res.write(body.subarray(at, at + 1));
+            at++;
+          }, f0.trickleMs);
+          res.on('close', () => clearInterval(t));
+        });
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+      return;
+    }
     if (f0 && (f0.stallAfterHeaders || f0.endless || f0.truncateTo !== undefined || f0.closeDelimited)) {
       pending.splice(i, 1);
       const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path, headers: req.headers }, (ur) => {
@@ -119,6 +155,7 @@ export async function startFaultProxy(upstream, faults) {
       const f = pending.splice(i, 1)[0];
       req.resume();
       log.push({ method: req.method ?? '', path, status: f.status ?? 500, at: Date.now() });
+      if (f.noBody) return void res.writeHead(f.status ?? 500, { 'content-length': '0', ...(f.headers ?? {}) }).end();
       res.writeHead(f.status ?? 500, { 'content-type': 'application/json', ...(f.headers ?? {}) }).end(JSON.stringify({ errors: [{ code: f.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'injected fault' }] }));
       return;
     }

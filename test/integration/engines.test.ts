@@ -121,11 +121,14 @@ describe.each(MATRIX)('$engine ($store store), builder $builder', (m) => {
     const file = join(dir, 'token');
     writeFileSync(file, secret);
     const repo = uniqueRepo(`ms-${m.engine}-${m.builder}`);
-    const r = await run(['--config', join(FIXTURES, 'secret', 'platforms.json'), '--image', repo, '--secret', `id=token,src=${file}`], 'secret');
+    const args = ['--config', join(FIXTURES, 'secret', 'platforms.json'), '--image', repo, '--secret', `id=token,src=${file}`];
     if (m.builder === 'classic') {
-      expect(r.exitCode).toBe(2);
+      const refused = await cli(['run', ...args], { env });
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/--secret needs BuildKit/);
       return;
     }
+    const r = await run(args, 'secret');
     expect(r.exitCode, r.stderr).toBe(0);
     const { createHash } = await import('node:crypto');
     const platform = r.report.platforms[0]!.platform;

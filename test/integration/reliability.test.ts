@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { imageEntries, type Entry, type Index } from '../helpers/oci.js';
+import { engineEnv } from '../helpers/engine-setup.js';
 import { installCa, makePki, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
 
 beforeAll(requireInfrastructure);
@@ -18,31 +19,32 @@ interface Report {
 }
 
 /** What /mark says in the image a digest names, read back from the registry. */
-async function markOf(repo: string, digest: string, platform: string): Promise<string> {
-  const r = await execa(DOCKER, ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, `${repo}@${digest}`, 'cat', '/mark'], { reject: false, timeout: 120_000 });
+async function markOf(repo: string, digest: string, platform: string, env: Record<string, string>): Promise<string> {
+  const r = await execa(env.CROSSBUILD_DOCKER ?? DOCKER, ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', platform, `${repo}@${digest}`, 'cat', '/mark'], { reject: false, timeout: 120_000, env });
   if (r.exitCode !== 0) throw new Error(`docker run ${repo}@${digest}: ${r.stderr}`);
   return r.stdout.trim();
 }
 
-describe('each run owns its images', () => {
+describe.each(['docker-28c', 'docker-28'])('each run owns its images (%s)', (engine) => {
+  const env = { CI: 'true', ...engineEnv(engine) };
   it('two concurrent runs of one tag: each report names its own images, the list is wholly one run’s', async () => {
     const repo = uniqueRepo('race');
     const dir = mkdtempSync(join(tmpdir(), 'cb-race-'));
-    const run = (mark: string) => cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--build-arg', `MARK=${mark}`, '--report', join(dir, `${mark}.json`)]);
+    const run = (mark: string) => cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--build-arg', `MARK=${mark}`, '--report', join(dir, `${mark}.json`)], { env });
     const [a, b] = await Promise.all([run('run-a'), run('run-b')]);
     expect(a.exitCode, a.stderr).toBe(0);
     expect(b.exitCode, b.stderr).toBe(0);
     for (const mark of ['run-a', 'run-b']) {
       const report = JSON.parse(readFileSync(join(dir, `${mark}.json`), 'utf8')) as Report;
-      for (const p of report.platforms) expect(await markOf(repo, p.digest!, p.platform), `${mark} ${p.platform}`).toBe(mark);
+      for (const p of report.platforms) expect(await markOf(repo, p.digest!, p.platform, env), `${mark} ${p.platform}`).toBe(mark);
     }
     // The tag holds one run's list, entirely.
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
     const marks = new Set<string>();
-    for (const m of imageEntries(list.manifests)) marks.add(await markOf(repo, m.digest, `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`));
+    for (const m of imageEntries(list.manifests)) marks.add(await markOf(repo, m.digest, `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`, env));
     expect(marks.size).toBe(1);
     // And no run-unique names are left on the engine.
-    const ls = await execa(DOCKER, ['image', 'ls', '--format', '{{.Tag}}', repo.replace(/^[^/]+\//, `${REGISTRY}/`)]);
+    const ls = await execa(env.CROSSBUILD_DOCKER!, ['image', 'ls', '--format', '{{.Tag}}', repo.replace(/^[^/]+\//, `${REGISTRY}/`)], { env });
     expect(ls.stdout.split('\n').filter((t) => /-cb-[0-9a-f]{8}$/.test(t))).toEqual([]);
   });
 });

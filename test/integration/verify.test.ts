@@ -69,6 +69,22 @@ describe('crossbuild verify', () => {
     expect(check(report, 'linux/arm64', 'binaries')?.verdict).toBe('pass');
   });
 
+  it('a single arm64 image asked to be linux/amd64: coverage says what it is, and the runtime failure keeps Docker\'s own message', async () => {
+    const ref = `${uniqueRepo('single')}:arm64`;
+    await buildAndPush(`FROM ${REGISTRY}/busybox:latest\nCMD ["true"]\n`, 'linux/arm64', ref);
+    const r = await cli(['verify', ref, '--platform', 'linux/amd64']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/coverage  FAIL  a single image whose config says linux\/arm64, not a list: it cannot be linux\/amd64/);
+    expect(r.stdout).not.toMatch(/coverage  PASS  present: linux\/amd64/);
+    // Docker's message (the image does not provide the platform), not "Run 'docker run --help'".
+    expect(r.stdout).toMatch(/runtime +FAIL +uname -m exited 125: docker: .*(platform|manifest)/i);
+    expect(r.stdout).not.toMatch(/Run 'docker run --help'/);
+    // Without platforms, coverage says it was not checked.
+    const all = await cli(['verify', ref, '--static']);
+    expect(all.exitCode, all.stdout).toBe(0);
+    expect(all.stdout).toMatch(/coverage  SKIP  not checked: no --platform or --config named the platforms it must have/);
+  });
+
   it('catches a config that says amd64 over aarch64 binaries (docker import --platform on engine 20.10)', async () => {
     const ref = `${uniqueRepo('imported')}:x`;
     // The bug is 20.10's (28.5 records arm64): this test drives the host's engine.

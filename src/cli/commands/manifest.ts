@@ -41,8 +41,9 @@ export async function pushFromSpec(file: string, flags: PushFlags): Promise<numb
   }
 }
 
-export async function pushFromArgs(flags: PushFlags & { platforms: string; template: string; target: string; tags?: string; annotations?: string[] }): Promise<number> {
-  const platforms = platformsFromFlags([flags.platforms], '--platforms')!;
+export async function pushFromArgs(flags: PushFlags & { platform?: string[]; platforms?: string[]; template: string; target: string; tags?: string; annotations?: string[] }): Promise<number> {
+  const platforms = platformsFromFlags([...(flags.platform ?? []), ...(flags.platforms ?? [])], '--platform');
+  if (!platforms) throw new UsageError('--platform is required: the platforms of the list, e.g. --platform linux/amd64,linux/arm/v7');
   const target = parseReference(flags.target, '--target');
   if (target.digest) throw new UsageError(`--target ${flags.target}: must be a tag, not a digest`);
   if (!/OS|ARCH|VARIANT/.test(flags.template)) throw new UsageError(`--template ${flags.template}: needs at least one of the placeholders OS, ARCH, VARIANT, ARCHVARIANT`);

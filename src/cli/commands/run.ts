@@ -13,10 +13,11 @@ import type { ListKind } from '../../oci/types.js';
 import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
+import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
 import { VERSION } from '../../version.js';
 import { printFailure } from '../failure.js';
 import type { Platform } from '../../platform/platform.js';
-import { escapeControl } from '../../util/text.js';
+import { escapeControl, printable } from '../../util/text.js';
 import { annotate } from '../../util/annotations.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
@@ -117,22 +118,29 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   // to the end (3 platforms on 2 cores: 3 at once beats 2 then 1).
   const concurrency = flags.concurrency ? positiveInt(flags.concurrency, '--concurrency') : Math.min(config.platforms.length, 2 * Math.max(1, availableParallelism()));
   const timeoutSec = positiveInt(flags.timeout, '--timeout');
-  const client = clientFromFlags(flags, config.image.registry);
+  // SIGINT/SIGTERM end every registry request and wait at once (and the builds, pushes and containers, below).
+  const stop = new AbortController();
+  const client = clientFromFlags(flags, config.image.registry, stop.signal);
   const logDir = flags.logDir ?? join(tmpdir(), 'crossbuild-logs', new Date().toISOString().replace(/[:.]/g, '-'));
   const interactive = process.stderr.isTTY === true && !process.env.CI && !flags.json && !flags.quiet && !flags.verbose;
   const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   // --username credentials reach `docker push` through a private config of this run's, never ~/.docker.
-  const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig();
-  const docker = new Docker(dockerCli(), privateConfig ? { DOCKER_CONFIG: privateConfig } : {});
+  const runId = randomBytes(4).toString('hex');
+  const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig(runId);
+  const docker = new Docker(dockerCli(), privateConfig ? { DOCKER_CONFIG: privateConfig } : {}, [], runId);
+  // This run is alive (a later one sweeps what it leaves if it is killed); sweep what dead runs left.
+  const release = flags.dryRun ? undefined : claimRun(runId);
+  if (!flags.dryRun) for (const n of await sweepDeadRuns(docker).catch(() => [])) process.stderr.write(`note: ${n}\n`);
   const interrupts = watchInterrupts((sig) => {
     process.stderr.write(`crossbuild: ${sig}: stopping builds and removing this run's containers\n`);
+    stop.abort();
     void docker.abort();
   });
   const options: RunOptions = {
     config,
     client,
     docker,
-    runId: randomBytes(4).toString('hex'),
+    runId,
     interrupted: interrupts.by,
     push: flags.push,
     writeList: flags.list !== false,
@@ -171,7 +179,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      ${p.node !== 'local' ? `node: ${p.node}, ` : ''}network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
       }
       lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : (options.writeList === false ? '  manifest list: none (--no-list: crossbuild merge writes it)' : '  manifest list: none (--no-push)'));
-      process.stdout.write(`${lines.join('\n')}\n`);
+      process.stdout.write(`${printable(lines.join('\n'), { multiline: true })}\n`);
       return 0;
     }
     const result = await runPipeline(options);
@@ -192,7 +200,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         for (const p of result.platforms) {
           const status = p.ok ? 'ok  ' : 'FAIL';
           const detail = p.ok ? `${p.digest ?? 'not pushed'}  ${p.checks.map((c) => c.evidence).join('; ')}` : `${p.failedAt}: ${p.error?.split('\n')[0] ?? ''}`;
-          process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${detail}\n`);
+          process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${printable(detail)}\n`);
         }
       }
       if (interactive) {
@@ -208,7 +216,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ]);
     if (!result.ok) {
       if (!flags.json) {
-        for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${p.error}\n`);
+        for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${printable(p.error!, { multiline: true })}\n`);
       }
       const code = printFailure(new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined }));
       // 128 + the signal's number, as shells report an interrupted command.
@@ -218,6 +226,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   } finally {
     interrupts.dispose();
     if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
+    release?.();
     await client.close();
   }
 }

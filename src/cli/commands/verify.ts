@@ -19,6 +19,8 @@ function readMetadata(file: string): string {
 interface VerifyFlags extends RegistryFlags {
   metadata?: string;
   allow?: string[];
+  platform?: string[];
+  /** The older spelling of --platform, kept. */
   platforms?: string[];
   config?: string;
   static?: boolean;
@@ -52,8 +54,9 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
   if (!refArg && !flags.metadata) throw new UsageError('verify needs REF (REPO:TAG or REPO@sha256:…) or --metadata FILE');
   const refText = refArg ?? referenceFromMetadata(readMetadata(flags.metadata!), flags.metadata!);
   const ref = parseReference(refText, 'reference');
-  if (flags.platforms && flags.config) throw new UsageError('give --platforms or --config, not both');
-  let targets: Platform[] | undefined = platformsFromFlags(flags.platforms, '--platforms');
+  const wanted = [...(flags.platform ?? []), ...(flags.platforms ?? [])];
+  if (wanted.length > 0 && flags.config) throw new UsageError('give --platform or --config, not both');
+  let targets: Platform[] | undefined = platformsFromFlags(wanted, '--platform');
   let uname: Map<string, string> | undefined;
   let allow = flags.allow ?? [];
   if (flags.config) {
@@ -64,23 +67,44 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
   }
   const timeout = Number(flags.timeout);
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout ${flags.timeout}: expected a whole number of seconds ≥ 1`);
-  const client = clientFromFlags(flags, ref.registry);
-  const cleanups: (() => void)[] = [];
+  // Interrupted at any point (a registry request pending, uname containers running): every request
+  // and wait ends, the containers go, and the exit says so with 130/143.
+  const stop = new AbortController();
+  let docker: import('../../docker/docker.js').Docker | undefined;
+  const interrupts = watchInterrupts(() => {
+    stop.abort();
+    void docker?.abort();
+  });
+  const client = clientFromFlags(flags, ref.registry, stop.signal);
+  const cleanups: (() => void)[] = [interrupts.dispose];
+  const interrupted = (): number | undefined => {
+    const why = interrupts.by();
+    if (!why) return undefined;
+    process.stderr.write(`crossbuild: interrupted by ${why}; verification containers removed\n`);
+    return interrupts.exitCode()!;
+  };
   try {
     // --static needs no Docker at all, so its module (and execa) is not even loaded.
-    const docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker();
+    docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker();
     if (docker) await docker.engine();
-    // Interrupted while uname containers run: remove them, and say so with 130/143.
-    const interrupts = watchInterrupts(() => void docker?.abort());
-    cleanups.push(interrupts.dispose);
-    const report = await verifyReference(client, ref, {
-      ...(targets ? { targets } : {}),
-      ...(uname ? { uname } : {}),
-      staticOnly: flags.static === true,
-      ...(docker ? { docker } : {}),
-      timeoutMs: timeout * 1000,
-      allow,
-    });
+    let report: Awaited<ReturnType<typeof verifyReference>>;
+    try {
+      report = await verifyReference(client, ref, {
+        ...(targets ? { targets } : {}),
+        ...(uname ? { uname } : {}),
+        staticOnly: flags.static === true,
+        ...(docker ? { docker } : {}),
+        timeoutMs: timeout * 1000,
+        allow,
+      });
+    } catch (e) {
+      const code = interrupted();
+      if (code !== undefined) {
+        await docker?.abort();
+        return code;
+      }
+      throw e;
+    }
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, reportMarkdown(report));
     if (flags.json) printJson(report);
@@ -89,12 +113,7 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       ...report.coverage.filter((c) => c.verdict === 'fail').map((c) => ({ kind: 'error' as const, title: `crossbuild verify ${report.ref}: coverage`, message: c.evidence })),
       ...report.platforms.flatMap((p) => p.checks.filter((c) => c.verdict === 'fail' || c.verdict === 'warn').map((c) => ({ kind: c.verdict === 'fail' ? ('error' as const) : ('warning' as const), title: `crossbuild verify ${p.platform}: ${c.check}`, message: c.evidence }))),
     ]);
-    const why = interrupts.by();
-    if (why) {
-      process.stderr.write(`crossbuild: interrupted by ${why}; verification containers removed\n`);
-      return interrupts.exitCode()!;
-    }
-    return report.ok ? 0 : 1;
+    return interrupted() ?? (report.ok ? 0 : 1);
   } finally {
     for (const c of cleanups) c();
     await client.close();

@@ -1,0 +1,54 @@
+// What a run leaves while it works — its `-cb-<id>` image names, its verification containers, its
+// private Docker config (which holds a password) — is removed when it ends. A run killed with
+// SIGKILL cannot, so every run claims its id in a marker (with its pid), and the next run sweeps
+// what runs whose process is gone left behind.
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RUN_LABEL, type Docker } from '../docker/docker.js';
+import { privateBase } from '../registry/credentials.js';
+
+const markers = (): string => join(privateBase(), 'crossbuild-runs');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Mark this run as alive; the returned function clears the mark when the run ends cleanly. */
+export function claimRun(runId: string): () => void {
+  mkdirSync(markers(), { recursive: true, mode: 0o700 });
+  const file = join(markers(), runId);
+  writeFileSync(file, String(process.pid), { mode: 0o600 });
+  return () => rmSync(file, { force: true });
+}
+
+/** Sweep what dead runs left on this engine and this host; says what went, for a note. */
+export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
+  let ids: string[];
+  try {
+    ids = readdirSync(markers()).filter((n) => /^[0-9a-f]{8}$/.test(n));
+  } catch {
+    return [];
+  }
+  const dead = ids.filter((id) => {
+    const pid = Number(readFileSync(join(markers(), id), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && !alive(pid);
+  });
+  if (dead.length === 0) return [];
+  const out: string[] = [];
+  const names = await docker.imageNames();
+  for (const id of dead) {
+    const tags = names.filter((n) => n.endsWith(`-cb-${id}`) || n.endsWith(`:cb-${id}`) || n.includes(`:cb-${id}-`));
+    for (const t of tags) await docker.untag(t);
+    const containers = await docker.removeLabelled(RUN_LABEL, id);
+    const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
+    for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
+    rmSync(join(markers(), id), { force: true });
+    if (tags.length + containers + configs.length > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}`);
+  }
+  return out;
+}

@@ -1,0 +1,102 @@
+// An in-process distribution registry for unit tests of the transport and client: manifests and
+// blobs in memory, and a fault hook that can answer, stall, trickle or lie instead. Loopback only.
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export const digestOf = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface StubRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly at: number;
+}
+
+/** Return true when the fault handled the request (answered, stalled or dropped it). */
+export type Fault = (req: IncomingMessage, res: ServerResponse, n: number) => boolean | Promise<boolean>;
+
+export interface RegistryStub {
+  readonly addr: string;
+  readonly requests: StubRequest[];
+  /** repository → reference (tag or digest) → {bytes, mediaType} */
+  readonly manifests: Map<string, Map<string, { bytes: Buffer; mediaType: string }>>;
+  readonly blobs: Map<string, Buffer>;
+  fault?: Fault;
+  /** PUTs of manifests are answered 201 but not stored (a registry that lies). */
+  dropPuts?: boolean;
+  putManifest(repo: string, ref: string, body: Buffer | string, mediaType: string): string;
+  putBlob(body: Buffer | string): string;
+  close(): Promise<void>;
+}
+
+export async function startRegistryStub(): Promise<RegistryStub> {
+  const manifests = new Map<string, Map<string, { bytes: Buffer; mediaType: string }>>();
+  const blobs = new Map<string, Buffer>();
+  const requests: StubRequest[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+  let n = 0;
+  const stub: Partial<RegistryStub> = {};
+  const server: Server = createServer(async (req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    requests.push({ method: req.method ?? '', path, at: Date.now() });
+    n++;
+    if (stub.fault && (await stub.fault(req, res, n))) return;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    if (path === '/v2/') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(path);
+    if (!m) return void res.writeHead(404).end();
+    const [, repo, kind, ref] = m as unknown as [string, string, string, string];
+    if (kind === 'manifests') {
+      if (req.method === 'PUT') {
+        const d = digestOf(body);
+        if (!stub.dropPuts) {
+          const r = manifests.get(repo) ?? new Map();
+          r.set(ref, { bytes: body, mediaType: String(req.headers['content-type']) });
+          r.set(d, { bytes: body, mediaType: String(req.headers['content-type']) });
+          manifests.set(repo, r);
+        }
+        return void res.writeHead(201, { 'docker-content-digest': d, location: `/v2/${repo}/manifests/${d}` }).end();
+      }
+      const found = manifests.get(repo)?.get(ref);
+      if (!found) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] }));
+      res.writeHead(200, { 'content-type': found.mediaType, 'docker-content-digest': digestOf(found.bytes), 'content-length': String(found.bytes.length) });
+      return void res.end(req.method === 'HEAD' ? undefined : found.bytes);
+    }
+    const blob = blobs.get(ref);
+    if (!blob) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
+    res.writeHead(200, { 'content-length': String(blob.length), 'docker-content-digest': ref });
+    res.end(req.method === 'HEAD' ? undefined : blob);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  Object.assign(stub, {
+    addr,
+    requests,
+    manifests,
+    blobs,
+    putManifest(repo: string, ref: string, body: Buffer | string, mediaType: string) {
+      const b = Buffer.from(body);
+      const r = manifests.get(repo) ?? new Map();
+      r.set(ref, { bytes: b, mediaType });
+      r.set(digestOf(b), { bytes: b, mediaType });
+      manifests.set(repo, r);
+      return digestOf(b);
+    },
+    putBlob(body: Buffer | string) {
+      const b = Buffer.from(body);
+      blobs.set(digestOf(b), b);
+      return digestOf(b);
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  });
+  return stub as RegistryStub;
+}

@@ -1,0 +1,170 @@
+// Each finding of the fail-closed probe, reproduced: signals that stop whatever is pending,
+// deadlines that end a trickle, nothing reported before it is true, nothing left behind after
+// SIGKILL, output that is text, and a decision to fail that stops the work.
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, DOCKER, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { startFaultProxy } from '../helpers/registries.js';
+
+beforeAll(requireInfrastructure);
+
+const CB = join(ROOT, 'bin', 'crossbuild.js');
+const waitFor = async (cond: () => boolean, ms: number) => {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  return cond();
+};
+
+describe('signals always stop', () => {
+  it('SIGINT while a manifest GET gets no answer: verify exits 130 within 3 s', async () => {
+    const proxy = await startFaultProxy(REGISTRY, [{ method: 'GET', path: /\/manifests\//, neverAnswer: true }]);
+    try {
+      const sub = execa('node', [CB, 'verify', `${proxy.addr}/busybox:latest-arm64`, '--static'], { reject: false, env: { CI: 'true' } });
+      expect(await waitFor(() => proxy.log.some((l) => l.path.includes('/manifests/')), 10_000)).toBe(true);
+      const at = Date.now();
+      sub.kill('SIGINT');
+      const r = await sub;
+      expect(Date.now() - at).toBeLessThan(3000);
+      expect(r.exitCode).toBe(130);
+      expect(r.stderr).toMatch(/interrupted by SIGINT/);
+      expect(r.stderr).not.toMatch(/retrying/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('SIGTERM while a layer trickles: verify exits 143 within 3 s', async () => {
+    const m = JSON.parse((await skopeoRaw(`${REGISTRY}/busybox:latest-arm64`))!.toString()) as { layers: { digest: string }[] };
+    const proxy = await startFaultProxy(REGISTRY, [{ method: 'GET', path: new RegExp(`/blobs/${m.layers[0]!.digest}$`), trickleMs: 1000 }]);
+    try {
+      const sub = execa('node', [CB, 'verify', `${proxy.addr}/busybox:latest-arm64`, '--static'], { reject: false, env: { CI: 'true' } });
+      expect(await waitFor(() => proxy.log.some((l) => l.path.includes('/blobs/sha256:')), 10_000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      const at = Date.now();
+      sub.kill('SIGTERM');
+      const r = await sub;
+      expect(Date.now() - at).toBeLessThan(3000);
+      expect(r.exitCode).toBe(143);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('deadlines always end', () => {
+  it('a manifest trickling a byte a second is named as too slow, not waited on for minutes', async () => {
+    const proxy = await startFaultProxy(REGISTRY, Array.from({ length: 8 }, () => ({ method: 'GET', path: /\/manifests\//, trickleMs: 1000 })));
+    try {
+      const started = Date.now();
+      const r = await cli(['verify', `${proxy.addr}/busybox:latest-arm64`, '--static', '--registry-timeout', '3']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/GET \S+\/v2\/busybox\/manifests\/latest-arm64 .*too slow: \d+ bytes in \d+ s, below 1024 bytes\/s/);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('a persistent 503 on the manifest is named within the 30 s retry budget', async () => {
+    const proxy = await startFaultProxy(REGISTRY, Array.from({ length: 200 }, () => ({ method: 'GET', path: /\/manifests\//, status: 503 })));
+    try {
+      const started = Date.now();
+      const r = await cli(['verify', `${proxy.addr}/busybox:latest-arm64`, '--static']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/GET manifest busybox:latest-arm64 on \S+ failed: HTTP 503/);
+      expect(Date.now() - started).toBeLessThan(35_000);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('nothing reported before it is true', () => {
+  it('a list PUT answered 201 that stored nothing: exit 1, named, and no Digest: line', async () => {
+    const target = uniqueRepo('fake201').replace(REGISTRY, '');
+    const proxy = await startFaultProxy(REGISTRY, [{ method: 'PUT', path: /\/manifests\/v1$/, fake201: true }]);
+    try {
+      const spec = join(mkdtempSync(join(tmpdir(), 'cb-fake201-')), 'spec.yaml');
+      writeFileSync(spec, `image: ${proxy.addr}${target}:v1\nmanifests:\n  - image: ${proxy.addr}/busybox:latest-arm64\n`);
+      const r = await cli(['manifest', 'push', 'from-spec', spec]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).not.toMatch(/Digest:/);
+      expect(r.stderr).toMatch(/read back: \S+:v1 was accepted \(sha256:[0-9a-f]{64}\) but the registry does not serve it/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('a decision stops the work', () => {
+  it('manifest push with a missing child fails at once, with no retries after deciding', async () => {
+    const spec = join(mkdtempSync(join(tmpdir(), 'cb-missing-')), 'spec.yaml');
+    const target = uniqueRepo('missing');
+    // Many present children in flight while one is missing.
+    const present = ['amd64', 'arm32', 'arm32v6', 'arm64', '386', 'ppc64le', 's390x'].map((s) => `  - image: ${REGISTRY}/busybox:latest-${s}\n`).join('');
+    writeFileSync(spec, `image: ${target}:v1\nmanifests:\n${present}  - image: ${REGISTRY}/busybox:no-such-tag\n`);
+    const started = Date.now();
+    const r = await cli(['manifest', 'push', 'from-spec', spec]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/manifests\[7\]\.image \S+busybox:no-such-tag does not exist/);
+    expect(r.stderr).not.toMatch(/retrying|destroyed|closed/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await skopeoRaw(`${target}:v1`)).toBeUndefined();
+  });
+});
+
+describe('nothing left behind, even after SIGKILL', () => {
+  it("the private Docker config is on a memory-backed folder, and the next run sweeps a killed run's names, containers and config", async () => {
+    const repo = uniqueRepo('killed');
+    // A uname that hangs: the run sits in verification with its run-unique name and a container.
+    const sub = execa('node', [CB, 'run', '--config', join(FIXTURES, 'hang', 'platforms.json'), '--image', repo, '--timeout', '300', '--username', 'u', '--password-stdin'], { reject: false, env: { CI: 'true' }, input: 'not-a-real-password\n' });
+    // Wait for its verification container, then kill the run without a chance to clean up.
+    const runTags = async () => (await execa(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((l) => l.startsWith(repo) && /-cb-[0-9a-f]{8}$/.test(l));
+    const configs = () => (existsSync('/dev/shm') ? readdirSync('/dev/shm') : []).filter((n) => n.startsWith('crossbuild-docker-config-'));
+    const before = configs();
+    for (let i = 0; i < 240 && (await runTags()).length === 0; i++) await new Promise((r) => setTimeout(r, 500));
+    const id = /-cb-([0-9a-f]{8})$/.exec((await runTags())[0] ?? '')?.[1];
+    expect(id).toBeDefined();
+    const containers = async () => (await execa(DOCKER, ['ps', '-a', '--filter', `label=crossbuild.run=${id}`, '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
+    for (let i = 0; i < 120 && (await containers()).length === 0; i++) await new Promise((r) => setTimeout(r, 500));
+    expect(await containers()).toHaveLength(1);
+    const mine = configs().filter((c) => !before.includes(c));
+    expect(mine).toHaveLength(1);
+    // The password is in no disk-backed temp folder.
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith('crossbuild-docker-config-'))).toEqual([]);
+    sub.kill('SIGKILL');
+    await sub;
+    expect(await runTags()).not.toEqual([]);
+    // The next run (a dry run does not sweep; a quick real one does) removes what the dead one left.
+    const next = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('sweeper'), '--platform', 'linux/amd64', '--no-push']);
+    expect(next.exitCode, next.stderr).toBe(0);
+    expect(next.stderr).toContain(`note: swept what killed run ${id} left: 1 image name, 1 container, 1 private Docker config`);
+    expect(await runTags()).toEqual([]);
+    expect(await containers()).toEqual([]);
+    expect(configs().filter((c) => mine.includes(c))).toEqual([]);
+  });
+});
+
+describe('output is text', () => {
+  it('control characters from platforms.json are escaped in errors and in the plan; a huge value is cut', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-ctl-'));
+    const f = join(dir, 'platforms.json');
+    writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/ctl', tag: 'v1\u001b[31mred\u0007', platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));
+    const bad = await cli(['run', '--config', f, '--dry-run']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).not.toMatch(/\u001b|\u0007/);
+    expect(bad.stderr).toMatch(/\\u001b\[31mred\\u0007/);
+    writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/ctl', buildArgs: { NOTE: `a\u001b]0;title\u0007b` }, platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));
+    const plan = await cli(['run', '--config', f, '--dry-run']);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    expect(plan.stdout).not.toMatch(/\u001b|\u0007/);
+    expect(plan.stdout).toContain('NOTE=a\\u001b]0;title\\u0007b');
+    const huge = await cli(['verify', `localhost:5000/${'a'.repeat(100_000)}:t`, '--static']);
+    expect(huge.exitCode).toBe(2);
+    expect(huge.stderr.length).toBeLessThan(5000);
+    expect(huge.stderr).toMatch(/… \d+ more bytes/);
+  });
+});

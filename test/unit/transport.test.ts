@@ -1,0 +1,252 @@
+// The transport and client against an in-process registry (no Docker): one retry policy with
+// Retry-After shared per registry and a total budget, cancellation that ends any wait at once, a
+// trickling body cut off, typed reads that name what is wrong, and a read-back that catches a
+// registry which answered 201 but stored nothing.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RegistryError } from '../../src/errors.js';
+import { RegistryClient, type RetryInfo } from '../../src/registry/client.js';
+import { publishList } from '../../src/registry/publish.js';
+import { CancelledError } from '../../src/util/retry.js';
+import { startRegistryStub, type RegistryStub } from '../helpers/registry-stub.js';
+
+const INDEX = 'application/vnd.oci.image.index.v1+json';
+const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+let reg: RegistryStub;
+let retries: RetryInfo[];
+const client = (o: ConstructorParameters<typeof RegistryClient>[0] = {}) => new RegistryClient({ backoffMs: 20, onRetry: (r) => retries.push(r), ...o });
+
+/** A tiny image in the stub: config + manifest; returns the manifest digest. */
+function image(repo: string, tag: string, platform = { os: 'linux', architecture: 'arm64' }): string {
+  const config = JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: [] } });
+  const cd = reg.putBlob(config);
+  return reg.putManifest(repo, tag, JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cd, size: config.length }, layers: [] }), MANIFEST);
+}
+
+beforeEach(async () => {
+  reg = await startRegistryStub();
+  retries = [];
+});
+afterEach(async () => {
+  await reg.close();
+});
+
+describe('one retry policy', () => {
+  it('a 503 is retried with a progress notice, then the answer is used', async () => {
+    const d = image('app', 'v1');
+    let fails = 2;
+    reg.fault = (req, res) => {
+      if (req.url?.includes('/manifests/') && fails-- > 0) return void res.writeHead(503).end(), true;
+      return false;
+    };
+    const c = client();
+    const m = await c.manifest(reg.addr, 'app', 'v1');
+    expect(m.descriptor.digest).toBe(d);
+    expect(retries.map((r) => [r.method, r.path, r.attempt, r.reason])).toEqual([
+      ['GET', '/v2/app/manifests/v1', 2, 'HTTP 503'],
+      ['GET', '/v2/app/manifests/v1', 3, 'HTTP 503'],
+    ]);
+    await c.close();
+  });
+
+  it("a 429's Retry-After is honoured (the wait is at least what the registry asked)", async () => {
+    image('app', 'a');
+    image('app', 'b');
+    let limited = false;
+    reg.fault = (req, res) => {
+      if (req.url === '/v2/app/manifests/a' && !limited) {
+        limited = true;
+        res.writeHead(429, { 'retry-after': '1' }).end();
+        return true;
+      }
+      return false;
+    };
+    const c = client();
+    await c.manifest(reg.addr, 'app', 'a');
+    const firstRetryAt = reg.requests.filter((r) => r.path === '/v2/app/manifests/a')[1]!.at;
+    // A request started while the pause holds waits for it too.
+    const started = Date.now();
+    limited = true;
+    await c.manifest(reg.addr, 'app', 'b');
+    expect(retries).toHaveLength(1);
+    expect(retries[0]!.delayMs).toBeGreaterThanOrEqual(1000);
+    expect(firstRetryAt - reg.requests[1]!.at).toBeGreaterThanOrEqual(950);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await c.close();
+  });
+
+  it('concurrent requests during a pause wait for it (per-registry backoff)', async () => {
+    image('app', 'a');
+    image('app', 'b');
+    let once = true;
+    reg.fault = (req, res) => {
+      if (req.url === '/v2/app/manifests/a' && once) {
+        once = false;
+        res.writeHead(503, { 'retry-after': '1' }).end();
+        return true;
+      }
+      return false;
+    };
+    const c = client();
+    const a = c.manifest(reg.addr, 'app', 'a');
+    await new Promise((r) => setTimeout(r, 200));
+    const bStarted = Date.now();
+    await Promise.all([a, c.manifest(reg.addr, 'app', 'b')]);
+    const b = reg.requests.find((r) => r.path === '/v2/app/manifests/b')!;
+    expect(b.at - bStarted).toBeGreaterThanOrEqual(600);
+    await c.close();
+  });
+
+  it('a persistent 5xx is named within the retry budget, as a temporary failure', async () => {
+    image('app', 'v1');
+    reg.fault = (req, res) => (req.url?.includes('/manifests/') ? (res.writeHead(502).end(), true) : false);
+    const c = client({ attempts: 50, retryBudgetMs: 1500, backoffMs: 200 });
+    const started = Date.now();
+    const e = (await c.manifest(reg.addr, 'app', 'v1').catch((x: unknown) => x)) as RegistryError;
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(e).toBeInstanceOf(RegistryError);
+    expect(e).toMatchObject({ status: 502, kind: 'temporary', retriable: true });
+    expect(e.message).toMatch(/GET manifest app:v1 on 127\.0\.0\.1:\d+ failed: HTTP 502/);
+    expect(retries.length).toBeGreaterThan(1);
+    await c.close();
+  });
+
+  it('a missing manifest is not retried: kind not-found, with the registry code', async () => {
+    const c = client();
+    const e = (await c.manifest(reg.addr, 'app', 'nope').catch((x: unknown) => x)) as RegistryError;
+    expect(e).toMatchObject({ status: 404, kind: 'not-found', code: 'MANIFEST_UNKNOWN' });
+    expect(retries).toEqual([]);
+    await c.close();
+  });
+});
+
+describe('cancellation and deadlines', () => {
+  it('the signal ends a request that waits for headers, at once, with no retry after it', async () => {
+    reg.fault = (req) => req.url?.includes('/manifests/') === true; // never answers
+    const stop = new AbortController();
+    const c = client({ signal: stop.signal });
+    const p = c.manifest(reg.addr, 'app', 'v1').catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 300));
+    const at = Date.now();
+    stop.abort();
+    const e = await p;
+    expect(Date.now() - at).toBeLessThan(500);
+    expect(e).toBeInstanceOf(CancelledError);
+    expect(retries).toEqual([]);
+    await c.close();
+  });
+
+  it('the signal ends a retry wait at once', async () => {
+    reg.fault = (req, res) => (req.url?.includes('/manifests/') ? (res.writeHead(503, { 'retry-after': '30' }).end(), true) : false);
+    const stop = new AbortController();
+    const c = client({ signal: stop.signal });
+    const p = c.manifest(reg.addr, 'app', 'v1').catch((x: unknown) => x);
+    while (retries.length === 0) await new Promise((r) => setTimeout(r, 20));
+    const at = Date.now();
+    stop.abort();
+    expect(await p).toBeInstanceOf(CancelledError);
+    expect(Date.now() - at).toBeLessThan(300);
+    await c.close();
+  });
+
+  it('close() stops what is still in flight, quietly: no retry notices after the decision', async () => {
+    let calls = 0;
+    reg.fault = (req, res) => {
+      if (!req.url?.includes('/manifests/')) return false;
+      calls++;
+      setTimeout(() => res.writeHead(503).end(), 100);
+      return true;
+    };
+    const c = client({ attempts: 10, retryBudgetMs: 20_000 });
+    const p = c.manifest(reg.addr, 'app', 'v1').catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 50));
+    await c.close();
+    const seen = retries.length;
+    expect(await p).toBeInstanceOf(CancelledError);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(retries.length).toBe(seen);
+    expect(calls).toBeLessThanOrEqual(2);
+  });
+
+  it('a manifest that trickles (a byte at a time, never idle long) is cut off as too slow', async () => {
+    reg.fault = (req, res) => {
+      if (!req.url?.includes('/manifests/')) return false;
+      res.writeHead(200, { 'content-type': MANIFEST });
+      const t = setInterval(() => res.write('{'), 200);
+      res.on('close', () => clearInterval(t));
+      return true;
+    };
+    const c = client({ timeouts: { connectMs: 1000, headersMs: 1000, bodyIdleMs: 1000 }, retryBudgetMs: 1000 });
+    const started = Date.now();
+    const e = (await c.manifest(reg.addr, 'app', 'v1').catch((x: unknown) => x)) as Error;
+    expect(e.message).toMatch(/too slow: \d+ bytes in \d+ s, below 1024 bytes\/s \(--registry-timeout gives more time\)/);
+    expect(Date.now() - started).toBeLessThan(6000);
+    await c.close();
+  });
+});
+
+describe('typed reads', () => {
+  it('an image or an index, parsed once, with the descriptor it was read as', async () => {
+    const d = image('app', 'v1');
+    const c = client();
+    const img = await c.image(reg.addr, 'app', 'v1');
+    expect(img.descriptor).toMatchObject({ digest: d, mediaType: MANIFEST });
+    expect(img.config).toMatchObject({ os: 'linux', architecture: 'arm64' });
+    const size = reg.manifests.get('app')!.get(d)!.bytes.length;
+    const idx = JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: MANIFEST, digest: d, size, platform: { os: 'linux', architecture: 'arm64' } }] });
+    reg.putManifest('app', 'list', idx, INDEX);
+    const m = await c.manifest(reg.addr, 'app', 'list');
+    expect(m.kind).toBe('index');
+    if (m.kind === 'index') expect(m.index.manifests[0]!.digest).toBe(d);
+    await expect(c.image(reg.addr, 'app', 'list')).rejects.toThrow(/is a list \(application\/vnd\.oci\.image\.index\.v1\+json\), not an image/);
+    await c.close();
+  });
+
+  it('bytes that are not a manifest of their kind are an invalid error naming the digest', async () => {
+    const d = reg.putManifest('app', 'bad', JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, layers: 'x' }), MANIFEST);
+    const c = client();
+    const e = (await c.manifest(reg.addr, 'app', 'bad').catch((x: unknown) => x)) as RegistryError;
+    expect(e).toMatchObject({ kind: 'invalid' });
+    expect(e.message).toContain(`${reg.addr}/app@${d}`);
+    expect(e.message).toMatch(/is not a valid image manifest: config: /);
+    await expect(c.manifest(reg.addr, 'app', d, { size: 3 })).rejects.toThrow(/bytes, not the 3 its descriptor says/);
+    await c.close();
+  });
+
+  it('a config blob is checked against its descriptor size', async () => {
+    const config = JSON.stringify({ os: 'linux', architecture: 'amd64', rootfs: { type: 'layers', diff_ids: [] } });
+    const cd = reg.putBlob(config);
+    reg.putManifest('app', 'liar', JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cd, size: config.length - 5 }, layers: [] }), MANIFEST);
+    const c = client({ attempts: 1 });
+    await expect(c.image(reg.addr, 'app', 'liar')).rejects.toThrow(/more than the \d+ bytes its descriptor says/);
+    await c.close();
+  });
+
+  it('a HEAD without Content-Type or Content-Length asks GET, never guesses', async () => {
+    const d = image('app', 'v1');
+    reg.fault = (req, res) => {
+      if (req.method !== 'HEAD') return false;
+      res.writeHead(200, { 'docker-content-digest': d }).end();
+      return true;
+    };
+    const c = client();
+    const h = await c.headManifest(reg.addr, 'app', 'v1');
+    expect(h).toEqual({ digest: d, mediaType: MANIFEST, size: reg.manifests.get('app')!.get(d)!.bytes.length });
+    expect(reg.requests.filter((r) => r.method === 'GET' && r.path === '/v2/app/manifests/v1')).toHaveLength(1);
+    await c.close();
+  });
+});
+
+describe('the list publisher', () => {
+  it('reads back what it wrote; a registry that answers 201 and stores nothing is named as such', async () => {
+    const d = image('app', 'v1-arm64');
+    const size = reg.manifests.get('app')!.get(d)!.bytes.length;
+    const c = client({ attempts: 1 });
+    const entry = { mediaType: MANIFEST, digest: d, size, platform: { os: 'linux', architecture: 'arm64' } };
+    const ok = await publishList(c, { registry: reg.addr, repository: 'app' }, 'v1', 'oci', [entry]);
+    expect(reg.manifests.get('app')!.get('v1')!.bytes.length).toBe(ok.size);
+    reg.dropPuts = true;
+    await expect(publishList(c, { registry: reg.addr, repository: 'app' }, 'v2', 'oci', [entry])).rejects.toThrow(/read back: 127\.0\.0\.1:\d+\/app:v2 was accepted \(sha256:[0-9a-f]{64}\) but the registry does not serve it/);
+    await c.close();
+  });
+});
