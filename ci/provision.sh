@@ -39,6 +39,8 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
+# xmllint checks that the JUnit XML the test gate writes is well-formed.
+command -v xmllint >/dev/null || missing+=(libxml2-utils)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v ssh-agent >/dev/null || missing+=(openssh-client)
 # The Debian base of the main example is made by mmdebstrap (arch-test lets it check emulation).

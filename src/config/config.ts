@@ -8,7 +8,9 @@ import { configErrorFromZod } from '../util/schema-error.js';
 import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
 import { isValidTag, parseReference, type ImageRef } from '../oci/reference.js';
 import {
+  CACHE_MODES,
   checkBuildArgs,
+  type CacheMode,
   mergeBy,
   NETWORK_MODES,
   parseAddHost,
@@ -22,9 +24,9 @@ import {
   parseUlimit,
   type BuildInputs,
   type NetworkMode,
-} from '../docker/build-inputs.js';
+} from './build-inputs.js';
 import { UsageError } from '../errors.js';
-import { CACHE_MODES, type CacheMode } from '../docker/cache.js';
+import { TestSchema, toTest, type PlatformTest } from '../gate/spec.js';
 
 export interface PlatformTarget {
   readonly platform: Platform;
@@ -40,6 +42,8 @@ export interface PlatformTarget {
   readonly network: NetworkMode;
   /** The engine that builds, checks and pushes it: a context name or an engine URL; absent = local. */
   readonly node?: string;
+  /** The tests it must pass before it is pushed (the file's, or its own `test`, or --test's). */
+  readonly tests: readonly PlatformTest[];
 }
 
 export interface BuildConfig {
@@ -84,6 +88,7 @@ const FileSchema = z.strictObject({
   attest: z._default(Strings, []),
   annotations: z._default(Strings, []),
   allow: z._default(Strings, []),
+  test: z.optional(z.array(TestSchema)),
   cache: z.optional(z.literal(CACHE_MODES, { error: `must be one of ${CACHE_MODES.join(', ')}` })),
   platforms: z
     .array(
@@ -96,6 +101,7 @@ const FileSchema = z.strictObject({
         target: z.optional(z.string()),
         network: z.optional(Network),
         node: z.optional(z.string()),
+        test: z.optional(z.array(TestSchema)),
       }),
       { error: 'required: a list of {"platform", "suffix"} objects' },
     )
@@ -139,10 +145,12 @@ export interface ConfigOverrides {
   readonly allow?: readonly string[];
   /** From --node PLATFORM=NODE: wins over the file's `node`. */
   readonly nodes?: readonly { platform: Platform; node: string }[];
+  /** From --test: every platform's tests, instead of the file's; `[]` with --no-test. */
+  readonly tests?: readonly PlatformTest[];
 }
 
-export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, provenance, sbom, attest, annotations, cache, allow, platforms';
-export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network, node';
+export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, provenance, sbom, attest, annotations, cache, allow, test, platforms';
+export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network, node, test';
 
 /** A file field's value through a flag-style parser, its error re-located to the file and field. */
 function fieldValue<T>(file: string, field: string, parse: () => T): T {
@@ -258,6 +266,7 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     attest: [...fromFile.attest, ...(o.attest ?? [])],
     annotations: mergeBy([...fromFile.annotations, ...(o.annotations ?? [])], (a) => a.slice(0, a.indexOf('='))),
   };
+  const fileTests = (c.test ?? []).map((t, i) => fieldValue(file, `test[${i}]`, () => toTest(t, `test[${i}]`)));
   const targets: PlatformTarget[] = [];
   c.platforms.forEach((p, i) => {
     let platform: Platform;
@@ -292,6 +301,7 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
         if (!/^([a-z]+:\/\/\S+|[A-Za-z0-9][A-Za-z0-9_.+-]*)$/.test(n)) throw new ConfigError(file, `platforms[${i}].node`, `"${n}" is neither an engine URL (unix://, tcp://, ssh://) nor a Docker context name`);
         return { node: n };
       })(),
+      tests: overrides.tests ?? (p.test ? p.test.map((x, j) => fieldValue(file, `platforms[${i}].test[${j}]`, () => toTest(x, `platforms[${i}].test[${j}]`))) : fileTests),
     });
   });
 

@@ -2,7 +2,7 @@
 // drop) and the argv (getCommand style). Pure: tested without an engine.
 import { UsageError } from '../errors.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
-import { wantsAttestations, type BuildInputs, type NetworkMode } from './build-inputs.js';
+import { wantsAttestations, type BuildInputs, type NetworkMode } from '../config/build-inputs.js';
 import { buildxAtLeast, describeBuilder, dockerDriverOnClassicStore, type Builder, type BuilderKind } from './builder.js';
 
 export { describeBuilder, type Builder, type BuilderKind } from './builder.js';

@@ -10,15 +10,8 @@
 //   the classic builder → pull the previous suffixed image for the platform, --cache-from it
 import { UsageError } from '../errors.js';
 import { escapeControl } from '../util/text.js';
+import type { CacheMode } from '../config/build-inputs.js';
 import { dockerDriverOnClassicStore, type Builder } from './builder.js';
-
-export const CACHE_MODES = ['none', 'registry'] as const;
-export type CacheMode = (typeof CACHE_MODES)[number];
-
-export function parseCacheMode(value: string, where: string): CacheMode {
-  if ((CACHE_MODES as readonly string[]).includes(value)) return value as CacheMode;
-  throw new UsageError(`${where} ${escapeControl(value)}: expected one of ${CACHE_MODES.join(', ')}`);
-}
 
 export interface CacheSettings {
   readonly mode: CacheMode;

@@ -80,11 +80,14 @@ interface Ran {
 export interface ContainerRunOptions {
   readonly image: string;
   readonly platform: Platform;
-  readonly entrypoint: string;
+  /** Absent: the image's own entrypoint (a service under test). */
+  readonly entrypoint?: string;
   readonly args: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly name: string;
-  readonly network?: 'none' | 'host';
+  readonly network?: 'none' | 'host' | 'bridge';
+  /** Container ports to publish on 127.0.0.1, each to a free host port (bridge networks only). */
+  readonly publish?: readonly number[];
   /** Local images (run) or pulled by digest (verify). */
   readonly pull?: 'never' | 'missing';
   /** Labels for finding the container again (the run that owns it). */
@@ -92,8 +95,10 @@ export interface ContainerRunOptions {
 }
 
 /** argv for a throwaway verification container: no network, entrypoint overridden, named for cleanup. */
-export function runArgv(o: ContainerRunOptions): string[] {
-  const argv = ['run', '--rm', '--name', o.name, '--network', o.network ?? 'none', '--platform', formatPlatform(o.platform), '--pull', o.pull ?? 'never', '--entrypoint', o.entrypoint];
+export function runArgv(o: ContainerRunOptions, detached = false): string[] {
+  const argv = ['run', detached ? '-d' : '--rm', '--name', o.name, '--network', o.network ?? 'none', '--platform', formatPlatform(o.platform), '--pull', o.pull ?? 'never'];
+  if (o.entrypoint !== undefined) argv.push('--entrypoint', o.entrypoint);
+  for (const p of o.publish ?? []) argv.push('-p', `127.0.0.1::${p}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) argv.push('--label', `${k}=${v}`);
   for (const [k, v] of Object.entries(o.env ?? {})) argv.push('-e', `${k}=${v}`);
   argv.push(o.image, ...o.args);
@@ -404,11 +409,44 @@ export class Docker {
   }
 
   /**
+   * Start a container in the background, tracked like every other (removed on abort). The caller
+   * removes it when done; a failed start says Docker's own words.
+   */
+  async start(o: Omit<ContainerRunOptions, 'name'>): Promise<Service> {
+    const name = `crossbuild-test-${randomBytes(6).toString('hex')}`;
+    this.containers.add(name);
+    const argv = runArgv({ ...o, name, ...(this.runId ? { labels: { [RUN_LABEL]: this.runId } } : {}) }, true);
+    const started = await this.exec(argv, { timeout: 120_000 });
+    const remove = async () => {
+      await this.exec(['rm', '-f', name], { timeout: 30_000 });
+      this.containers.delete(name);
+    };
+    if (started.exitCode !== 0) {
+      await remove();
+      throw new CommandError([this.cli, ...argv], started.exitCode, started.stderr, `docker run -d ${o.image} failed`);
+    }
+    return {
+      name,
+      hostPort: async (port) => {
+        const r = await this.exec(['port', name, `${port}/tcp`], { timeout: 20_000 });
+        const m = /:(\d+)\s*$/m.exec(r.stdout);
+        return m ? Number(m[1]) : undefined;
+      },
+      running: async () => (await this.exec(['inspect', '-f', '{{.State.Running}}', name], { timeout: 20_000 })).stdout.trim() === 'true',
+      logs: async () => {
+        const r = await this.exec(['logs', '--tail', '40', name], { all: true, timeout: 20_000 });
+        return r.all || `${r.stdout}${r.stderr}`;
+      },
+      remove,
+    };
+  }
+
+  /**
    * Run a throwaway container with a time limit. QEMU can hang: on timeout the container is
    * killed and removed; it is removed in every case.
    */
-  async runOnce(o: Omit<ContainerRunOptions, 'name'>, timeoutMs: number): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; timedOut: boolean }> {
-    const name = `crossbuild-verify-${randomBytes(6).toString('hex')}`;
+  async runOnce(o: Omit<ContainerRunOptions, 'name'>, timeoutMs: number, prefix = 'crossbuild-verify'): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; timedOut: boolean }> {
+    const name = `${prefix}-${randomBytes(6).toString('hex')}`;
     const argv = runArgv({ ...o, name, ...(this.runId ? { labels: { [RUN_LABEL]: this.runId } } : {}) });
     try {
       this.containers.add(name);
@@ -424,6 +462,16 @@ export class Docker {
       this.containers.delete(name);
     }
   }
+}
+
+/** A container started in the background (a service under test): find its port, read its logs, remove it. */
+export interface Service {
+  readonly name: string;
+  /** The host port a container port is published on (bridge), or undefined. */
+  hostPort(port: number): Promise<number | undefined>;
+  running(): Promise<boolean>;
+  logs(): Promise<string>;
+  remove(): Promise<void>;
 }
 
 async function candidateClis(preferred: string): Promise<string[]> {

@@ -1,66 +1,30 @@
 // One platform's stages — build, check (config and `uname -m`), push, verify what the registry
 // serves — as a plain function with the engine passed in, so the local run, build nodes and
 // legs share them. The list is the caller's.
-import { chmodSync, createWriteStream, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, createWriteStream, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
+import type { BuildConfig, PlatformTarget } from '../config/config.js';
 import { buildArgv, looksLikeNetworkFailure, networkHint, type BuildOptions } from '../docker/build.js';
-import { CacheImportWatcher, cacheExportRefused, cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
+import { CacheImportWatcher, cacheExportRefused } from '../docker/cache.js';
 import { StepTracker, type BuildStep } from '../docker/steps.js';
 import type { Builder, Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
-import { formatPlatform, isNative } from '../platform/platform.js';
-import { formatReference, withTag } from '../oci/reference.js';
+import { expectedUname, formatPlatform, isNative } from '../platform/platform.js';
+import { runTest, type TestResult } from '../gate/run.js';
 import { registerSecret, scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
 import { checkMetadata, checkRuntime } from '../verify/checks.js';
 import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
-import type { PlatformResult, RunOptions, Stage } from './run.js';
+import type { PlatformPlan } from './plan.js';
+import type { PlatformResult, RunOptions, Stage } from './types.js';
 
 export class StageError extends CrossbuildError {
   constructor(readonly stage: Stage, message: string) {
     super(message);
   }
-}
-
-export function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
-  if (!builder) return undefined;
-  const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
-  if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
-  return cachePlan(builder, settings, {
-    suffix: t.suffix,
-    suffixedRef: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
-    cacheRepo: o.cache.ref ?? formatReference(cfg.image),
-  });
-}
-
-/**
- * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>`. Two runs
- * of one tag never build to, verify or push each other's image through it.
- */
-export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string): string {
-  const own = `${suffixedTag(cfg, t)}-cb-${runId}`;
-  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}-${t.suffix}`.slice(0, 128)));
-}
-
-export function buildOptionsFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache' | 'runId'>, builder: Builder | undefined): BuildOptions {
-  const cache = cacheFor(cfg, t, o, builder);
-  return {
-    platform: t.platform,
-    tag: runTag(cfg, t, o.runId),
-    context: cfg.context,
-    dockerfile: t.dockerfile,
-    buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
-    ...(o.labels ? { labels: o.labels } : {}),
-    ...(t.target ? { target: t.target } : {}),
-    noCache: o.noCache,
-    network: t.network,
-    inputs: cfg.inputs,
-    ...(cache ? { cache } : {}),
-  };
 }
 
 interface BuildOutcome {
@@ -69,8 +33,9 @@ interface BuildOutcome {
   readonly warnings: string[];
 }
 
-async function buildOne(docker: Docker, builder: Builder, cfg: BuildConfig, t: PlatformTarget, o: RunOptions, ctx: BuildContext, logFile: string, report: (line: string) => void, onStep: (step: string) => void): Promise<BuildOutcome> {
-  let opts = buildOptionsFor(cfg, t, o, builder);
+async function buildOne(docker: Docker, builder: Builder, plan: PlatformPlan, ctx: BuildContext, logFile: string, report: (line: string) => void, onStep: (step: string) => void): Promise<BuildOutcome> {
+  const t = plan.target;
+  let opts = plan.build;
   const where = formatPlatform(t.platform);
   const notes: string[] = [];
   const warnings: string[] = [];
@@ -178,6 +143,49 @@ async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string
   };
 }
 
+/** Run a platform's tests one after another, each said as it starts and ends, all in its log. */
+async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, logFile: string, hooks: PlatformHooks): Promise<TestResult[]> {
+  const { docker, builder, buildCtx, o } = env;
+  const t = plan.target;
+  const exp = expectedUname(t.platform, t.uname);
+  const results: TestResult[] = [];
+  for (const test of t.tests) {
+    throwIfInterrupted(o);
+    hooks.event('testing', test.name);
+    const result = await runTest(test, {
+      docker,
+      image: imageId,
+      platform: t.platform,
+      machines: exp.machines,
+      qemuEnv: exp.env,
+      pull: false,
+      engineHasBridge: buildCtx.engineHasBridge,
+      // A stage built for the platform, not pushed: its own name, removed after.
+      buildTarget: async (target) => {
+        const argvOpts: BuildOptions = { ...plan.build, target, tag: `${plan.runTag}-test`, ...(plan.build.cache ? { cache: { ...plan.build.cache, args: plan.build.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to') } } : {}) };
+        const argv = buildArgv(builder.kind, argvOpts, buildCtx.envSecretFiles);
+        const lines: string[] = [];
+        const out = createWriteStream(logFile, { flags: 'a' });
+        out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
+        const b = await docker.build(builder, argv, (raw) => {
+          const line = scrub(raw);
+          out.write(`${line}\n`);
+          lines.push(line);
+          if (lines.length > 40) lines.shift();
+        });
+        await new Promise<void>((resolve) => out.end(resolve));
+        await docker.untag(`${plan.runTag}-test`);
+        return { ok: b.exitCode === 0, tail: lines.join('\n') };
+      },
+    });
+    appendFileSync(logFile, `--- test ${result.name}: ${result.verdict}${result.reason ? ` (${result.reason})` : ''} in ${result.seconds}s\n${result.output ? `${result.output}\n` : ''}`);
+    results.push(result);
+    hooks.event('tested', `${result.name}: ${result.verdict === 'pass' ? 'passed' : `FAILED, ${result.reason ?? ''}`} (${result.seconds}s)`);
+    if (result.verdict === 'fail') break;
+  }
+  return results;
+}
+
 /** A one-at-a-time lock. */
 export function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
   let tail: Promise<unknown> = Promise.resolve();
@@ -197,7 +205,6 @@ export function throwIfInterrupted(o: Pick<RunOptions, 'interrupted'>): void {
 /** What one platform's stages need: the options, and the engine and builder to use. */
 export interface PlatformEnv {
   readonly o: RunOptions;
-  readonly cfg: BuildConfig;
   readonly docker: Docker;
   readonly builder: Builder;
   readonly buildCtx: BuildContext;
@@ -216,9 +223,10 @@ export interface PlatformHooks {
 }
 
 /** Build, check, push and verify one platform; fills `r`, throws (after filling it) on failure. */
-export async function runPlatform(env: PlatformEnv, t: PlatformTarget, r: PlatformResult, hooks: PlatformHooks): Promise<void> {
-  const { o, cfg, docker, builder, buildCtx, classicTurn } = env;
-  const own = runTag(cfg, t, o.runId);
+export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: PlatformResult, hooks: PlatformHooks): Promise<void> {
+  const { o, docker, builder, buildCtx, classicTurn } = env;
+  const t = plan.target;
+  const own = plan.runTag;
   let stage: Stage = 'build';
   const step = hooks.step;
   const stopIfInterrupted = () => throwIfInterrupted(o);
@@ -226,15 +234,13 @@ export async function runPlatform(env: PlatformEnv, t: PlatformTarget, r: Platfo
     stopIfInterrupted();
     step('building', `log: ${r.log}`);
     const started = Date.now();
-    r.cache = cacheFor(cfg, t, o, builder)?.mechanism ?? 'none';
+    r.cache = plan.cache;
     let runningStep = '';
     const build = () =>
       buildOne(
         docker,
         builder,
-        cfg,
-        t,
-        o,
+        plan,
         buildCtx,
         r.log,
         (line) => hooks.output(line, runningStep),
@@ -265,6 +271,19 @@ export async function runPlatform(env: PlatformEnv, t: PlatformTarget, r: Platfo
     r.checks.push(meta, runtime);
     const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
     if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
+
+    // The test gate: every test of the platform passes before anything of it is pushed.
+    if (t.tests.length > 0 && !o.noTest) {
+      stage = 'test';
+      stopIfInterrupted();
+      step('testing', `${t.tests.length} test${t.tests.length > 1 ? 's' : ''}`);
+      r.tests = await runTests(env, plan, inspect.id, r.log, hooks);
+      const bad = r.tests.filter((x) => x.verdict === 'fail');
+      if (bad.length > 0) {
+        const b = bad[0]!;
+        throw new StageError('test', `${r.platform}: test "${b.name}" failed: ${b.reason ?? 'failed'}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}${b.output ? `\n${b.output.split('\n').slice(-12).join('\n')}` : ''}`);
+      }
+    }
 
     if (!o.push) {
       await docker.tag(inspect.id, r.ref);

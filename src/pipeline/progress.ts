@@ -3,7 +3,7 @@
 
 import { printable } from '../util/text.js';
 
-export type ProgressState = 'warning' | 'note' | 'step' | 'started' | 'building' | 'output' | 'verifying' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
+export type ProgressState = 'warning' | 'note' | 'step' | 'started' | 'building' | 'output' | 'verifying' | 'testing' | 'tested' | 'pushing' | 'verifying-registry' | 'done' | 'failed' | 'skipped';
 
 export interface ProgressEvent {
   readonly at: Date;

@@ -1,5 +1,6 @@
 // Run reports for people and machines: JSON (--report, --json) and Markdown (--summary, for a CI
 // job summary). Built from a RunResult; pure, so it is tested on its own.
+import type { TestResult } from '../gate/run.js';
 import { mdCell, verdictIcon } from '../util/markdown.js';
 import type { CheckResult } from '../verdict.js';
 import type { RunResult } from './run.js';
@@ -44,7 +45,11 @@ export interface RunReport {
     readonly error: string | null;
     readonly log: string;
     readonly checks: readonly CheckResult[];
+    /** The test gate, in order; empty when the platform has no tests. */
+    readonly tests: readonly TestResult[];
   }[];
+  /** "skipped (--no-test)" when the test gate was turned off, else null. */
+  readonly tests: string | null;
 }
 
 export function toReport(r: RunResult, version: string): RunReport {
@@ -77,7 +82,9 @@ export function toReport(r: RunResult, version: string): RunReport {
       error: p.error ?? null,
       log: p.log,
       checks: p.checks,
+      tests: p.tests ?? [],
     })),
+    tests: r.testsSkipped ? 'skipped (--no-test)' : null,
   };
 }
 
@@ -112,6 +119,15 @@ export function toMarkdown(r: RunReport): string {
     for (const p of timed) {
       const steps = p.slowestSteps.slice(0, 3).map((s) => `${mdCell(s.name.slice(0, 60))} ${s.seconds}s${s.cached ? ' (cached)' : s.emulated ? ' (emulated)' : ''}`);
       out.push(`| ${p.platform} | ${mdCell(p.cache)} | ${steps.join('<br>')} |`);
+    }
+  }
+  const tested = r.platforms.flatMap((p) => p.tests);
+  if (tested.length > 0 || r.tests) {
+    out.push('', '### Tests', '');
+    if (r.tests) out.push(`Tests ${r.tests}.`, '');
+    if (tested.length > 0) {
+      out.push('| Platform | Test | Verdict | Time (s) |', '|---|---|---|---:|');
+      for (const t of tested) out.push(`| ${t.platform} | ${mdCell(t.name)} | ${t.verdict === 'pass' ? '✅ passed' : `❌ ${mdCell(t.reason ?? 'failed')}`} | ${t.seconds} |`);
     }
   }
   const failed = r.platforms.filter((p) => !p.ok && p.error);

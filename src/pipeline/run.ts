@@ -8,98 +8,21 @@ import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
 import { assertBuildsPlatforms, assertSupported, buildArgv, describeBuilder, expectsAttestations } from '../docker/build.js';
-import type { CacheSettings } from '../docker/cache.js';
-import { emulationAdvice, type BuildStep } from '../docker/steps.js';
+import { emulationAdvice } from '../docker/steps.js';
 import { assertHonoursPlatform, describeNode, nodeArgs, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError, UsageError } from '../errors.js';
 import { listKindFor, type ListEntry } from '../oci/list.js';
-import { LIST_MEDIA_TYPE, type ListKind } from '../oci/types.js';
+import { LIST_MEDIA_TYPE } from '../oci/types.js';
 import { publishList } from '../registry/publish.js';
-import { expectedUname, formatPlatform, isNative, type Platform } from '../platform/platform.js';
-import type { RegistryClient } from '../registry/client.js';
+import { expectedUname, formatPlatform } from '../platform/platform.js';
 import { formatReference, withTag } from '../oci/reference.js';
 import { scrub } from '../util/secrets.js';
-import type { CheckResult } from '../verdict.js';
-import type { BinaryStats } from '../verify/binaries.js';
-import type { AttestationEntry } from '../verify/verify.js';
 import type { ProgressEvent } from './progress.js';
-import { buildOptionsFor, cacheFor, prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
+import type { PlatformResult, RunOptions, RunResult } from './types.js';
+import { planPlatform, type PlatformPlan } from './plan.js';
+import { prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
-export interface RunOptions {
-  readonly config: BuildConfig;
-  readonly client: RegistryClient;
-  readonly docker: Docker;
-  readonly push: boolean;
-  /** false (`--no-list`): push the platforms, leave the list to `crossbuild merge`. */
-  readonly writeList?: boolean;
-  /** The list's kind; absent: an OCI index when any platform brought attestations (as buildx), else a Docker list. */
-  readonly type?: ListKind;
-  readonly concurrency: number;
-  readonly noCache: boolean;
-  /** Registry cache settings from flags; the mode comes from the config (flag > env > file). */
-  readonly cache: Omit<CacheSettings, 'mode'>;
-  readonly verifyTimeoutMs: number;
-  readonly builder?: BuilderKind;
-  readonly logDir: string;
-  readonly extraBuildArgs: Readonly<Record<string, string>>;
-  readonly labels?: Readonly<Record<string, string>>;
-  /** Names this run's local images (runTag); unique per run. */
-  readonly runId: string;
-  /** Set when SIGINT/SIGTERM arrived: nothing more starts, no list is written. */
-  readonly interrupted?: () => string | undefined;
-  /** 'default': listr2 draws on the terminal; 'silent': the caller renders onEvent. */
-  readonly renderer: 'default' | 'silent';
-  readonly onEvent?: (e: ProgressEvent) => void;
-}
-
-export type Stage = 'build' | 'verify' | 'push' | 'registry-verify';
-
-export interface PlatformResult {
-  readonly platform: string;
-  readonly suffix: string;
-  readonly ref: string;
-  ok: boolean;
-  failedAt?: Stage;
-  error?: string;
-  checks: CheckResult[];
-  /** The platform's image manifest: what the list's entry for it points at. */
-  digest?: string;
-  size?: number;
-  mediaType?: string;
-  /** What `docker push` pushed when it was an index of the image and its attestations (the suffixed tag's digest). */
-  pushedDigest?: string;
-  /** Attestation manifests (provenance, SBOM) of the image, as its pushed index had them. */
-  attestations?: AttestationEntry[];
-  buildSeconds?: number;
-  /** How this platform's build cache was imported/exported ("none" without --cache). */
-  cache?: string;
-  /** Every step of the build, with its time and whether it ran emulated or came from the cache. */
-  steps?: BuildStep[];
-  /** What the registry verification read: files, ELF files, mismatches, excused. */
-  files?: BinaryStats;
-  /** The build node, when not the local engine. */
-  readonly node?: string;
-  readonly log: string;
-}
-
-export interface RunResult {
-  readonly ok: boolean;
-  readonly engine?: EngineInfo;
-  readonly builder?: Builder;
-  readonly platforms: PlatformResult[];
-  list?: { ref: string; digest: string; size: number; mediaType: string };
-  error?: string;
-  /** Preflight found the input itself wrong (a build input the builder lacks): exit 2, not 1. */
-  usageError?: UsageError;
-  readonly warnings: string[];
-  /** Things worth knowing that are not problems (a first run has no cache yet). */
-  readonly notes: string[];
-  /** The signal that stopped the run, when one did. */
-  interrupted?: string;
-  readonly logDir: string;
-  readonly startedAt: string;
-  finishedAt?: string;
-}
+export type { PlatformResult, RunOptions, RunResult, Stage } from './types.js';
 
 async function chooseBuilder(docker: Docker, wanted: BuilderKind | undefined): Promise<Builder> {
   const builders = await docker.builders();
@@ -120,7 +43,7 @@ export interface RunPlan {
   /** Build inputs by reference: secret ids and where they come from, never their values. */
   readonly inputs: { secrets: string[]; ssh: string[]; addHosts: string[]; buildContexts: string[]; shmSize: string | null; ulimits: string[] };
   readonly binfmt: { platform: string; now: string; change: string }[];
-  readonly platforms: { platform: string; tag: string; node: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string }[];
+  readonly platforms: { platform: string; tag: string; node: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string; tests: string[] }[];
 }
 
 /** The warning preflight gives once when RUN steps would get the engine's default network and it has none. */
@@ -149,6 +72,9 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   }
   if (builder) assertSupported(builder, cfg.inputs);
   if (builder && engineInfo) assertBuildsPlatforms(builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), engineInfo);
+  // Nodes are asked as the run asks them, so the plan's builder, command and handlers are the run's.
+  const nodes = await probeNodes(o);
+  const plans = cfg.platforms.map((t) => platformPlan(o, t, builder, nodes));
   const handlers = (await binfmtMounted()) ? await readHandlers() : [];
   const i = cfg.inputs;
   return {
@@ -158,7 +84,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
     builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
     concurrency: o.concurrency,
-    warnings,
+    warnings: [...warnings, ...[...nodes.values()].flatMap((n) => (n.error ? [n.error] : []))],
     inputs: {
       secrets: i.secrets.map((s) => (s.env !== undefined ? `${s.id} (from variable ${s.env})` : `${s.id} (from file ${s.src})`)),
       ssh: i.ssh.map((s) => (s.paths.length > 0 ? `${s.id}=${s.paths.join(',')}` : `${s.id} (agent at $SSH_AUTH_SOCK)`)),
@@ -167,23 +93,44 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
       shmSize: i.shmSize ?? null,
       ulimits: [...i.ulimits],
     },
-    binfmt: cfg.platforms.map((t) => {
-      const st = platformStatus(t.platform, handlers);
+    binfmt: plans.map((p) => {
+      if (!p.needsHandler) {
+        const why = p.target.node === undefined ? 'native' : p.target.node.startsWith('unix://') ? `native to node ${p.target.node}: no QEMU handler needed` : `built on node ${p.target.node}, whose kernel has its own handlers`;
+        return { platform: p.platform, now: why, change: 'none' };
+      }
+      const st = platformStatus(p.target.platform, handlers);
       const change = st.state === 'ok' || st.state === 'native' ? 'none' : 'register a qemu handler with the F flag';
       return { platform: st.platform, now: `${st.state}: ${st.detail}`, change };
     }),
-    platforms: cfg.platforms.map((t) => ({
-      platform: formatPlatform(t.platform),
-      tag: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
-      network: t.network,
-      dockerfile: t.dockerfile,
-      target: t.target ?? null,
-      node: t.node ?? 'local',
-      cache: cacheFor(cfg, t, o, builder)?.mechanism ?? 'none',
-      command: [builder?.cli ?? 'docker', ...(t.node ? nodeArgs(t.node) : []), ...buildArgv(builder?.kind ?? 'classic', buildOptionsFor(cfg, t, o, builder))],
-      expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
-    })),
+    platforms: plans.map((p) => {
+      const t = p.target;
+      const b = t.node ? nodes.get(t.node)?.builder : builder;
+      return {
+        platform: p.platform,
+        tag: p.ref,
+        network: t.network,
+        dockerfile: t.dockerfile,
+        target: t.target ?? null,
+        node: t.node ?? 'local',
+        cache: p.cache,
+        command: [b?.cli ?? 'docker', ...(t.node ? nodeArgs(t.node) : []), ...buildArgv(b?.kind ?? 'classic', p.build)],
+        expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
+        tests: o.noTest ? (t.tests.length > 0 ? ['skipped (--no-test)'] : []) : t.tests.map((x) => x.name),
+      };
+    }),
   };
+}
+
+/** The plan of one platform, with the builder of the engine that builds it. */
+function platformPlan(o: RunOptions, t: PlatformTarget, local: Builder | undefined, nodes: ReadonlyMap<string, NodeState>): PlatformPlan {
+  const node = t.node === undefined ? undefined : nodes.get(t.node);
+  return planPlatform(o.config, t, o, t.node === undefined ? local : node?.builder, node?.engine);
+}
+
+/** Every build node the matrix names, asked in parallel. */
+async function probeNodes(o: RunOptions): Promise<Map<string, NodeState>> {
+  const wanted = [...new Set(o.config.platforms.map((t) => t.node).filter((n): n is string => n !== undefined))];
+  return new Map(await Promise.all(wanted.map(async (name) => [name, await probeNode(o, name)] as const)));
 }
 
 interface NodeState {
@@ -230,12 +177,6 @@ async function probeNode(o: RunOptions, name: string): Promise<NodeState> {
   }
 }
 
-/** Does the node's engine run this platform natively (no QEMU needed there)? */
-function nativeOn(n: NodeState | undefined, p: Platform): boolean {
-  if (!n?.engine) return false;
-  return n.engine.os === p.os && n.engine.arch === p.architecture;
-}
-
 export async function runPipeline(o: RunOptions): Promise<RunResult> {
   // The classic builder resolves FROM through the engine's local tags, which concurrent
   // `--pull`s of one base for different platforms overwrite (seen: an arm/v7 build got the amd64
@@ -246,6 +187,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const emit = (scope: string, state: ProgressEvent['state'], message = '') => o.onEvent?.({ at: new Date(), scope, state, message });
   mkdirSync(o.logDir, { recursive: true });
   const cfg = o.config;
+  const plans: PlatformPlan[] = [];
   const results: PlatformResult[] = cfg.platforms.map((t) => ({
     platform: formatPlatform(t.platform),
     suffix: t.suffix,
@@ -260,7 +202,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const nodes = new Map<string, NodeState>();
   const buildCtx: BuildContext = { envSecretFiles: new Map() };
   let secretsDir: string | undefined;
-  const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString() };
+  const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString(), ...(o.noTest && cfg.platforms.some((t) => t.tests.length > 0) ? { testsSkipped: true } : {}) };
 
   const stopIfInterrupted = () => throwIfInterrupted(o);
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
@@ -282,8 +224,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         note: (n) => result.notes.push(n),
         warning: (w) => result.warnings.push(w),
       };
+      const plan = plans[cfg.platforms.indexOf(t)]!;
       if (t.node === undefined) {
-        await localSlots(() => runPlatform({ o, cfg, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, t, r, hooks));
+        await localSlots(() => runPlatform({ o, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, plan, r, hooks));
         return;
       }
       const n = nodes.get(t.node)!;
@@ -295,7 +238,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       }
       // A node takes as many builds at once as its CPUs allow (twice, as locally: emulation is mostly single-threaded).
       try {
-        await n.slots(() => runPlatform({ o, cfg, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, t, r, hooks));
+        await n.slots(() => runPlatform({ o, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, plan, r, hooks));
       } catch (e) {
         // Whatever failed there, say where: the node and how it was reached.
         if (r.error && !r.error.startsWith('interrupted')) r.error = `on node ${t.node} (${describeNode(t.node)}): ${r.error}`;
@@ -326,8 +269,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           }
           secretsDir = await prepareSecrets(state.builder, cfg, buildCtx);
           // Every build node answers (or its platforms fail, naming it), in parallel.
-          const wanted = [...new Set(cfg.platforms.map((t) => t.node).filter((n): n is string => n !== undefined))];
-          await Promise.all(wanted.map(async (name) => nodes.set(name, await probeNode(o, name))));
+          for (const [name, n] of await probeNodes(o)) nodes.set(name, n);
+          // One plan per platform, from here on the only source of its build, names and handler.
+          plans.push(...cfg.platforms.map((t) => platformPlan(o, t, state.builder, nodes)));
           for (const [name, n] of nodes) {
             if (n.error) emit('preflight', 'warning', n.error);
             else emit('preflight', 'started', `node ${name} (${describeNode(name)}): engine ${n.engine!.serverVersion} ${n.engine!.os}/${n.engine!.arch}, ${n.cpus ?? '?'} CPUs, builder ${n.builder!.kind}`);
@@ -340,12 +284,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       {
         title: 'binfmt_misc: QEMU handlers for emulated platforms',
         task: async (_ctx, task) => {
-          // This host's kernel runs the local engine's and local-socket nodes' containers; a
-          // platform native to its node needs no handler, a remote node's are its own.
-          const foreign = cfg.platforms
-            .filter((t) => t.node === undefined || (t.node.startsWith('unix://') && !nativeOn(nodes.get(t.node), t.platform)))
-            .map((t) => t.platform)
-            .filter((p) => !isNative(p));
+          const foreign = plans.filter((p) => p.needsHandler).map((p) => p.target.platform);
           if (foreign.length === 0) {
             task.title = 'binfmt_misc: every platform is native';
             emit('binfmt', 'done', 'every platform is native');

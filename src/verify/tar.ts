@@ -76,7 +76,7 @@ const flagName = (b: number): string => (b === 0 ? '\\0' : b > 0x20 && b < 0x7f 
 function kindOf(flag: number): TarKind {
   switch (String.fromCharCode(flag)) {
     case '0':
-    case '7': // contiguous file: an ordinary file everywhere but a few old Unixes
+    case '7': // contiguous file, and 'S' old GNU sparse: files to Go's reader (runtimes then refuse both; layers.ts warns)
     case 'S':
       return 'file';
     case '1':
@@ -152,6 +152,17 @@ function formatOf(b: Buffer): Format {
   if (magic === 'ustar\0') return b.toString('latin1', 508, 512) === 'tar\0' ? 'star' : 'ustar';
   if (magic === 'ustar ' && b[263] === 0x20 && b[264] === 0) return 'gnu';
   return 'v7';
+}
+
+/**
+ * Go before 1.8 wrote a USTAR prefix into GNU headers, where atime and ctime live; Go's reader
+ * still takes it as a prefix when those fields are not numbers and it is ASCII.
+ */
+function goPrefix(b: Buffer): string {
+  const timesOk = (b[345] === 0 || numeric(b, 345, 12) !== undefined) && (b[357] === 0 || numeric(b, 357, 12) !== undefined);
+  if (timesOk) return '';
+  const p = str(b, 345, 155);
+  return /^[\x00-\x7f]*$/.test(p) ? p : '';
 }
 
 /**
@@ -262,20 +273,20 @@ export class TarReader extends Writable {
         const n = Math.min(this.remaining, avail);
         this.content(chunk.subarray(off, off + n));
         this.remaining -= n;
-        this.advance(n);
+        this.pos += n;
         off += n;
         if (this.remaining === 0) this.endBody();
       } else if (this.state === 'pad') {
         const n = Math.min(this.pad, avail);
         this.pad -= n;
-        this.advance(n);
+        this.pos += n;
         off += n;
         if (this.pad === 0) this.collect('header', BLOCK);
       } else {
         const n = Math.min(this.need - this.accLen, avail);
         chunk.copy(this.acc, this.accLen, off, off + n);
         this.accLen += n;
-        this.advance(n);
+        this.pos += n;
         off += n;
         if (this.accLen === this.need) {
           const b = this.acc.subarray(0, this.need);
@@ -284,10 +295,6 @@ export class TarReader extends Writable {
         }
       }
     }
-  }
-
-  private advance(n: number): void {
-    this.pos += n;
   }
 
   /** Expect `n` bytes into the accumulator next. */
@@ -329,7 +336,7 @@ export class TarReader extends Writable {
     if (bad) throw new Error(`tar header at byte ${at} has an invalid ${bad[0]} field`);
     if (format !== 'v7' && (numeric(b, 329, 8) === undefined || numeric(b, 337, 8) === undefined)) throw new Error(`tar header at byte ${at} has an invalid device number`);
     let name = str(b, 0, 100);
-    const prefix = format === 'ustar' ? str(b, 345, 155) : format === 'star' ? str(b, 345, 131) : format === 'gnu' ? this.goPrefix(b) : '';
+    const prefix = format === 'ustar' ? str(b, 345, 155) : format === 'star' ? str(b, 345, 131) : format === 'gnu' ? goPrefix(b) : '';
     if (prefix) name = `${prefix}/${name}`;
     const flag = b[156]!;
     const size = fields.size!;
@@ -347,17 +354,6 @@ export class TarReader extends Writable {
       return this.collect('meta', size);
     }
     this.entry(b, format, { name, linkname: str(b, 157, 100), flag, kind, mode: fields.mode!, size });
-  }
-
-  /**
-   * Go before 1.8 wrote a USTAR prefix into GNU headers, where atime and ctime live; Go's reader
-   * still takes it as a prefix when those fields are not numbers and it is ASCII.
-   */
-  private goPrefix(b: Buffer): string {
-    const timesOk = (b[345] === 0 || numeric(b, 345, 12) !== undefined) && (b[357] === 0 || numeric(b, 357, 12) !== undefined);
-    if (timesOk) return '';
-    const p = str(b, 345, 155);
-    return /^[\x00-\x7f]*$/.test(p) ? p : '';
   }
 
   private meta(data: Buffer): void {

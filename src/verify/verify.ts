@@ -12,6 +12,7 @@ import { checkMetadata, checkRuntime } from './checks.js';
 import { mdCell, verdictIcon } from '../util/markdown.js';
 import { judgeBinaries, type BinaryStats } from './binaries.js';
 import { scanImage } from './layers.js';
+import type { TestResult } from '../gate/run.js';
 
 export interface VerifyOptions {
   /** Platforms the tag must cover; absent: whatever it lists. */
@@ -38,6 +39,8 @@ export interface PlatformReport {
   readonly files?: BinaryStats;
   /** The image's config digest (its image ID in Docker's classic store). */
   readonly configDigest?: string;
+  /** The test gate's results against the published image (verify --test). */
+  readonly tests?: TestResult[];
 }
 
 export interface VerifyReport {

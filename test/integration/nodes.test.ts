@@ -54,6 +54,21 @@ describe('a node per platform', () => {
     expect(r.stdout).toMatch(/docker --host unix:\/\/\S+ (buildx build --load|build) --platform linux\/arm64/);
   });
 
+  it('the dry run and the run agree on QEMU handlers: none for a platform built on a node, one for a local emulated one', async () => {
+    const args = ['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('nodes-binfmt'), '--platform', 'linux/arm64,linux/arm/v7', '--node', `linux/arm/v7=${context}`];
+    const plan = await cli([...args, '--dry-run', '--json']);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    const binfmt = (JSON.parse(plan.stdout) as { binfmt: { platform: string; now: string; change: string }[] }).binfmt;
+    expect(binfmt.find((b) => b.platform === 'linux/arm/v7')).toMatchObject({ change: 'none', now: `built on node ${context}, whose kernel has its own handlers` });
+    expect(binfmt.find((b) => b.platform === 'linux/arm64')!.now).toMatch(/^ok: /);
+    const r = await cli([...args, '--no-push']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    // The run registers (or keeps) handlers for exactly the platforms the plan named.
+    const line = /\[binfmt\] done: (.*)/.exec(r.stderr)![1]!;
+    expect(line).toMatch(/^linux\/arm64 /);
+    expect(line).not.toMatch(/arm\/v7/);
+  });
+
   it('an unreachable node fails only its platforms, naming it and how it was reached; no list', async () => {
     const repo = uniqueRepo('nodes-down');
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--node', 'linux/arm64=unix:///tmp/cb-no-such-node.sock']);

@@ -19,7 +19,7 @@ import {
   parseSsh,
   parseUlimit,
   type BuildInputs,
-} from '../../src/docker/build-inputs.js';
+} from '../../src/config/build-inputs.js';
 import { loadConfig } from '../../src/config/config.js';
 import { ConfigError, UsageError } from '../../src/errors.js';
 import { parsePlatform } from '../../src/platform/platform.js';

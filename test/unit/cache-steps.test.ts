@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Builder } from '../../src/docker/build.js';
-import { CacheImportWatcher, cacheExportRefused, cachePlan, parseCacheMode, suffixCacheSpec, type CacheSettings } from '../../src/docker/cache.js';
+import { CacheImportWatcher, cacheExportRefused, cachePlan, suffixCacheSpec, type CacheSettings } from '../../src/docker/cache.js';
+import { parseCacheMode } from '../../src/config/build-inputs.js';
 import { emulationAdvice, slowest, StepTracker } from '../../src/docker/steps.js';
 import { UsageError } from '../../src/errors.js';
 

@@ -66,7 +66,7 @@ describe('platforms.json', () => {
     ['missing image', { platforms: good.platforms }, /: image: required/],
     ['no platforms', { image: 'x/y', platforms: [] }, /platforms: must list at least one platform/],
     ['unknown field', { ...good, platfroms: [] }, /unknown field "platfroms" \(allowed: image, tag/],
-    ['unknown platform field', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a', arch: 'x' }] }, /platforms\[0\]: unknown field "arch" \(allowed: platform, suffix, uname, buildArgs, dockerfile, target, network, node\)/],
+    ['unknown platform field', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'a', arch: 'x' }] }, /platforms\[0\]: unknown field "arch" \(allowed: platform, suffix, uname, buildArgs, dockerfile, target, network, node, test\)/],
     ['bad tag', { ...good, tag: '-x' }, /tag: "-x" is not a valid tag/],
   ];
   for (const [name, content, msg] of cases) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NO_INPUTS } from '../../src/docker/build-inputs.js';
+import { NO_INPUTS } from '../../src/config/build-inputs.js';
 import { buildArgv, parseBuildxVersion, parseImageInspect, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 

@@ -293,6 +293,16 @@ describe('malformed ELF headers are counted and reported', () => {
     expect(allowed.stats).toMatchObject({ malformed: 1, excused: 1 });
   });
 
+  it('as the loader of a program it fails once, as that loader', async () => {
+    const trueAmd64 = readFileSync(join(FIXTURES, 'true-amd64'));
+    const tar = tarOf(header('lib64', 0, { typeflag: '2', linkname: 'opt/ld' }), file('opt/ld/ld-linux-x86-64.so.2', truncated), file('usr/bin/true', trueAmd64, { mode: 0o755 }));
+    const r = await judge(tar);
+    expect(r.check.verdict).toBe('fail');
+    expect(r.check.evidence).toContain('loader /lib64/ld-linux-x86-64.so.2 (/opt/ld/ld-linux-x86-64.so.2) is a malformed ELF file (truncated ELF header (16 of its 64 bytes)), expected x86-64 for linux/amd64 (needed by /usr/bin/true)');
+    expect(r.check.evidence).not.toContain('1 malformed ELF file');
+    expect(r.stats).toMatchObject({ malformed: 1, mismatches: 1 });
+  });
+
   it('the stats of a clean image keep their four fields only', async () => {
     const r = await judge(tarOf(file('usr/bin/y', Buffer.from('#!/bin/sh\n'))));
     expect(r.stats).toEqual({ filesScanned: 2, elfChecked: 1, mismatches: 0, excused: 0 });

@@ -4,8 +4,7 @@ import { rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/config.js';
-import { checkBuildArgs, checkInputsExist, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../docker/build-inputs.js';
-import { parseCacheMode } from '../../docker/cache.js';
+import { checkBuildArgs, checkInputsExist, parseCacheMode, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../config/build-inputs.js';
 import { Docker, dockerCli, type BuilderKind } from '../../docker/docker.js';
 import { formatReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
@@ -14,6 +13,8 @@ import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
+import { parseTestFlag } from '../../gate/spec.js';
+import { toJunit } from '../../gate/junit.js';
 import { VERSION } from '../../version.js';
 import { printFailure } from '../failure.js';
 import type { Platform } from '../../platform/platform.js';
@@ -43,6 +44,9 @@ interface RunFlags extends RegistryFlags {
   ulimit?: string[];
   provenance?: string;
   sbom?: string;
+  /** --test values; `false` with --no-test (commander's negation). */
+  test?: string[] | false;
+  junit?: string;
   attest?: string[];
   annotation?: string[];
   allow?: string[];
@@ -108,6 +112,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ...(cacheMode !== undefined ? { cache: parseCacheMode(cacheMode, '--cache') } : {}),
     ...(flags.allow ? { allow: flags.allow } : {}),
     ...(flags.node ? { nodes: parseNodes(flags.node) } : {}),
+    ...(Array.isArray(flags.test) ? { tests: flags.test.map((v) => parseTestFlag(v)) } : {}),
     inputs,
   });
   // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
@@ -147,6 +152,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ...(flags.type ? { type: flags.type } : {}),
     concurrency,
     noCache: flags.cache === false,
+    noTest: flags.test === false,
     cache: {
       ...(flags.cacheRef ? { ref: formatReference(parseRepository(flags.cacheRef, '--cache-ref')) } : {}),
       from: flags.cacheFrom ?? [],
@@ -177,6 +183,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       lines.push('  platforms:');
       for (const p of plan.platforms) {
         lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      ${p.node !== 'local' ? `node: ${p.node}, ` : ''}network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
+        for (const t of p.tests) lines.push(`      test: ${t}`);
       }
       lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : (options.writeList === false ? '  manifest list: none (--no-list: crossbuild merge writes it)' : '  manifest list: none (--no-push)'));
       process.stdout.write(`${printable(lines.join('\n'), { multiline: true })}\n`);
@@ -191,6 +198,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     if (result.usageError) throw result.usageError;
     const report = toReport(result, VERSION);
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.junit) writeReportFile(flags.junit, toJunit(result.platforms.flatMap((p) => p.tests ?? []), 'crossbuild run'));
     if (flags.summary) writeReportFile(flags.summary, toMarkdown(report));
     if (flags.json) {
       printJson(report);

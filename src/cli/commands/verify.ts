@@ -3,9 +3,13 @@ import { loadConfig } from '../../config/config.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError, UsageError } from '../../errors.js';
 import { annotate } from '../../util/annotations.js';
-import { formatPlatform, type Platform } from '../../platform/platform.js';
-import { parseReference } from '../../oci/reference.js';
-import { formatReport, reportMarkdown, verifyReference } from '../../verify/verify.js';
+import type { Docker } from '../../docker/docker.js';
+import { expectedUname, formatPlatform, parsePlatform, type Platform } from '../../platform/platform.js';
+import { parseReference, type ImageRef } from '../../oci/reference.js';
+import { formatReport, reportMarkdown, verifyReference, type VerifyReport } from '../../verify/verify.js';
+import { parseTestFlag, type PlatformTest } from '../../gate/spec.js';
+import { runTest, type TestResult } from '../../gate/run.js';
+import { toJunit } from '../../gate/junit.js';
 import { clientFromFlags, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
 function readMetadata(file: string): string {
@@ -28,6 +32,9 @@ interface VerifyFlags extends RegistryFlags {
   timeout: string;
   report?: string;
   summary?: string;
+  /** Tests every platform must pass, run against the published image by digest. */
+  test?: string[];
+  junit?: string;
 }
 
 /**
@@ -49,6 +56,23 @@ export function referenceFromMetadata(text: string, file: string): string {
   return `${repo}@${digest}`;
 }
 
+async function testPublished(report: VerifyReport, docker: Docker, ref: ImageRef, testsOf: (platform: string) => readonly PlatformTest[], uname: Map<string, string> | undefined): Promise<VerifyReport> {
+  const platforms = await Promise.all(
+    report.platforms.map(async (p) => {
+      const tests = testsOf(p.platform);
+      if (tests.length === 0 || p.verdict === 'fail') return p;
+      const platform = parsePlatform(p.platform);
+      const exp = expectedUname(platform, uname?.get(p.platform));
+      const results: TestResult[] = [];
+      for (const t of tests) results.push(await runTest(t, { docker, image: `${ref.registry}/${ref.repository}@${p.digest}`, platform, machines: exp.machines, qemuEnv: exp.env, pull: true, engineHasBridge: await docker.hasBridgeNetwork() }));
+      const failed = results.some((r) => r.verdict === 'fail');
+      const check = { check: 'tests' as const, verdict: failed ? ('fail' as const) : ('pass' as const), evidence: `${results.filter((r) => r.verdict === 'pass').length} of ${results.length} tests passed${failed ? `: ${results.filter((r) => r.verdict === 'fail').map((r) => `${r.name} (${r.reason ?? 'failed'})`).join('; ')}` : ''}` };
+      return { ...p, tests: results, checks: [...p.checks, check], verdict: failed ? ('fail' as const) : p.verdict };
+    }),
+  );
+  return { ...report, platforms, ok: report.ok && platforms.every((p) => p.verdict !== 'fail') };
+}
+
 export async function verifyCommand(refArg: string | undefined, flags: VerifyFlags): Promise<number> {
   if (refArg && flags.metadata) throw new UsageError('give REF or --metadata, not both');
   if (!refArg && !flags.metadata) throw new UsageError('verify needs REF (REPO:TAG or REPO@sha256:…) or --metadata FILE');
@@ -59,12 +83,18 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
   let targets: Platform[] | undefined = platformsFromFlags(wanted, '--platform');
   let uname: Map<string, string> | undefined;
   let allow = flags.allow ?? [];
+  // platforms.json's tests per platform, or --test's for every platform.
+  const testsFor = new Map<string, readonly PlatformTest[]>();
+  const flagTests = (flags.test ?? []).map((v) => parseTestFlag(v));
   if (flags.config) {
-    const cfg = loadConfig(flags.config);
+    const cfg = loadConfig(flags.config, flagTests.length > 0 ? { tests: flagTests } : {});
+    for (const t of cfg.platforms) testsFor.set(formatPlatform(t.platform), t.tests);
     targets = cfg.platforms.map((t) => t.platform);
     allow = [...cfg.allow, ...allow];
     uname = new Map(cfg.platforms.filter((t) => t.uname).map((t) => [formatPlatform(t.platform), t.uname!]));
   }
+  const anyTests = flagTests.length > 0 || [...testsFor.values()].some((t) => t.length > 0);
+  if (anyTests && flags.static) throw new UsageError('--static runs no containers: the tests need Docker (drop --static, or the tests)');
   const timeout = Number(flags.timeout);
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout ${flags.timeout}: expected a whole number of seconds ≥ 1`);
   // Interrupted at any point (a registry request pending, uname containers running): every request
@@ -97,6 +127,8 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
         timeoutMs: timeout * 1000,
         allow,
       });
+      // The test gate, against what is published: each platform pulled by digest, tested under QEMU.
+      if (anyTests && docker) report = await testPublished(report, docker, ref, (p) => testsFor.get(p) ?? flagTests, uname);
     } catch (e) {
       const code = interrupted();
       if (code !== undefined) {
@@ -105,6 +137,7 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       }
       throw e;
     }
+    if (flags.junit) writeReportFile(flags.junit, toJunit(report.platforms.flatMap((p) => p.tests ?? []), `crossbuild verify ${report.ref}`));
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, reportMarkdown(report));
     if (flags.json) printJson(report);

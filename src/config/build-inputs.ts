@@ -17,6 +17,15 @@ export function parseNetwork(value: string, where: string): NetworkMode {
   throw new UsageError(`${where} ${escapeControl(value)}: expected one of ${NETWORK_MODES.join(', ')}`);
 }
 
+/** --cache: `registry` imports and exports each platform's build cache through the registry. */
+export const CACHE_MODES = ['none', 'registry'] as const;
+export type CacheMode = (typeof CACHE_MODES)[number];
+
+export function parseCacheMode(value: string, where: string): CacheMode {
+  if ((CACHE_MODES as readonly string[]).includes(value)) return value as CacheMode;
+  throw new UsageError(`${where} ${escapeControl(value)}: expected one of ${CACHE_MODES.join(', ')}`);
+}
+
 /** A secret by reference only: crossbuild passes where it is, never its bytes. */
 export type SecretSpec = { readonly id: string; readonly src: string; readonly env?: undefined } | { readonly id: string; readonly env: string; readonly src?: undefined };
 

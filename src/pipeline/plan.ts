@@ -1,0 +1,88 @@
+// One plan per platform, computed once and fed to the dry run and the real run alike: the build
+// argv's options (with the cache plan), the run's own local name, the suffixed tag, the node, and
+// whether this host's kernel needs a QEMU handler for it.
+import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
+import type { BuildOptions } from '../docker/build.js';
+import type { Builder } from '../docker/builder.js';
+import { cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
+import { formatReference, withTag } from '../oci/reference.js';
+import { formatPlatform, isNative } from '../platform/platform.js';
+import type { RunOptions } from './types.js';
+
+export interface PlatformPlan {
+  readonly target: PlatformTarget;
+  /** os/arch[/variant], for messages and reports. */
+  readonly platform: string;
+  /** `<image>:<tag>-<suffix>`: what is pushed for this platform. */
+  readonly ref: string;
+  /** The run's own local name for the image (see runTag). */
+  readonly runTag: string;
+  /** Everything `docker build` gets (undefined builder: no engine, the dry run's plain guess). */
+  readonly build: BuildOptions;
+  /** How the build cache is used, in words ("none" without one). */
+  readonly cache: string;
+  /** Does this host's kernel need a QEMU handler for it (the local engine, or a node on a local socket that does not run it natively)? */
+  readonly needsHandler: boolean;
+}
+
+/** What is known of the engine that builds a platform: its OS and architecture, when it answered. */
+export interface NodeFacts {
+  readonly os: string;
+  readonly arch: string;
+}
+
+/**
+ * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>`. Two runs
+ * of one tag never build to, verify or push each other's image through it.
+ */
+export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string): string {
+  const own = `${suffixedTag(cfg, t)}-cb-${runId}`;
+  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}-${t.suffix}`.slice(0, 128)));
+}
+
+/**
+ * This kernel runs the containers of the local engine and of nodes on a local socket; a platform
+ * native to the engine that builds it needs no handler, and a remote node's kernel is its own.
+ */
+export function needsHandler(t: PlatformTarget, node: NodeFacts | undefined): boolean {
+  if (t.node !== undefined && !t.node.startsWith('unix://')) return false;
+  if (t.node !== undefined && node) return !(node.os === t.platform.os && node.arch === t.platform.architecture);
+  return !isNative(t.platform);
+}
+
+function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
+  if (!builder) return undefined;
+  const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
+  if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
+  return cachePlan(builder, settings, {
+    suffix: t.suffix,
+    suffixedRef: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    cacheRepo: o.cache.ref ?? formatReference(cfg.image),
+  });
+}
+
+export function planPlatform(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache' | 'runId'>, builder: Builder | undefined, node?: NodeFacts): PlatformPlan {
+  const cache = cacheFor(cfg, t, o, builder);
+  const tag = runTag(cfg, t, o.runId);
+  return {
+    target: t,
+    platform: formatPlatform(t.platform),
+    ref: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    runTag: tag,
+    build: {
+      platform: t.platform,
+      tag,
+      context: cfg.context,
+      dockerfile: t.dockerfile,
+      buildArgs: { ...cfg.buildArgs, ...t.buildArgs, ...o.extraBuildArgs },
+      ...(o.labels ? { labels: o.labels } : {}),
+      ...(t.target ? { target: t.target } : {}),
+      noCache: o.noCache,
+      network: t.network,
+      inputs: cfg.inputs,
+      ...(cache ? { cache } : {}),
+    },
+    cache: cache?.mechanism ?? 'none',
+    needsHandler: needsHandler(t, node),
+  };
+}
