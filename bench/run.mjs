@@ -350,7 +350,7 @@ for (const line of (await sh('bash', [join(ROOT, 'ci', 'engines.sh'), 'env', 'do
 }
 const d28 = m28.CROSSBUILD_DOCKER;
 const env28 = { ...m28, CI: 'true' };
-if (want('P3m') || want('P3m-check') || want('P5m') || want('P5m-buildx')) {
+if (['P3m', 'P3m-check', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
   rowEngine = `Docker ${(await sh(d28, ['version', '--format', '{{.Server.Version}}'], { env: env28 })).stdout.trim()}, buildx ${(await sh(d28, ['buildx', 'version'], { env: env28 })).stdout.split(' ')[1]}, containerd image store`;
 }
 const p3mPlatforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'];
@@ -408,10 +408,51 @@ if (want('P5m') || want('P5m-buildx')) {
   if (want('P5m-buildx')) record('P5m-buildx', 'the same warm `crossbuild run --cache registry` (build, proof, push, list)', '`docker buildx build --cache-from/--cache-to type=registry,mode=max --push` of the same build on the same emptied engine, warm (no proof)', { kind: 'ratio', max: 1 }, { a: warm, b: bx });
 }
 
+// P7, P8: what signing and the test gate add to a run, on the same engine (Docker 28.5 + buildx,
+// containerd store): the same run with and without, interleaved; the figure is the difference.
+async function addedBy(id, what, baseline, target, withArgs, withoutArgs, runs, per = 1) {
+  const d = [];
+  const base = [];
+  for (let i = -1; i < runs; i++) {
+    const order = i % 2 === 0 ? [true, false] : [false, true];
+    const t = {};
+    for (const w of order) t[w] = await timed(() => sh(CB[0], w ? withArgs(i) : withoutArgs(i), { env: env28 }));
+    if (i < 0) continue; // warm-up
+    d.push((t.true - t.false) / per);
+    base.push(t.false);
+    log(`${id}: run ${i + 1}/${runs}: with ${t.true.toFixed(0)} ms, without ${t.false.toFixed(0)} ms`);
+  }
+  rowEngine = rowEngine || 'Docker 28.5 (containerd store)';
+  record(id, what, baseline, target, { a: d });
+  results.at(-1).base = { median: median(base), min: Math.min(...base), max: Math.max(...base), runs: base };
+}
+if (want('P7')) {
+  const keyDir = join(WORK, 'p7');
+  mkdirSync(keyDir, { recursive: true });
+  const cosignBin = (await sh('bash', [join(ROOT, 'ci', 'engines.sh'), 'cosign'])).stdout.trim();
+  if (!existsSync(join(keyDir, 'cosign.key'))) await sh(cosignBin, ['generate-key-pair'], { cwd: keyDir, env: { COSIGN_PASSWORD: 'bench' } });
+  env28.CROSSBUILD_COSIGN = cosignBin;
+  env28.COSIGN_PASSWORD = 'bench';
+  const cfgFile = join(ROOT, 'test', 'fixtures', 'app', 'platforms.json');
+  const args = (i, extra) => [CB[1], 'run', '--config', cfgFile, '--image', `localhost:5000/bench-p7-${runId}`, '--tag', `r${i + 1}${extra.length ? 's' : ''}`, '--quiet', ...extra];
+  await addedBy('P7', 'what `--sign --key` adds to `crossbuild run` of 3 platforms (each image signed and attested with its proof, the list signed and attested; cosign 3.1.1, offline key)', 'the same run without `--sign`', { kind: 'absolute', max: 1000 }, (i) => args(i, ['--sign', '--key', join(keyDir, 'cosign.key')]), (i) => args(i, []), Math.min(RUNS, 3));
+}
+if (want('P8-cmd')) {
+  const cfgFile = join(ROOT, 'test', 'fixtures', 'app', 'platforms.json');
+  const args = (i, extra) => [CB[1], 'run', '--config', cfgFile, '--image', `localhost:5000/bench-p8-${runId}`, '--tag', `r${i + 1}`, '--quiet', '--no-push', ...extra];
+  await addedBy('P8-cmd', 'what a command test (`--test "test -x /bin/sh"`) adds per platform to `crossbuild run` of 3 busybox platforms (2 under QEMU)', 'the same run without tests', { kind: 'absolute', max: 1000 }, (i) => args(i, ['--test', 'test -x /bin/sh']), (i) => args(i, []), Math.min(RUNS, 3), 3);
+}
+if (want('P8')) {
+  // The example's HTTP test (Flask under QEMU): warm registry cache, so the build is the cached one.
+  const args = (i, extra) => [CB[1], 'run', '--image', `localhost:5000/bench-p8flask-${runId}`, '--network', 'host', '--cache', 'registry', '--no-push', '--quiet', ...extra];
+  await sh(CB[0], [CB[1], 'run', '--image', `localhost:5000/bench-p8flask-${runId}`, '--network', 'host', '--cache', 'registry', '--no-test', '--quiet'], { env: env28, cwd: ROOT });
+  await addedBy('P8', "what the example's HTTP test (each platform's Flask service answers `GET /` with its own machine) adds to `crossbuild run` of 3 platforms", 'the same run with `--no-test`', { kind: 'absolute', max: 20_000 }, (i) => args(i, []), (i) => args(i, ['--no-test']), 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P2', 'P2-tiny', 'P2-large', 'P2m', 'P3', 'P3m', 'P3m-check', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6'];
+const ORDER = ['P4', 'P1', 'P2', 'P2-tiny', 'P2-large', 'P2m', 'P3', 'P3m', 'P3m-check', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {

@@ -4,7 +4,7 @@
 export type Verdict = 'pass' | 'fail' | 'warn' | 'skip';
 
 export interface CheckResult {
-  readonly check: 'coverage' | 'metadata' | 'binaries' | 'runtime' | 'tests';
+  readonly check: 'coverage' | 'metadata' | 'binaries' | 'runtime' | 'tests' | 'signature' | 'attestation';
   readonly verdict: Verdict;
   readonly evidence: string;
 }

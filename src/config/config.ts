@@ -60,6 +60,8 @@ export interface BuildConfig {
   readonly cache: CacheMode;
   /** Path globs whose foreign architecture is legitimate (verify's --allow), file's and flags'. */
   readonly allow: readonly string[];
+  /** Sign what is published (cosign): the key (a file relative to the config, env://VAR, a KMS URI) or keyless. */
+  readonly sign?: { readonly key?: string };
   readonly platforms: readonly PlatformTarget[];
 }
 
@@ -89,6 +91,7 @@ const FileSchema = z.strictObject({
   annotations: z._default(Strings, []),
   allow: z._default(Strings, []),
   test: z.optional(z.array(TestSchema)),
+  sign: z.optional(z.union([z.boolean(), z.strictObject({ key: z.optional(z.string()) })], { error: 'must be true, false or {"key": "cosign.key" | "env://VAR"}' })),
   cache: z.optional(z.literal(CACHE_MODES, { error: `must be one of ${CACHE_MODES.join(', ')}` })),
   platforms: z
     .array(
@@ -149,7 +152,7 @@ export interface ConfigOverrides {
   readonly tests?: readonly PlatformTest[];
 }
 
-export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, provenance, sbom, attest, annotations, cache, allow, test, platforms';
+export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, provenance, sbom, attest, annotations, cache, allow, test, sign, platforms';
 export const PLATFORM_FIELDS = 'platform, suffix, uname, buildArgs, dockerfile, target, network, node, test';
 
 /** A file field's value through a flag-style parser, its error re-located to the file and field. */
@@ -325,6 +328,7 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     inputs,
     cache: overrides.cache ?? c.cache ?? 'none',
     allow: [...c.allow, ...(overrides.allow ?? [])],
+    ...(c.sign ? { sign: typeof c.sign === 'object' && c.sign.key !== undefined ? { key: c.sign.key.includes('://') ? c.sign.key : resolve(base, c.sign.key) } : {} } : {}),
     platforms: selected,
   };
 }

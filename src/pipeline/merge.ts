@@ -14,6 +14,9 @@ import type { ManifestHead, RegistryClient } from '../registry/client.js';
 import { publishList } from '../registry/publish.js';
 import { worst, type CheckResult } from '../verdict.js';
 import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
+import type { BinaryStats } from '../verify/binaries.js';
+import type { Cosign, RegistryAccess } from '../sign/cosign.js';
+import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProof, unameOf, type ProofContext } from '../sign/proof.js';
 
 export type LegSource = { readonly kind: 'tags' } | { readonly kind: 'reports'; readonly files: readonly string[] } | { readonly kind: 'digests'; readonly dir: string };
 
@@ -26,6 +29,8 @@ export interface MergeOptions {
   /** Also run `uname -m` in each leg (needs an engine and QEMU handlers). */
   readonly runtime?: Docker;
   readonly timeoutMs: number;
+  /** --sign: each leg's image and the list signed with crossbuild's proof (the merge's verdicts). */
+  readonly sign?: { readonly cosign: Cosign; readonly access: RegistryAccess; readonly version: string };
 }
 
 export interface LegResult {
@@ -37,6 +42,7 @@ export interface LegResult {
   digest?: string;
   image?: ManifestHead;
   attestations?: AttestationEntry[];
+  files?: BinaryStats;
   checks: CheckResult[];
   error?: string;
 }
@@ -143,6 +149,7 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
           digest: report.image?.digest ?? f.digest,
           ...(report.image ? { image: report.image } : {}),
           attestations: report.attestations,
+          ...(report.files ? { files: report.files } : {}),
           ok: worst(report.checks) !== 'fail' && report.image !== undefined,
           checks: report.checks,
           ...(failed.length > 0 ? { error: `${f.ref} (${f.digest}) is not a proven ${platform}: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}` } : {}),
@@ -160,7 +167,20 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
     const p = found[i]!.t.platform;
     return [{ ...l.image!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } }, ...(l.attestations ?? [])];
   });
-  const list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries);
+  const repo = formatReference(cfg.image);
+  const ctx: ProofContext = { crossbuild: o.sign?.version ?? '', builder: null, engine: null };
+  if (o.sign) {
+    const s = o.sign;
+    await s.cosign.prepare();
+    await Promise.all(
+      legs.map((l) =>
+        signWithProof(s.cosign, s.access, `${repo}@${l.digest!}`, PREDICATE_TYPES.platform, platformPredicate({ platform: l.platform, configPlatform: configPlatformOf(l.checks, l.platform), unameSeen: unameOf(l.checks), files: l.files ?? null, checks: l.checks, tests: [] }, ctx), l.platform.replace(/\//g, '-')),
+      ),
+    );
+  }
+  const list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries, {
+    ...(o.sign ? { beforeTag: async (digest: string) => void (await signWithProof(o.sign!.cosign, o.sign!.access, `${repo}@${digest}`, PREDICATE_TYPES.list, listPredicate(legs.map((l) => ({ platform: l.platform, digest: l.digest!, verdict: 'pass' })), ctx), 'list')) } : {}),
+  });
   const notes = list.dropped.length > 0 ? [`--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} left out of ${list.ref}: a Docker manifest list cannot carry them (use --type oci to keep them)`] : [];
   return { ok: true, legs, notes, list: { ref: list.ref, digest: list.digest, size: list.size, mediaType: list.mediaType } };
 }

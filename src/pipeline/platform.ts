@@ -302,7 +302,7 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
     for (let attempt = 1; ; attempt++) {
       await docker.tag(inspect.id, r.ref);
       pushed = await docker.push(r.ref, {
-        onRetry: (n, reason, delayMs) => step('pushing', `${r.ref} again (attempt ${n} of 3) in ${delayMs / 1000}s: ${reason}`),
+        onRetry: (n, reason, delayMs) => step('pushing', `${r.ref} again (attempt ${n} of 3) in ${(delayMs / 1000).toFixed(1)}s: ${reason}`),
       });
       stage = 'registry-verify';
       step('verifying-registry', pushed.digest);

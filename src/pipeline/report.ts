@@ -21,7 +21,7 @@ export interface RunReport {
   readonly warnings: readonly string[];
   readonly notes: readonly string[];
   readonly logDir: string;
-  readonly list: { readonly ref: string; readonly digest: string; readonly size: number; readonly mediaType: string } | null;
+  readonly list: { readonly ref: string; readonly digest: string; readonly size: number; readonly mediaType: string; readonly signed?: string } | null;
   readonly platforms: {
     readonly platform: string;
     readonly tag: string;
@@ -47,6 +47,8 @@ export interface RunReport {
     readonly checks: readonly CheckResult[];
     /** The test gate, in order; empty when the platform has no tests. */
     readonly tests: readonly TestResult[];
+    /** The proof attestation's predicate type when the image was signed (--sign), else null. */
+    readonly signed: string | null;
   }[];
   /** "skipped (--no-test)" when the test gate was turned off, else null. */
   readonly tests: string | null;
@@ -83,6 +85,7 @@ export function toReport(r: RunResult, version: string): RunReport {
       log: p.log,
       checks: p.checks,
       tests: p.tests ?? [],
+      signed: p.signed ?? null,
     })),
     tests: r.testsSkipped ? 'skipped (--no-test)' : null,
   };

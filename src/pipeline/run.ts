@@ -20,6 +20,7 @@ import { scrub } from '../util/secrets.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, RunResult } from './types.js';
 import { planPlatform, type PlatformPlan } from './plan.js';
+import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProof, unameOf, type ProofContext } from '../sign/proof.js';
 import { prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
 export type { PlatformResult, RunOptions, RunResult, Stage } from './types.js';
@@ -118,6 +119,14 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
         tests: o.noTest ? (t.tests.length > 0 ? ['skipped (--no-test)'] : []) : t.tests.map((x) => x.name),
       };
     }),
+  };
+}
+
+function proofContext(version: string, state: { engine?: EngineInfo; builder?: Builder }): ProofContext {
+  return {
+    crossbuild: version,
+    builder: state.builder ? { kind: state.builder.kind, version: state.builder.buildxVersion ?? (state.builder.clientVersion || null) } : null,
+    engine: state.engine ? { version: state.engine.serverVersion, imageStore: state.engine.imageStore ?? null } : null,
   };
 }
 
@@ -305,6 +314,27 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           ),
       },
       {
+        title: 'Sign each platform and attach its proof (cosign)',
+        skip: () => (!o.sign ? true : !o.push ? 'not pushing (--no-push)' : false),
+        task: async (_ctx, task) => {
+          stopIfInterrupted();
+          if (results.some((r) => !r.ok)) throw new CrossbuildError(`not signing: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')} failed`);
+          const s = o.sign!;
+          emit('sign', 'started', `${results.length} image${results.length > 1 ? 's' : ''}`);
+          await s.cosign.prepare();
+          const ctx = proofContext(s.version, state);
+          await Promise.all(
+            results.map(async (r) => {
+              const predicate = platformPredicate({ platform: r.platform, configPlatform: configPlatformOf(r.checks, r.platform), unameSeen: unameOf(r.checks), files: r.files ?? null, checks: r.checks, tests: (r.tests ?? []).map((t) => ({ name: t.name, verdict: t.verdict })) }, ctx);
+              await signWithProof(s.cosign, s.access, `${formatReference(cfg.image)}@${r.digest!}`, PREDICATE_TYPES.platform, predicate, r.suffix);
+              r.signed = PREDICATE_TYPES.platform;
+            }),
+          );
+          task.title = `Signed ${results.length} image${results.length > 1 ? 's' : ''}, each with its proof (${PREDICATE_TYPES.platform})`;
+          emit('sign', 'done', `${results.map((r) => r.platform).join(', ')} signed and attested`);
+        },
+      },
+      {
         title: `Manifest list ${listRef}`,
         skip: () => (!o.push ? 'not pushing (--no-push)' : o.writeList === false ? 'no list (--no-list): crossbuild merge writes it' : false),
         task: async (_ctx, task) => {
@@ -321,13 +351,25 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             const image: ListEntry = { mediaType: r.mediaType!, digest: r.digest!, size: r.size!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } };
             return [image, ...(r.attestations ?? [])];
           });
-          const list = await publishList(o.client, cfg.image, cfg.tag, kind, entries);
+          let signedList: string | undefined;
+          const list = await publishList(o.client, cfg.image, cfg.tag, kind, entries, {
+            // Signed by digest before its tag moves: a list is never published unsigned when --sign was asked.
+            ...(o.sign
+              ? {
+                  beforeTag: async (digest: string) => {
+                    const s = o.sign!;
+                    await signWithProof(s.cosign, s.access, `${formatReference(cfg.image)}@${digest}`, PREDICATE_TYPES.list, listPredicate(results.map((r) => ({ platform: r.platform, digest: r.digest!, verdict: 'pass' })), proofContext(s.version, state)), 'list');
+                    signedList = PREDICATE_TYPES.list;
+                  },
+                }
+              : {}),
+          });
           if (list.dropped.length > 0) {
             const n = `--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} (provenance/SBOM) left out of ${listRef}: a Docker manifest list cannot carry them (use --type oci to keep them)`;
             result.notes.push(n);
             emit('list', 'note', n);
           }
-          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType };
+          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType, ...(signedList ? { signed: signedList } : {}) };
           task.title = `Manifest list ${listRef}: ${list.digest} (${list.size} bytes)`;
           emit('list', 'done', `${list.digest} ${list.size}`);
         },

@@ -42,9 +42,10 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
   const out: string[] = [];
   const names = await docker.imageNames();
   for (const id of dead) {
+    // Containers first: an image a container still uses keeps its only name.
+    const containers = await docker.removeLabelled(RUN_LABEL, id);
     const tags = names.filter((n) => n.endsWith(`-cb-${id}`) || n.endsWith(`:cb-${id}`) || n.includes(`:cb-${id}-`));
     for (const t of tags) await docker.untag(t);
-    const containers = await docker.removeLabelled(RUN_LABEL, id);
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
     rmSync(join(markers(), id), { force: true });

@@ -12,6 +12,7 @@ import type { BinaryStats } from '../verify/binaries.js';
 import type { AttestationEntry } from '../verify/verify.js';
 import type { ProgressEvent } from './progress.js';
 import type { TestResult } from '../gate/run.js';
+import type { Cosign, RegistryAccess } from '../sign/cosign.js';
 
 export interface RunOptions {
   readonly config: BuildConfig;
@@ -26,6 +27,8 @@ export interface RunOptions {
   readonly noCache: boolean;
   /** --no-test: skip the test gate (the report says so). */
   readonly noTest?: boolean;
+  /** --sign: each platform's image and the list signed, with crossbuild's proof attached. */
+  readonly sign?: { readonly cosign: Cosign; readonly access: RegistryAccess; readonly version: string };
   /** Registry cache settings from flags; the mode comes from the config (flag > env > file). */
   readonly cache: Omit<CacheSettings, 'mode'>;
   readonly verifyTimeoutMs: number;
@@ -71,6 +74,8 @@ export interface PlatformResult {
   readonly node?: string;
   /** The test gate's results for this platform, in order (absent: no tests, or --no-test). */
   tests?: TestResult[];
+  /** Signed, with the proof attestation's predicate type (with --sign). */
+  signed?: string;
   readonly log: string;
 }
 
@@ -79,7 +84,7 @@ export interface RunResult {
   readonly engine?: EngineInfo;
   readonly builder?: Builder;
   readonly platforms: PlatformResult[];
-  list?: { ref: string; digest: string; size: number; mediaType: string };
+  list?: { ref: string; digest: string; size: number; mediaType: string; signed?: string };
   error?: string;
   /** Preflight found the input itself wrong (a build input the builder lacks): exit 2, not 1. */
   usageError?: UsageError;

@@ -23,11 +23,16 @@ export async function publishList(
   tag: string,
   kind: ListKind,
   entries: readonly ListEntry[],
-  opts: { annotations?: Record<string, string> } = {},
+  opts: { annotations?: Record<string, string>; beforeTag?: (digest: string) => Promise<void> } = {},
 ): Promise<PublishedList> {
-  const list = buildList(kind, entries, opts);
+  const list = buildList(kind, entries, opts.annotations ? { annotations: opts.annotations } : {});
   const { registry, repository } = image;
   const ref = formatReference(withTag(image, tag));
+  if (opts.beforeTag) {
+    // Written by digest first, so what must happen before the tag moves (signing it) can.
+    await client.putManifest(registry, repository, list.digest, list.bytes, list.mediaType);
+    await opts.beforeTag(list.digest);
+  }
   const digest = await client.putManifest(registry, repository, tag, list.bytes, list.mediaType);
   await readBackList(client, image, tag, digest, entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
   return { ref, digest, size: list.size, mediaType: list.mediaType, dropped: list.dropped };

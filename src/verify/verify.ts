@@ -204,7 +204,7 @@ export async function verifyReference(client: RegistryClient, ref: ImageRef, opt
 
 export function formatReport(r: VerifyReport): string {
   const lines = [`${r.ref} (${r.kind === 'list' ? 'manifest list' : 'single manifest'} ${r.digest})`];
-  for (const c of r.coverage) lines.push(`  coverage  ${c.verdict.toUpperCase().padEnd(4)}  ${c.evidence}`);
+  for (const c of r.coverage) lines.push(`  ${c.check.padEnd(8)}  ${c.verdict.toUpperCase().padEnd(4)}  ${c.evidence}`);
   for (const p of r.platforms) {
     lines.push(`${p.platform}  ${p.verdict.toUpperCase()}  ${p.digest}`);
     for (const c of p.checks) lines.push(`  ${c.check.padEnd(8)}  ${c.verdict.toUpperCase().padEnd(4)}  ${c.evidence}`);

@@ -24,7 +24,7 @@ describe('the test gate in run', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cb-gate-'));
     const r = await cli(['run', '--config', app, '--image', repo, '--test', 'test "$(uname -m)" != armv7l && echo "fine on $(uname -m)"', '--report', join(dir, 'r.json'), '--junit', join(dir, 'junit.xml')]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/FAIL linux\/arm\/v7 +test: linux\/arm\/v7: test "run sh -c test "\$\(uname -m\)" != armv7l && echo "fine… failed: exited 1/);
+    expect(r.stderr).toMatch(/FAIL linux\/arm\/v7 +test: linux\/arm\/v7: test "run sh -c test .*…" failed: exited 1/);
     expect(r.stderr).toMatch(/\[linux\/arm64\] tested: .*: passed/);
     expect(r.stderr).toMatch(/ok +linux\/amd64/);
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as Report;

@@ -7,6 +7,8 @@ import { annotate } from '../../util/annotations.js';
 import { mdCell, verdictIcon } from '../../util/markdown.js';
 import { worst } from '../../verdict.js';
 import { printFailure } from '../failure.js';
+import { Cosign } from '../../sign/cosign.js';
+import { VERSION } from '../../version.js';
 import { clientFromFlags, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface MergeFlags extends RegistryFlags {
@@ -22,6 +24,8 @@ interface MergeFlags extends RegistryFlags {
   report?: string;
   summary?: string;
   json?: boolean;
+  sign?: boolean;
+  key?: string;
 }
 
 export function mergeMarkdown(r: MergeResult): string {
@@ -48,10 +52,14 @@ export async function mergeCommand(flags: MergeFlags): Promise<number> {
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout ${flags.timeout}: expected a whole number of seconds ≥ 1`);
   const source: LegSource = flags.fromReport ? { kind: 'reports', files: flags.fromReport } : flags.fromDigests ? { kind: 'digests', dir: flags.fromDigests } : { kind: 'tags' };
   const client = clientFromFlags(flags, config.image.registry);
+  let cosign: Cosign | undefined;
   try {
     const runtime = flags.runtime ? new (await import('../../docker/docker.js')).Docker() : undefined;
     if (runtime) await runtime.engine();
-    const r = await runMerge({ config, client, ...(flags.type ? { type: flags.type } : {}), source, ...(runtime ? { runtime } : {}), timeoutMs: timeout * 1000 });
+    const wantSign = flags.sign === true || flags.key !== undefined || config.sign !== undefined;
+    cosign = wantSign ? new Cosign(flags.key !== undefined ? { ref: flags.key } : config.sign?.key !== undefined ? { ref: config.sign.key } : {}, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {}) : undefined;
+    const sign = cosign ? { cosign, access: { registry: config.image.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, version: VERSION } : undefined;
+    const r = await runMerge({ config, client, ...(flags.type ? { type: flags.type } : {}), source, ...(runtime ? { runtime } : {}), timeoutMs: timeout * 1000, ...(sign ? { sign } : {}) });
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(r, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, mergeMarkdown(r));
     annotate(r.legs.filter((l) => !l.ok).map((l) => ({ kind: 'error' as const, title: `crossbuild merge ${l.platform}`, message: l.error ?? 'failed' })));
@@ -65,6 +73,7 @@ export async function mergeCommand(flags: MergeFlags): Promise<number> {
     if (!r.ok) return printFailure(new CrossbuildError(r.error ?? 'merge failed', { hint: 'no manifest list was written' }));
     return 0;
   } finally {
+    cosign?.close();
     await client.close();
   }
 }

@@ -14,6 +14,7 @@ import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
 import { parseTestFlag } from '../../gate/spec.js';
+import { Cosign } from '../../sign/cosign.js';
 import { toJunit } from '../../gate/junit.js';
 import { VERSION } from '../../version.js';
 import { printFailure } from '../failure.js';
@@ -47,6 +48,8 @@ interface RunFlags extends RegistryFlags {
   /** --test values; `false` with --no-test (commander's negation). */
   test?: string[] | false;
   junit?: string;
+  sign?: boolean;
+  key?: string;
   attest?: string[];
   annotation?: string[];
   allow?: string[];
@@ -141,6 +144,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     stop.abort();
     void docker.abort();
   });
+  // --sign (or platforms.json sign): cosign with the run's credentials, the key made usable once.
+  const wantSign = flags.sign === true || flags.key !== undefined || config.sign !== undefined;
+  const cosign = wantSign && !flags.dryRun ? new Cosign(flags.key !== undefined ? { ref: flags.key } : config.sign?.key !== undefined ? { ref: config.sign.key } : {}, { ...(privateConfig ? { DOCKER_CONFIG: privateConfig } : {}) }) : undefined;
   const options: RunOptions = {
     config,
     client,
@@ -153,6 +159,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     concurrency,
     noCache: flags.cache === false,
     noTest: flags.test === false,
+    ...(cosign ? { sign: { cosign, access: { registry: config.image.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, version: VERSION } } : {}),
     cache: {
       ...(flags.cacheRef ? { ref: formatReference(parseRepository(flags.cacheRef, '--cache-ref')) } : {}),
       from: flags.cacheFrom ?? [],
@@ -234,6 +241,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   } finally {
     interrupts.dispose();
     if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
+    cosign?.close();
     release?.();
     await client.close();
   }

@@ -10,6 +10,7 @@ import { formatReport, reportMarkdown, verifyReference, type VerifyReport } from
 import { parseTestFlag, type PlatformTest } from '../../gate/spec.js';
 import { runTest, type TestResult } from '../../gate/run.js';
 import { toJunit } from '../../gate/junit.js';
+import { verifySignatures } from '../../sign/verify.js';
 import { clientFromFlags, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
 function readMetadata(file: string): string {
@@ -34,6 +35,9 @@ interface VerifyFlags extends RegistryFlags {
   summary?: string;
   /** Tests every platform must pass, run against the published image by digest. */
   test?: string[];
+  /** A cosign public key: the list and every child must be signed by it. */
+  key?: string;
+  requireAttestation?: boolean;
   junit?: string;
 }
 
@@ -93,6 +97,7 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
     allow = [...cfg.allow, ...allow];
     uname = new Map(cfg.platforms.filter((t) => t.uname).map((t) => [formatPlatform(t.platform), t.uname!]));
   }
+  if (flags.requireAttestation && !flags.key) throw new UsageError('--require-attestation needs --key: the public key the attestations must be signed with');
   const anyTests = flagTests.length > 0 || [...testsFor.values()].some((t) => t.length > 0);
   if (anyTests && flags.static) throw new UsageError('--static runs no containers: the tests need Docker (drop --static, or the tests)');
   const timeout = Number(flags.timeout);
@@ -129,6 +134,8 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       });
       // The test gate, against what is published: each platform pulled by digest, tested under QEMU.
       if (anyTests && docker) report = await testPublished(report, docker, ref, (p) => testsFor.get(p) ?? flagTests, uname);
+      // Signatures, recursively: the list's and every child's, and with --require-attestation each child's proof.
+      if (flags.key) report = await verifySignatures(report, ref, flags.key, { registry: ref.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, flags.requireAttestation === true, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {});
     } catch (e) {
       const code = interrupted();
       if (code !== undefined) {

@@ -1,0 +1,69 @@
+// crossbuild's proof as in-toto predicates (schema/proof-predicate.schema.json), and the signing
+// step that attaches them: each platform's image signed and attested with what was proven about
+// it, then the list signed and attested with every platform's verdict — after every proof passed
+// and before the list's tag moves.
+import type { CheckResult } from '../verdict.js';
+import type { BinaryStats } from '../verify/binaries.js';
+import { LIST_PREDICATE_TYPE, PROOF_PREDICATE_TYPE, signArgv, attestArgv, type Cosign, type RegistryAccess } from './cosign.js';
+
+export interface PlatformProof {
+  readonly platform: string;
+  /** What the image config says. */
+  readonly configPlatform: string;
+  readonly unameSeen: string | null;
+  readonly files: BinaryStats | null;
+  readonly checks: readonly CheckResult[];
+  readonly tests: readonly { name: string; verdict: string }[];
+}
+
+export interface ProofContext {
+  readonly crossbuild: string;
+  readonly builder: { kind: string; version: string | null } | null;
+  readonly engine: { version: string; imageStore: string | null } | null;
+}
+
+export function platformPredicate(p: PlatformProof, ctx: ProofContext, at = new Date()): Record<string, unknown> {
+  return {
+    platform: p.platform,
+    configPlatform: p.configPlatform,
+    uname: p.unameSeen,
+    files: p.files ? { scanned: p.files.filesScanned, elfChecked: p.files.elfChecked, mismatched: p.files.mismatches, excused: p.files.excused } : null,
+    checks: p.checks.map((c) => ({ check: c.check, verdict: c.verdict, evidence: c.evidence })),
+    tests: p.tests,
+    builder: ctx.builder,
+    engine: ctx.engine,
+    crossbuild: ctx.crossbuild,
+    provenAt: at.toISOString(),
+  };
+}
+
+export function listPredicate(platforms: readonly { platform: string; digest: string; verdict: string }[], ctx: ProofContext, at = new Date()): Record<string, unknown> {
+  return { platforms, crossbuild: ctx.crossbuild, provenAt: at.toISOString() };
+}
+
+/** `uname -m printed aarch64` → aarch64. */
+export function unameOf(checks: readonly CheckResult[]): string | null {
+  const c = checks.find((x) => x.check === 'runtime' && x.verdict === 'pass');
+  return c ? (/printed (\S+)/.exec(c.evidence)?.[1] ?? null) : null;
+}
+
+/** `config says linux/arm64` → linux/arm64. */
+export function configPlatformOf(checks: readonly CheckResult[], fallback: string): string {
+  const c = checks.find((x) => x.check === 'metadata');
+  return (c && /says (\S+)/.exec(c.evidence)?.[1]) || fallback;
+}
+
+export interface Signed {
+  readonly ref: string;
+  readonly signature: true;
+  readonly attestation: string;
+}
+
+/** Sign one image (by digest) and attach its proof; both or an error naming it. */
+export async function signWithProof(cosign: Cosign, access: RegistryAccess, ref: string, type: string, predicate: unknown, name: string): Promise<Signed> {
+  await cosign.exec(signArgv(ref, cosign.key, access), `signing ${ref}`);
+  await cosign.exec(attestArgv(ref, cosign.key, type, cosign.predicateFile(name, predicate), access), `attesting ${ref}`);
+  return { ref, signature: true, attestation: type };
+}
+
+export const PREDICATE_TYPES = { platform: PROOF_PREDICATE_TYPE, list: LIST_PREDICATE_TYPE } as const;
