@@ -318,6 +318,10 @@ if (want('R')) {
     ['short layer body, 8 times', times(8, { method: 'GET', path: blob, truncateTo: 1000 }), 'verify'],
     ['connection dropped mid-layer, 8 times', times(8, { method: 'GET', path: blob, dropAfterBytes: 1000 }), 'verify'],
     ['500 on the manifest GET, 8 times', times(8, { method: 'GET', path: /\/manifests\//, status: 500 }), 'verify'],
+    ['429 with no body, Retry-After: 1, on the manifest, once', [{ method: 'GET', path: /\/manifests\//, status: 429, noBody: true, headers: { 'retry-after': '1' } }], 'verify'],
+    ['manifest trickles a byte a second, every time (--registry-timeout 3)', times(20, { method: 'GET', path: /\/manifests\//, trickleMs: 1000 }), 'verify', ['--registry-timeout', '3']],
+    ['503 on the manifest, every time', times(200, { method: 'GET', path: /\/manifests\//, status: 503 }), 'verify'],
+    ['the list PUT answered 201, nothing stored', [{ method: 'PUT', path: /\/manifests\/v1$/, fake201: true }], 'push'],
   ];
   for (const [name, faults, kind, extra = []] of scenarios) {
     const proxy = await startFaultProxy(REG, faults);
@@ -334,7 +338,7 @@ if (want('R')) {
     await proxy.stop();
     const text = `${r.stdout}\n${r.stderr}`;
     const named = /(GET|POST|PUT|HEAD) \S+/.test(text) && r.exitCode === 1;
-    const message = r.exitCode === 0 ? '' : (text.split('\n').find((l) => /failed|broke off|descriptor says|answered|could not/.test(l)) ?? '').trim().replace(/^binaries +FAIL +layers could not be read: /, '').replace(/sha256:[0-9a-f]{64}/g, 'sha256:…').slice(0, 220);
+    const message = r.exitCode === 0 ? '' : (text.split('\n').find((l) => /failed|broke off|descriptor says|answered|could not|too slow|read back/.test(l)) ?? '').trim().replace(/^binaries +FAIL +layers could not be read: /, '').replace(/sha256:[0-9a-f]{64}/g, 'sha256:…').slice(0, 220);
     const retries = (r.stderr.match(/crossbuild: retrying/g) ?? []).length;
     reliability.push({ fault: name, injected: faults.length, exitCode: r.exitCode, outcome: r.exitCode === 0 ? 'survived' : named ? 'named' : 'UNNAMED', retries, ms, message });
     log(`R: ${name}: exit ${r.exitCode}, ${retries} retries, ${ms.toFixed(0)} ms`);

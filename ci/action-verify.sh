@@ -27,7 +27,7 @@ if [ -n "${INPUT_METADATA:-}" ]; then
   args+=(--metadata "$meta")
 fi
 [ -n "${INPUT_REF:-}" ] && args+=("$INPUT_REF")
-[ -n "${INPUT_PLATFORMS:-}" ] && args+=(--platforms "$INPUT_PLATFORMS")
+[ -n "${INPUT_PLATFORMS:-}" ] && args+=(--platform "$INPUT_PLATFORMS")
 case "${INPUT_STATIC:-true}" in
   true | '') args+=(--static) ;;
   false) ;;
@@ -36,6 +36,16 @@ esac
 while IFS= read -r glob; do
   [ -n "$glob" ] && args+=(--allow "$glob")
 done <<<"${INPUT_ALLOW:-}"
+if [ -n "${INPUT_KEY:-}" ]; then
+  key="$INPUT_KEY"
+  # The input may be the PEM itself or a file path.
+  if [ ! -f "$key" ]; then
+    printf '%s\n' "$INPUT_KEY" >"$work/cosign.pub"
+    key="$work/cosign.pub"
+  fi
+  args+=(--key "$key")
+  [ "${INPUT_REQUIRE_ATTESTATION:-false}" = true ] && args+=(--require-attestation)
+fi
 report="$work/report.json"
 args+=(--report "$report")
 [ -n "${GITHUB_STEP_SUMMARY:-}" ] && args+=(--summary "$work/summary.md")
