@@ -16,16 +16,19 @@ if [ ! -f "$root/dist/cli/main.js" ]; then
     || { tail -20 "$work/npm-ci.log" >&2; echo "::error title=crossbuild::could not install crossbuild's dependencies" >&2; exit 1; }
 fi
 
-args=(verify)
-if [ -n "${INPUT_METADATA:-}" ]; then
-  meta="$INPUT_METADATA"
-  # The action input may be the JSON itself (build-push-action's output) or a file path.
-  if [ ! -f "$meta" ]; then
-    printf '%s' "$INPUT_METADATA" >"$work/metadata.json"
-    meta="$work/metadata.json"
+# An input that may be a file path or the content itself (build-push-action's metadata JSON, a
+# PEM key): the path of a file holding it.
+as_file() {
+  if [ -f "$1" ]; then
+    printf '%s' "$1"
+  else
+    printf '%s\n' "$1" >"$work/$2"
+    printf '%s' "$work/$2"
   fi
-  args+=(--metadata "$meta")
-fi
+}
+
+args=(verify)
+[ -n "${INPUT_METADATA:-}" ] && args+=(--metadata "$(as_file "$INPUT_METADATA" metadata.json)")
 [ -n "${INPUT_REF:-}" ] && args+=("$INPUT_REF")
 [ -n "${INPUT_PLATFORMS:-}" ] && args+=(--platform "$INPUT_PLATFORMS")
 case "${INPUT_STATIC:-true}" in
@@ -37,13 +40,7 @@ while IFS= read -r glob; do
   [ -n "$glob" ] && args+=(--allow "$glob")
 done <<<"${INPUT_ALLOW:-}"
 if [ -n "${INPUT_KEY:-}" ]; then
-  key="$INPUT_KEY"
-  # The input may be the PEM itself or a file path.
-  if [ ! -f "$key" ]; then
-    printf '%s\n' "$INPUT_KEY" >"$work/cosign.pub"
-    key="$work/cosign.pub"
-  fi
-  args+=(--key "$key")
+  args+=(--key "$(as_file "$INPUT_KEY" cosign.pub)")
   [ "${INPUT_REQUIRE_ATTESTATION:-false}" = true ] && args+=(--require-attestation)
 fi
 report="$work/report.json"

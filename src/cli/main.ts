@@ -81,10 +81,11 @@ export function buildProgram(): Command {
     .description('build every platform, verify each is the right architecture, push, and write the manifest list')
     .addOption(envOpt('-c, --config <file>', 'build matrix file', 'CROSSBUILD_CONFIG').default('platforms.json'))
     .addOption(envOpt('--image <repo>', 'image repository (overrides the config)', 'CROSSBUILD_IMAGE'))
-    .addOption(envOpt('--tag <tag>', 'tag of the manifest list (overrides the config)', 'CROSSBUILD_TAG'))
+    .addOption(envOpt('-t, --tag <tag>', 'tag of the manifest list (overrides the config); repeatable: every tag gets the list, the first names the suffixed tags', 'CROSSBUILD_TAG').argParser(collect))
     .addOption(envOpt('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
     .addOption(envOpt('--type <type>', 'manifest list type (default: oci when the images carry attestations, else docker)', 'CROSSBUILD_TYPE').choices(['docker', 'oci']))
     .addOption(envOpt('--no-push', 'build and verify only; push nothing and write no list', 'CROSSBUILD_NO_PUSH'))
+    .option('--push', 'push the platforms and the list (what run does; accepted as buildx takes it)')
     .addOption(envOpt('--no-list', 'build, verify and push the platforms but write no list (a leg for `crossbuild merge`)', 'CROSSBUILD_NO_LIST'))
     .addOption(envOpt('--concurrency <n>', 'platforms built at once (default: min(platforms, 2 × cores))', 'CROSSBUILD_CONCURRENCY'))
     .addOption(envOpt('--build-arg <k=v>', 'build argument (repeatable)', 'CROSSBUILD_BUILD_ARGS').argParser((v: string, prev: string[] = []) => [...prev, ...v.split(/\n|,(?=[A-Za-z_][A-Za-z0-9_]*=)/).filter(Boolean)]))
@@ -245,6 +246,13 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // A closed stdout or stderr (`crossbuild run … | head`) is not a failure of the build: the run
+  // goes on, cleans up and exits with its real code.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
   const program = buildProgram();
   try {
     commandExit = 0;

@@ -1,5 +1,5 @@
 // platforms.json: the build matrix. Validated at load; every error names the file and the field.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from '../util/zod.js';
@@ -26,7 +26,7 @@ import {
   type NetworkMode,
 } from './build-inputs.js';
 import { UsageError } from '../errors.js';
-import { TestSchema, toTest, type PlatformTest } from '../gate/spec.js';
+import { TestSchema, toTest, type PlatformTest } from './tests.js';
 
 export interface PlatformTarget {
   readonly platform: Platform;
@@ -331,6 +331,20 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
     ...(c.sign ? { sign: typeof c.sign === 'object' && c.sign.key !== undefined ? { key: c.sign.key.includes('://') ? c.sign.key : resolve(base, c.sign.key) } : {} } : {}),
     platforms: selected,
   };
+}
+
+/**
+ * The build context and every platform's Dockerfile exist: checked before anything slow runs (and
+ * by the dry run), so a typo is one exit-2 error naming the file, not one build failure per
+ * platform with BuildKit's temporary path.
+ */
+export function checkBuildFiles(cfg: BuildConfig): void {
+  if (!existsSync(cfg.context) || !statSync(cfg.context).isDirectory()) throw new ConfigError(cfg.file, 'context', `the build context ${cfg.context} does not exist (or is not a folder)`);
+  for (const t of cfg.platforms) {
+    if (!existsSync(t.dockerfile) || !statSync(t.dockerfile).isFile()) {
+      throw new ConfigError(cfg.file, t.dockerfile === cfg.dockerfile ? 'dockerfile' : `platforms[].dockerfile of ${formatPlatform(t.platform)}`, `${t.dockerfile} does not exist`, { hint: 'give the Dockerfile relative to the context, or an absolute path' });
+    }
+  }
 }
 
 export function suffixedTag(cfg: BuildConfig, t: PlatformTarget): string {

@@ -7,7 +7,7 @@ import type { Docker } from '../docker/docker.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
 import { scrub } from '../util/secrets.js';
 import { sleep } from '../util/retry.js';
-import type { PlatformTest } from './spec.js';
+import type { PlatformTest } from '../config/tests.js';
 
 export interface TestResult {
   readonly name: string;

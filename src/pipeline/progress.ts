@@ -30,3 +30,23 @@ export function lineRenderer(write: (line: string) => void, verbosity: Verbosity
     if (line !== undefined) write(`${line}\n`);
   };
 }
+
+/**
+ * Plain mode's heartbeat: every `everyMs`, one line per platform still at work, with its state
+ * and how long it has been at it, so a long silent build step is never a silent log.
+ */
+export function heartbeat(write: (line: string) => void, everyMs = 30_000, now = () => Date.now()): { onEvent: (e: ProgressEvent) => void; stop: () => void } {
+  const busy = new Map<string, { state: string; since: number }>();
+  const timer = setInterval(() => {
+    for (const [scope, b] of busy) write(`${new Date(now()).toISOString()} [${scope}] still ${b.state} (${Math.round((now() - b.since) / 1000)}s)\n`);
+  }, everyMs);
+  timer.unref();
+  return {
+    onEvent: (e) => {
+      if (!e.scope.includes('/')) return; // platforms only
+      if (e.state === 'done' || e.state === 'failed') busy.delete(e.scope);
+      else if (['building', 'verifying', 'testing', 'pushing', 'verifying-registry'].includes(e.state)) busy.set(e.scope, { state: e.state, since: busy.get(e.scope)?.state === e.state ? busy.get(e.scope)!.since : now() });
+    },
+    stop: () => clearInterval(timer),
+  };
+}

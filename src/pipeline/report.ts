@@ -14,6 +14,8 @@ export interface RunReport {
   readonly builder: { readonly kind: string; readonly cli: string; readonly version: string; readonly driver: string | null } | null;
   readonly startedAt: string;
   readonly finishedAt: string;
+  /** The whole run, in seconds. */
+  readonly seconds: number | null;
   readonly ok: boolean;
   /** "SIGINT"/"SIGTERM" when the run was interrupted (the report then says what was done so far). */
   readonly interrupted: string | null;
@@ -35,6 +37,8 @@ export interface RunReport {
     /** The image's attestation manifests (provenance, SBOM), by digest. */
     readonly attestations: readonly string[];
     readonly buildSeconds: number | null;
+    /** Seconds from the platform's start to its end: build, proofs, tests, push. */
+    readonly seconds: number | null;
     /** How the build cache was used: "none", or the mechanism and its reference. */
     readonly cache: string;
     /** The slowest build steps, slowest first. */
@@ -61,6 +65,7 @@ export function toReport(r: RunResult, version: string): RunReport {
     builder: r.builder ? { kind: r.builder.kind, cli: r.builder.cli, version: r.builder.buildxVersion ?? r.builder.clientVersion, driver: r.builder.driver ?? null } : null,
     startedAt: r.startedAt,
     finishedAt: r.finishedAt ?? new Date().toISOString(),
+    seconds: r.seconds ?? null,
     ok: r.ok,
     interrupted: r.interrupted ?? null,
     error: r.error ?? null,
@@ -77,6 +82,7 @@ export function toReport(r: RunResult, version: string): RunReport {
       pushedDigest: p.pushedDigest ?? null,
       attestations: (p.attestations ?? []).map((a) => a.digest),
       buildSeconds: p.buildSeconds ?? null,
+      seconds: p.seconds ?? null,
       cache: p.cache ?? 'none',
       slowestSteps: slowest(p.steps ?? []),
       files: p.files ?? null,
@@ -108,12 +114,12 @@ export function toMarkdown(r: RunReport): string {
   else if (!r.ok) out.push(`**No manifest list was written.** ${r.error ? mdCell(r.error.split('\n')[0]!) : ''}`.trimEnd(), '');
   for (const w of r.warnings) out.push(`> ⚠️ ${mdCell(w)}`, '');
   for (const n of r.notes) out.push(`> ℹ️ ${mdCell(n)}`, '');
-  out.push('| Platform | Tag | Digest | Build (s) | Config | Binaries | `uname -m` |');
-  out.push('|---|---|---|---:|---|---|---|');
+  out.push('| Platform | Tag | Digest | Build (s) | Total (s) | Config | Binaries | `uname -m` |');
+  out.push('|---|---|---|---:|---:|---|---|---|');
   for (const p of r.platforms) {
     const status = p.ok ? '' : ` ❌ ${p.failedAt ?? ''}`;
     out.push(
-      `| ${p.platform}${status}${p.node ? ` on ${mdCell(p.node)}` : ''} | \`${p.tag}\` | ${p.digest ? `\`${p.digest.slice(0, 19)}…\`` : '—'} | ${p.buildSeconds ?? '—'} | ${verdictOf(p.checks, 'metadata')} | ${verdictOf(p.checks, 'binaries')} | ${verdictOf(p.checks, 'runtime')} |`,
+      `| ${p.platform}${status}${p.node ? ` on ${mdCell(p.node)}` : ''} | \`${p.tag}\` | ${p.digest ? `\`${p.digest.slice(0, 19)}…\`` : '—'} | ${p.buildSeconds ?? '—'} | ${p.seconds ?? '—'} | ${verdictOf(p.checks, 'metadata')} | ${verdictOf(p.checks, 'binaries')} | ${verdictOf(p.checks, 'runtime')} |`,
     );
   }
   const timed = r.platforms.filter((p) => p.slowestSteps.length > 0);
@@ -138,6 +144,6 @@ export function toMarkdown(r: RunReport): string {
     out.push('', '### Failures', '');
     for (const p of failed) out.push(`<details><summary>${p.platform}: ${mdCell(p.error!.split('\n')[0]!)}</summary>`, '', '```', p.error!, '```', '', `log: \`${p.log}\``, '</details>', '');
   }
-  out.push('', `crossbuild ${r.crossbuild}${r.engine ? `, engine ${r.engine.version} (API ${r.engine.api})` : ''}${r.builder ? `, builder ${r.builder.kind}` : ''}; ${r.startedAt} → ${r.finishedAt}`);
+  out.push('', `${r.seconds !== null ? `${r.seconds} s in all; ` : ''}crossbuild ${r.crossbuild}${r.engine ? `, engine ${r.engine.version} (API ${r.engine.api})` : ''}${r.builder ? `, builder ${r.builder.kind}` : ''}; ${r.startedAt} → ${r.finishedAt}`);
   return `${out.join('\n')}\n`;
 }

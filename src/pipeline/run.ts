@@ -214,44 +214,54 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString(), ...(o.noTest && cfg.platforms.some((t) => t.tests.length > 0) ? { testsSkipped: true } : {}) };
 
   const stopIfInterrupted = () => throwIfInterrupted(o);
+  // One platform's work on its engine, its outcome in `r`.
+  const platformTaskWork = (t: PlatformTarget, r: PlatformResult) => async (task: { output: string; title: string }) => {
+    const hooks: PlatformHooks = {
+      step: (s, message = '') => {
+        task.output = message || s;
+        emit(r.platform, s, message);
+      },
+      output: (line, runningStep) => {
+        if (o.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
+        emit(r.platform, 'output', line);
+      },
+      event: (state, message) => emit(r.platform, state, message),
+      title: (title) => {
+        task.title = title;
+      },
+      note: (n) => result.notes.push(n),
+      warning: (w) => result.warnings.push(w),
+    };
+    const plan = plans[cfg.platforms.indexOf(t)]!;
+    if (t.node === undefined) {
+      await localSlots(() => runPlatform({ o, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, plan, r, hooks));
+      return;
+    }
+    const n = nodes.get(t.node)!;
+    if (n.error) {
+      r.failedAt = 'build';
+      r.error = n.error;
+      hooks.event('failed', `build: ${n.error}`);
+      throw new CrossbuildError(n.error);
+    }
+    // A node takes as many builds at once as its CPUs allow (twice, as locally: emulation is mostly single-threaded).
+    try {
+      await n.slots(() => runPlatform({ o, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, plan, r, hooks));
+    } catch (e) {
+      // Whatever failed there, say where: the node and how it was reached.
+      if (r.error && !r.error.startsWith('interrupted')) r.error = `on node ${t.node} (${describeNode(t.node)}): ${r.error}`;
+      throw e;
+    }
+  };
+
   const platformTask = (t: PlatformTarget, r: PlatformResult): ListrTask => ({
     title: `${r.platform} → ${r.ref}${t.node ? ` on ${t.node}` : ''}`,
     task: async (_ctx, task) => {
-      const hooks: PlatformHooks = {
-        step: (s, message = '') => {
-          task.output = message || s;
-          emit(r.platform, s, message);
-        },
-        output: (line, runningStep) => {
-          if (o.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
-          emit(r.platform, 'output', line);
-        },
-        event: (state, message) => emit(r.platform, state, message),
-        title: (title) => {
-          task.title = title;
-        },
-        note: (n) => result.notes.push(n),
-        warning: (w) => result.warnings.push(w),
-      };
-      const plan = plans[cfg.platforms.indexOf(t)]!;
-      if (t.node === undefined) {
-        await localSlots(() => runPlatform({ o, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, plan, r, hooks));
-        return;
-      }
-      const n = nodes.get(t.node)!;
-      if (n.error) {
-        r.failedAt = 'build';
-        r.error = n.error;
-        hooks.event('failed', `build: ${n.error}`);
-        throw new CrossbuildError(n.error);
-      }
-      // A node takes as many builds at once as its CPUs allow (twice, as locally: emulation is mostly single-threaded).
+      const started = Date.now();
       try {
-        await n.slots(() => runPlatform({ o, docker: n.docker, builder: n.builder!, buildCtx, classicTurn: n.turn }, plan, r, hooks));
-      } catch (e) {
-        // Whatever failed there, say where: the node and how it was reached.
-        if (r.error && !r.error.startsWith('interrupted')) r.error = `on node ${t.node} (${describeNode(t.node)}): ${r.error}`;
-        throw e;
+        await platformTaskWork(t, r)(task);
+      } finally {
+        r.seconds = Math.round((Date.now() - started) / 100) / 10;
       }
     },
   });
@@ -369,7 +379,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             result.notes.push(n);
             emit('list', 'note', n);
           }
-          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType, ...(signedList ? { signed: signedList } : {}) };
+          // Every other -t gets the same list (the same bytes, so the same digest), each read back.
+          for (const extra of o.extraTags ?? []) await publishList(o.client, cfg.image, extra, kind, entries);
+          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType, ...(signedList ? { signed: signedList } : {}), ...(o.extraTags?.length ? { tags: [cfg.tag, ...o.extraTags] } : {}) };
           task.title = `Manifest list ${listRef}: ${list.digest} (${list.size} bytes)`;
           emit('list', 'done', `${list.digest} ${list.size}`);
         },
@@ -405,6 +417,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const ok = !result.error && platformsOk && (!o.push || o.writeList === false || result.list !== undefined);
   if (!ok && !result.error && !platformsOk) result.error = `failed: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')}`;
   result.finishedAt = new Date().toISOString();
+  result.seconds = Math.round((Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 100) / 10;
   Object.assign(result, { ok, engine: state.engine, builder: state.builder });
   return result;
 }

@@ -36,6 +36,8 @@ export interface RunOptions {
   readonly logDir: string;
   readonly extraBuildArgs: Readonly<Record<string, string>>;
   readonly labels?: Readonly<Record<string, string>>;
+  /** More tags that get the same list (--tag given more than once). */
+  readonly extraTags?: readonly string[];
   /** Names this run's local images (runTag); unique per run. */
   readonly runId: string;
   /** Set when SIGINT/SIGTERM arrived: nothing more starts, no list is written. */
@@ -76,6 +78,8 @@ export interface PlatformResult {
   tests?: TestResult[];
   /** Signed, with the proof attestation's predicate type (with --sign). */
   signed?: string;
+  /** Seconds from this platform's start to its end (build, proofs, tests, push). */
+  seconds?: number;
   readonly log: string;
 }
 
@@ -84,7 +88,7 @@ export interface RunResult {
   readonly engine?: EngineInfo;
   readonly builder?: Builder;
   readonly platforms: PlatformResult[];
-  list?: { ref: string; digest: string; size: number; mediaType: string; signed?: string };
+  list?: { ref: string; digest: string; size: number; mediaType: string; signed?: string; tags?: string[] };
   error?: string;
   /** Preflight found the input itself wrong (a build input the builder lacks): exit 2, not 1. */
   usageError?: UsageError;
@@ -98,4 +102,6 @@ export interface RunResult {
   readonly logDir: string;
   readonly startedAt: string;
   finishedAt?: string;
+  /** Seconds the whole run took. */
+  seconds?: number;
 }

@@ -150,9 +150,24 @@ describe('nothing left behind, even after SIGKILL', () => {
   });
 });
 
+describe('checks before the slow part', () => {
+  it('a missing Dockerfile is one exit-2 error naming it, before any build (and in the dry run)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-nodockerfile-'));
+    const f = join(dir, 'platforms.json');
+    writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/nodf', dockerfile: 'Dockerfle', platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }, { platform: 'linux/amd64', suffix: 'amd64' }] }));
+    for (const extra of [[], ['--dry-run']]) {
+      const r = await cli(['run', '--config', f, ...extra]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toContain(`${f}: dockerfile: ${join(dir, 'Dockerfle')} does not exist`);
+      expect(r.stderr).not.toMatch(/building|buildkit-mount/);
+    }
+  });
+});
+
 describe('output is text', () => {
   it('control characters from platforms.json are escaped in errors and in the plan; a huge value is cut', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cb-ctl-'));
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\n');
     const f = join(dir, 'platforms.json');
     writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/ctl', tag: 'v1\u001b[31mred\u0007', platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));
     const bad = await cli(['run', '--config', f, '--dry-run']);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { toJunit } from '../../src/gate/junit.js';
 import { matchesJson, type TestResult } from '../../src/gate/run.js';
-import { parseDuration, parseTestFlag, TestSchema, toTest } from '../../src/gate/spec.js';
+import { parseDuration, parseTestFlag, TestSchema, toTest } from '../../src/config/tests.js';
 
 describe('test specs', () => {
   it('a command line runs with sh -c; JSON gives any kind, with defaults', () => {

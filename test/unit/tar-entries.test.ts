@@ -9,15 +9,13 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { judgeBinaries } from '../../src/verify/binaries.js';
 import { describeElf, elfHeaderProblem, parseElf } from '../../src/verify/elf.js';
-import { ImageFs } from '../../src/verify/image-fs.js';
-import { scanLayer } from '../../src/verify/layers.js';
 import { TarReader, type TarEntry } from '../../src/verify/tar.js';
 import { parsePlatform } from '../../src/platform/platform.js';
+import { judgeLayer } from '../helpers/judge.js';
 import { checksummed, END, file, header, pax, sparse10 } from '../helpers/tar-sparse.mjs';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'elf');
 const trueArm64 = readFileSync(join(FIXTURES, 'true-arm64'));
-const busyboxAmd64 = readFileSync(join(FIXTURES, 'busybox-amd64.head'));
 const armHead = trueArm64.subarray(0, 4096);
 const amd64 = parsePlatform('linux/amd64');
 const cfg = { architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] } };
@@ -47,17 +45,7 @@ async function read(tar: Buffer, want = Infinity): Promise<{ entry: TarEntry; co
   return out;
 }
 
-/** The binaries check of an amd64 image: busybox's amd64 head as /bin/sh below the layer under test. */
-async function judge(tar: Buffer, config: object = cfg) {
-  const fs = new ImageFs();
-  fs.beginLayer(1);
-  await scanLayer(Readable.from([tar], { objectMode: false }), { mediaType: 'application/vnd.oci.image.layer.v1.tar' }, fs);
-  fs.endLayer();
-  fs.beginLayer(0);
-  fs.add('bin/sh', { type: 'file', size: busyboxAmd64.length, mode: 0o755 })!.elf = parseElf(busyboxAmd64, true)!;
-  fs.endLayer();
-  return { fs, ...judgeBinaries(fs, amd64, config as never, true) };
-}
+const judge = judgeLayer;
 
 const tarOf = (...entries: Buffer[]) => Buffer.concat([...entries, END]);
 const names = async (tar: Buffer) => (await read(tar)).map((e) => e.entry.name);

@@ -8,16 +8,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { judgeBinaries } from '../../src/verify/binaries.js';
 import { describeElf, parseElf } from '../../src/verify/elf.js';
-import { ImageFs } from '../../src/verify/image-fs.js';
-import { scanLayer } from '../../src/verify/layers.js';
 import { TarReader, type TarEntry } from '../../src/verify/tar.js';
+import { judgeLayer } from '../helpers/judge.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'elf');
 const trueArm64 = readFileSync(join(FIXTURES, 'true-arm64'));
-const busyboxAmd64 = readFileSync(join(FIXTURES, 'busybox-amd64.head'));
 const REAL_SIZE = 4 * 1024 * 1024;
 /** The arm64 binary at 0, then 29 marked 4 KiB regions 64 KiB apart, then a hole to 4 MiB: 30 regions, more than an old GNU header's 4. */
 const REGIONS = [{ offset: 0, data: trueArm64 }, ...Array.from({ length: 29 }, (_, k) => ({ offset: 128 * 1024 + k * 64 * 1024, data: Buffer.alloc(4096, k + 1) }))];
@@ -53,17 +50,7 @@ async function readAll(tar: Buffer, chunk = tar.length): Promise<{ entry: TarEnt
   return out;
 }
 
-/** A one-layer image: busybox's amd64 head as /bin/sh, plus the layer under test. */
-async function judgeAmd64(tar: Buffer) {
-  const fs = new ImageFs();
-  fs.beginLayer(1);
-  await scanLayer(Readable.from([tar], { objectMode: false }), { mediaType: 'application/vnd.oci.image.layer.v1.tar' }, fs);
-  fs.endLayer();
-  fs.beginLayer(0);
-  fs.add('bin/sh', { type: 'file', size: busyboxAmd64.length, mode: 0o755 })!.elf = parseElf(busyboxAmd64, true)!;
-  fs.endLayer();
-  return judgeBinaries(fs, parsePlatform('linux/amd64'), { architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] } }, true);
-}
+const judgeAmd64 = judgeLayer;
 
 const gnuTar = (args: string[]) => execFileSync('tar', args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
 

@@ -3,17 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../config/config.js';
+import { checkBuildFiles, loadConfig } from '../../config/config.js';
 import { checkBuildArgs, checkInputsExist, parseCacheMode, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../config/build-inputs.js';
 import { Docker, dockerCli, type BuilderKind } from '../../docker/docker.js';
-import { formatReference, parseRepository } from '../../oci/reference.js';
+import { formatReference, isValidTag, parseReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
-import { lineRenderer, type Verbosity } from '../../pipeline/progress.js';
+import { heartbeat, lineRenderer, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
 import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
-import { parseTestFlag } from '../../gate/spec.js';
+import { parseTestFlag } from '../../config/tests.js';
 import { Cosign } from '../../sign/cosign.js';
 import { toJunit } from '../../gate/junit.js';
 import { VERSION } from '../../version.js';
@@ -26,7 +26,8 @@ import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, watchIn
 interface RunFlags extends RegistryFlags {
   config: string;
   image?: string;
-  tag?: string;
+  /** Repeatable: the first names the suffixed tags, every one gets the list. */
+  tag?: string[];
   platform?: string[];
   type?: ListKind;
   push: boolean;
@@ -81,6 +82,29 @@ function parseNodes(values: readonly string[]): { platform: Platform; node: stri
   });
 }
 
+/**
+ * `-t` as buildx takes it: a tag, or a whole reference (`registry/app:v1`) whose repository then
+ * is the image. Every reference must name the same repository: one list, many tags.
+ */
+export function splitTags(values: readonly string[]): { image?: string; tags: string[] } {
+  let image: string | undefined;
+  const tags: string[] = [];
+  for (const v of values) {
+    if (/[/:@]/.test(v)) {
+      const ref = parseReference(v, '--tag');
+      if (ref.digest) throw new UsageError(`--tag ${escapeControl(v)}: a tag, not a digest`);
+      const repo = formatReference({ registry: ref.registry, repository: ref.repository });
+      if (image !== undefined && image !== repo) throw new UsageError(`--tag ${escapeControl(v)}: every -t must name one repository (${image} and ${repo}); one list is written under several tags`);
+      image = repo;
+      tags.push(ref.tag ?? 'latest');
+    } else {
+      if (!isValidTag(v)) throw new UsageError(`--tag ${escapeControl(v)}: not a valid tag (letters, digits, _ . -; at most 128; not starting with . or -)`);
+      tags.push(v);
+    }
+  }
+  return { ...(image !== undefined ? { image } : {}), tags: [...new Set(tags)] };
+}
+
 function positiveInt(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} ${v}: expected a whole number ≥ 1`);
@@ -106,9 +130,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   };
   // --no-cache takes commander's `cache` attribute, so the mode then comes from the environment.
   const cacheMode = typeof flags.cache === 'string' ? flags.cache : process.env.CROSSBUILD_CACHE || undefined;
+  const tagged = splitTags(flags.tag ?? []);
   const config = loadConfig(flags.config, {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
-    ...(flags.tag !== undefined ? { tag: flags.tag } : {}),
+    ...(tagged.image !== undefined && flags.image === undefined ? { image: tagged.image } : {}),
+    ...(tagged.tags[0] !== undefined ? { tag: tagged.tags[0] } : {}),
     ...(platforms ? { platforms } : {}),
     ...(flags.network !== undefined ? { network: parseNetwork(flags.network, '--network') } : {}),
     ...(flags.target ? { target: flags.target } : {}),
@@ -118,8 +144,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ...(Array.isArray(flags.test) ? { tests: flags.test.map((v) => parseTestFlag(v)) } : {}),
     inputs,
   });
-  // A missing secret file, variable or SSH socket is the user's to fix: exit 2 before anything runs.
+  // A missing secret file, variable or SSH socket, context or Dockerfile is the user's to fix: exit 2 before anything runs.
   checkInputsExist(config.inputs);
+  checkBuildFiles(config);
   const extraBuildArgs = parseKeyValues(flags.buildArg, '--build-arg');
   checkBuildArgs(extraBuildArgs, '--build-arg');
   // Emulated builds are mostly single-threaded: a little oversubscription keeps every core busy
@@ -130,8 +157,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const stop = new AbortController();
   const client = clientFromFlags(flags, config.image.registry, stop.signal);
   const logDir = flags.logDir ?? join(tmpdir(), 'crossbuild-logs', new Date().toISOString().replace(/[:.]/g, '-'));
-  const interactive = process.stderr.isTTY === true && !process.env.CI && !flags.json && !flags.quiet && !flags.verbose;
+  // A terminal that reports no width (some CI wrappers) gets plain lines, not one character a line.
+  const interactive = process.stderr.isTTY === true && (process.stderr.columns ?? 0) >= 40 && !process.env.CI && !flags.json && !flags.quiet && !flags.verbose;
   const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
+  const beat = interactive || flags.json || flags.quiet || flags.dryRun ? undefined : heartbeat((l) => process.stderr.write(l));
+  const plain = lineRenderer((l) => process.stderr.write(l), verbosity);
   // --username credentials reach `docker push` through a private config of this run's, never ~/.docker.
   const runId = randomBytes(4).toString('hex');
   const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig(runId);
@@ -152,8 +182,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     client,
     docker,
     runId,
+    ...(tagged.tags.length > 1 ? { extraTags: tagged.tags.slice(1) } : {}),
     interrupted: interrupts.by,
-    push: flags.push,
+    // --push is what run does (accepted for buildx habits); --no-push turns it off.
+    push: flags.push !== false,
     writeList: flags.list !== false,
     ...(flags.type ? { type: flags.type } : {}),
     concurrency,
@@ -171,7 +203,14 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     extraBuildArgs,
     labels: parseKeyValues(flags.label, '--label'),
     renderer: interactive ? 'default' : 'silent',
-    ...(interactive || flags.json ? {} : { onEvent: lineRenderer((l) => process.stderr.write(l), verbosity) }),
+    ...(interactive || flags.json
+      ? {}
+      : {
+          onEvent: (e) => {
+            plain(e);
+            beat?.onEvent(e);
+          },
+        }),
   };
   try {
     if (flags.dryRun) {
@@ -215,8 +254,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         for (const p of result.platforms) {
           const status = p.ok ? 'ok  ' : 'FAIL';
           const detail = p.ok ? `${p.digest ?? 'not pushed'}  ${p.checks.map((c) => c.evidence).join('; ')}` : `${p.failedAt}: ${p.error?.split('\n')[0] ?? ''}`;
-          process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${printable(detail)}\n`);
+          process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${printable(detail)}${p.seconds !== undefined ? `  (${p.seconds}s)` : ''}\n`);
         }
+        if (result.seconds !== undefined) process.stderr.write(`${result.ok ? 'done' : 'failed'} in ${result.seconds}s\n`);
       }
       if (interactive) {
         for (const n of result.notes) process.stderr.write(`note: ${n}\n`);
@@ -239,6 +279,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     }
     return 0;
   } finally {
+    beat?.stop();
     interrupts.dispose();
     if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
     cosign?.close();

@@ -7,7 +7,7 @@ import type { Docker } from '../../docker/docker.js';
 import { expectedUname, formatPlatform, parsePlatform, type Platform } from '../../platform/platform.js';
 import { parseReference, type ImageRef } from '../../oci/reference.js';
 import { formatReport, reportMarkdown, verifyReference, type VerifyReport } from '../../verify/verify.js';
-import { parseTestFlag, type PlatformTest } from '../../gate/spec.js';
+import { parseTestFlag, type PlatformTest } from '../../config/tests.js';
 import { runTest, type TestResult } from '../../gate/run.js';
 import { toJunit } from '../../gate/junit.js';
 import { verifySignatures } from '../../sign/verify.js';
