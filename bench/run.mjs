@@ -388,7 +388,8 @@ async function emptyEngine28(repo) {
 if (want('P5m') || want('P5m-buildx')) {
   const cfgFile = join(ROOT, 'bench', 'p5', 'platforms.json');
   const repo = `localhost:5000/bench-p5m-${runId}`;
-  const cbArgs = (salt, tag = 'latest') => [CB[1], 'run', '--config', cfgFile, '--image', repo, '--tag', tag, '--quiet', '--cache', 'registry', '--build-arg', `SALT=${salt}`];
+  // Cold runs keep their caches apart (--cache-ref), so they never overwrite the warm one.
+  const cbArgs = (salt, tag = 'latest') => [CB[1], 'run', '--config', cfgFile, '--image', repo, '--tag', tag, '--quiet', '--cache', 'registry', '--build-arg', `SALT=${salt}`, ...(tag.startsWith('cold') ? ['--cache-ref', `${repo}-${tag}`] : [])];
   const platforms = JSON.parse(readFileSync(cfgFile, 'utf8')).platforms.map((p) => p.platform).join(',');
   // buildx's own registry cache, one ref for the whole multi-platform build (its usual recipe).
   const bxArgs = (salt, tag) => ['buildx', 'build', '--pull', '--network', 'none', '--platform', platforms, '--build-arg', `SALT=${salt}`, '--cache-from', `type=registry,ref=${repo}:bxcache`, '--cache-to', `type=registry,ref=${repo}:bxcache,mode=max`, '-t', `${repo}:${tag}`, '--push', join(ROOT, 'bench', 'p5')];

@@ -304,13 +304,17 @@ export class Docker {
     return imageStore ? { ...info, imageStore } : info;
   }
 
-  /** Which builders this host can use, best first. */
-  async builders(): Promise<Builder[]> {
+  /**
+   * Which builders this host can use, best first. With `upTo`, the search stops at the first
+   * builder of that kind (buildx by default: the best there is), sparing a second CLI's probes.
+   */
+  async builders(upTo?: Builder['kind']): Promise<Builder[]> {
     const clis = await candidateClis(this.cli);
     const out: Builder[] = [];
     const info = await this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 });
     const imageStore = info.exitCode === 0 ? parseImageStore(info.stdout.trim()) : undefined;
     for (const cli of clis) {
+      if (upTo !== undefined && out.some((b) => b.kind === upTo)) break;
       const v = await execa(cli, [...this.globalArgs, 'version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000, env: { ...this.env } });
       const clientVersion = v.stdout.trim();
       if (v.exitCode !== 0 && !clientVersion) continue;

@@ -16,7 +16,7 @@ import { worst, type CheckResult } from '../verdict.js';
 import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { Cosign, RegistryAccess } from '../sign/cosign.js';
-import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProof, unameOf, type ProofContext } from '../sign/proof.js';
+import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProofs, unameOf, type ProofContext, type ToSign } from '../sign/proof.js';
 
 export type LegSource = { readonly kind: 'tags' } | { readonly kind: 'reports'; readonly files: readonly string[] } | { readonly kind: 'digests'; readonly dir: string };
 
@@ -169,18 +169,15 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
   });
   const repo = formatReference(cfg.image);
   const ctx: ProofContext = { crossbuild: o.sign?.version ?? '', builder: null, engine: null };
-  if (o.sign) {
-    const s = o.sign;
+  // Signed with the list, by digest, before its tag moves.
+  const sign = async (digest: string): Promise<void> => {
+    const s = o.sign!;
     await s.cosign.prepare();
-    await Promise.all(
-      legs.map((l) =>
-        signWithProof(s.cosign, s.access, `${repo}@${l.digest!}`, PREDICATE_TYPES.platform, platformPredicate({ platform: l.platform, configPlatform: configPlatformOf(l.checks, l.platform), unameSeen: unameOf(l.checks), files: l.files ?? null, checks: l.checks, tests: [] }, ctx), l.platform.replace(/\//g, '-')),
-      ),
-    );
-  }
-  const list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries, {
-    ...(o.sign ? { beforeTag: async (digest: string) => void (await signWithProof(o.sign!.cosign, o.sign!.access, `${repo}@${digest}`, PREDICATE_TYPES.list, listPredicate(legs.map((l) => ({ platform: l.platform, digest: l.digest!, verdict: 'pass' })), ctx), 'list')) } : {}),
-  });
+    const items: ToSign[] = legs.map((l) => ({ ref: `${repo}@${l.digest!}`, type: PREDICATE_TYPES.platform, predicate: platformPredicate({ platform: l.platform, configPlatform: configPlatformOf(l.checks, l.platform), unameSeen: unameOf(l.checks), files: l.files ?? null, checks: l.checks, tests: [] }, ctx), name: l.platform.replace(/\//g, '-') }));
+    items.push({ ref: `${repo}@${digest}`, type: PREDICATE_TYPES.list, predicate: listPredicate(legs.map((l) => ({ platform: l.platform, digest: l.digest!, verdict: 'pass' })), ctx), name: 'list' });
+    await signWithProofs(s.cosign, s.access, items);
+  };
+  const list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries, o.sign ? { beforeTag: sign } : {});
   const notes = list.dropped.length > 0 ? [`--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} left out of ${list.ref}: a Docker manifest list cannot carry them (use --type oci to keep them)`] : [];
   return { ok: true, legs, notes, list: { ref: list.ref, digest: list.digest, size: list.size, mediaType: list.mediaType } };
 }

@@ -148,6 +148,8 @@ async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, l
   const { docker, builder, buildCtx, o } = env;
   const t = plan.target;
   const exp = expectedUname(t.platform, t.uname);
+  // An HTTP test publishes a port on the bridge, or shares the host's network where there is none.
+  const engineHasBridge = t.tests.some((x) => x.kind === 'http') ? (t.node === undefined ? (buildCtx.engineHasBridge ?? (await docker.hasBridgeNetwork())) : await docker.hasBridgeNetwork()) : buildCtx.engineHasBridge;
   const results: TestResult[] = [];
   for (const test of t.tests) {
     throwIfInterrupted(o);
@@ -159,7 +161,7 @@ async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, l
       machines: exp.machines,
       qemuEnv: exp.env,
       pull: false,
-      engineHasBridge: buildCtx.engineHasBridge,
+      engineHasBridge,
       // A stage built for the platform, not pushed: its own name, removed after.
       buildTarget: async (target) => {
         const argvOpts: BuildOptions = { ...plan.build, target, tag: `${plan.runTag}-test`, ...(plan.build.cache ? { cache: { ...plan.build.cache, args: plan.build.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to') } } : {}) };

@@ -20,13 +20,13 @@ import { scrub } from '../util/secrets.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, RunResult } from './types.js';
 import { planPlatform, type PlatformPlan } from './plan.js';
-import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProof, unameOf, type ProofContext } from '../sign/proof.js';
+import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProofs, unameOf, type ProofContext, type ToSign } from '../sign/proof.js';
 import { prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
 export type { PlatformResult, RunOptions, RunResult, Stage } from './types.js';
 
 async function chooseBuilder(docker: Docker, wanted: BuilderKind | undefined): Promise<Builder> {
-  const builders = await docker.builders();
+  const builders = await docker.builders(wanted ?? 'buildx');
   const chosen = wanted ? builders.find((b) => b.kind === wanted) : builders[0];
   if (!chosen) throw new CrossbuildError(`builder ${wanted} is not available here (available: ${builders.map((b) => b.kind).join(', ')})`, { hint: 'omit --builder to pick the best one' });
   return chosen;
@@ -266,6 +266,23 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     },
   });
 
+  /** Every platform's image signed with its proof attached (and `more`: the list), after every proof passed. */
+  const signPlatforms = async (more: ToSign[]): Promise<void> => {
+    const s = o.sign!;
+    emit('sign', 'started', `${results.length} image${results.length > 1 ? 's' : ''}${more.length ? ' and the list' : ''}`);
+    await s.cosign.prepare();
+    const ctx = proofContext(s.version, state);
+    const items: ToSign[] = results.map((r) => ({
+      ref: `${formatReference(cfg.image)}@${r.digest!}`,
+      type: PREDICATE_TYPES.platform,
+      predicate: platformPredicate({ platform: r.platform, configPlatform: configPlatformOf(r.checks, r.platform), unameSeen: unameOf(r.checks), files: r.files ?? null, checks: r.checks, tests: (r.tests ?? []).map((t) => ({ name: t.name, verdict: t.verdict })) }, ctx),
+      name: r.suffix,
+    }));
+    await signWithProofs(s.cosign, s.access, [...items, ...more]);
+    for (const r of results) r.signed = PREDICATE_TYPES.platform;
+    emit('sign', 'done', `${results.map((r) => r.platform).join(', ')}${more.length ? ' and the list' : ''} signed and attested`);
+  };
+
   const listRef = formatReference(withTag(cfg.image, cfg.tag));
   const tasks = new Listr(
     [
@@ -324,24 +341,14 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           ),
       },
       {
+        // With a list, the platforms are signed together with it (below); a leg (--no-list) signs its platforms here.
         title: 'Sign each platform and attach its proof (cosign)',
-        skip: () => (!o.sign ? true : !o.push ? 'not pushing (--no-push)' : false),
+        skip: () => (!o.sign || o.writeList !== false ? true : !o.push ? 'not pushing (--no-push)' : false),
         task: async (_ctx, task) => {
           stopIfInterrupted();
           if (results.some((r) => !r.ok)) throw new CrossbuildError(`not signing: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')} failed`);
-          const s = o.sign!;
-          emit('sign', 'started', `${results.length} image${results.length > 1 ? 's' : ''}`);
-          await s.cosign.prepare();
-          const ctx = proofContext(s.version, state);
-          await Promise.all(
-            results.map(async (r) => {
-              const predicate = platformPredicate({ platform: r.platform, configPlatform: configPlatformOf(r.checks, r.platform), unameSeen: unameOf(r.checks), files: r.files ?? null, checks: r.checks, tests: (r.tests ?? []).map((t) => ({ name: t.name, verdict: t.verdict })) }, ctx);
-              await signWithProof(s.cosign, s.access, `${formatReference(cfg.image)}@${r.digest!}`, PREDICATE_TYPES.platform, predicate, r.suffix);
-              r.signed = PREDICATE_TYPES.platform;
-            }),
-          );
+          await signPlatforms([]);
           task.title = `Signed ${results.length} image${results.length > 1 ? 's' : ''}, each with its proof (${PREDICATE_TYPES.platform})`;
-          emit('sign', 'done', `${results.map((r) => r.platform).join(', ')} signed and attested`);
         },
       },
       {
@@ -368,7 +375,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
               ? {
                   beforeTag: async (digest: string) => {
                     const s = o.sign!;
-                    await signWithProof(s.cosign, s.access, `${formatReference(cfg.image)}@${digest}`, PREDICATE_TYPES.list, listPredicate(results.map((r) => ({ platform: r.platform, digest: r.digest!, verdict: 'pass' })), proofContext(s.version, state)), 'list');
+                    await signPlatforms([{ ref: `${formatReference(cfg.image)}@${digest}`, type: PREDICATE_TYPES.list, predicate: listPredicate(results.map((r) => ({ platform: r.platform, digest: r.digest!, verdict: 'pass' })), proofContext(s.version, state)), name: 'list' }]);
                     signedList = PREDICATE_TYPES.list;
                   },
                 }

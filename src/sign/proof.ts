@@ -59,11 +59,26 @@ export interface Signed {
   readonly attestation: string;
 }
 
-/** Sign one image (by digest) and attach its proof; both or an error naming it. */
-export async function signWithProof(cosign: Cosign, access: RegistryAccess, ref: string, type: string, predicate: unknown, name: string): Promise<Signed> {
-  await cosign.exec(signArgv(ref, cosign.key, access), `signing ${ref}`);
-  await cosign.exec(attestArgv(ref, cosign.key, type, cosign.predicateFile(name, predicate), access), `attesting ${ref}`);
-  return { ref, signature: true, attestation: type };
+export interface ToSign {
+  /** `repo@digest` */
+  readonly ref: string;
+  readonly type: string;
+  readonly predicate: unknown;
+  /** For the predicate's file name. */
+  readonly name: string;
+}
+
+/**
+ * Sign images (by digest) and attach each one's proof: one `cosign sign` for all of them and the
+ * attestations at the same time (each cosign start costs ~0.3 s of CPU); all or an error naming one.
+ */
+export async function signWithProofs(cosign: Cosign, access: RegistryAccess, items: readonly ToSign[]): Promise<Signed[]> {
+  if (items.length === 0) return [];
+  const refs = items.map((i) => i.ref);
+  const sign = cosign.exec([...signArgv(refs[0]!, cosign.key, access).slice(0, -1), ...refs], `signing ${refs.join(', ')}`);
+  const attest = items.map((i) => cosign.exec(attestArgv(i.ref, cosign.key, i.type, cosign.predicateFile(i.name, i.predicate), access), `attesting ${i.ref}`));
+  await Promise.all([sign, ...attest]);
+  return items.map((i) => ({ ref: i.ref, signature: true, attestation: i.type }));
 }
 
 export const PREDICATE_TYPES = { platform: PROOF_PREDICATE_TYPE, list: LIST_PREDICATE_TYPE } as const;
