@@ -46,10 +46,17 @@ async function ask(c: { name: string; port: number }): Promise<{ hostname: strin
 }
 
 describe('the Flask example (README command 1)', () => {
-  it('builds on 3 platforms with apt-get under QEMU, and each container answers GET / with its own machine', async () => {
+  it('builds on 3 platforms with apt-get under QEMU, tests each (HTTP under QEMU) before pushing, and each container answers GET / with its own machine', async () => {
     const repo = uniqueRepo('nodeinfo');
-    const r = await cli(['run', '--config', join(ROOT, 'platforms.json'), '--image', repo, '--network', 'host']);
+    const r = await cli(['run', '--config', join(ROOT, 'platforms.json'), '--image', repo, '--network', 'host', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
+    // The test gate ran before anything was pushed: each platform's service answered with its own machine.
+    const run = JSON.parse(r.stdout) as { platforms: { platform: string; tests: { name: string; verdict: string; output: string }[] }[] };
+    for (const p of run.platforms) {
+      expect(p.tests, p.platform).toHaveLength(1);
+      expect(p.tests[0]).toMatchObject({ name: 'GET / answers with its own machine', verdict: 'pass' });
+      expect(JSON.parse(p.tests[0]!.output.split('\n').slice(1).join('\n')).machine).toBe({ 'linux/amd64': 'x86_64', 'linux/arm/v7': 'armv7l', 'linux/arm64': 'aarch64' }[p.platform]);
+    }
     const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
     expect(imageEntries(list.manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/arm64']);
     const started = [];
