@@ -1,0 +1,70 @@
+// Pure decisions the run takes once: which platforms need a QEMU handler here, the list's kind,
+// `-t` values, echoes made printable, and plain mode's heartbeat.
+import { describe, expect, it, vi } from 'vitest';
+import { splitTags } from '../../src/cli/commands/run.js';
+import { listKindFor } from '../../src/oci/list.js';
+import { needsHandler } from '../../src/pipeline/plan.js';
+import { heartbeat } from '../../src/pipeline/progress.js';
+import { parsePlatform } from '../../src/platform/platform.js';
+import { printable } from '../../src/util/text.js';
+import type { PlatformTarget } from '../../src/config/config.js';
+
+const target = (platform: string, node?: string): PlatformTarget => ({ platform: parsePlatform(platform), spec: platform, suffix: 'x', buildArgs: {}, dockerfile: '/D', network: 'none', tests: [], ...(node ? { node } : {}) });
+
+describe('QEMU handlers: the plan decides, for the dry run and the run alike', () => {
+  it('local emulated platforms need one; native ones, remote nodes and platforms native to a local-socket node do not', () => {
+    expect(needsHandler(target('linux/arm64'), undefined)).toBe(true);
+    expect(needsHandler(target('linux/amd64'), undefined)).toBe(false);
+    expect(needsHandler(target('linux/arm64', 'ssh://ci@arm'), undefined)).toBe(false);
+    expect(needsHandler(target('linux/arm64', 'arm-context'), undefined)).toBe(false);
+    expect(needsHandler(target('linux/arm64', 'unix:///run/arm.sock'), { os: 'linux', arch: 'arm64' })).toBe(false);
+    expect(needsHandler(target('linux/arm64', 'unix:///run/x86.sock'), { os: 'linux', arch: 'amd64' })).toBe(true);
+  });
+});
+
+describe('the list kind', () => {
+  it('as asked, else an OCI index when any platform brought attestations (as buildx), else a Docker list', () => {
+    expect(listKindFor('docker', [{ attestations: [1] }])).toBe('docker');
+    expect(listKindFor(undefined, [{ attestations: [] }, { attestations: [1] }])).toBe('oci');
+    expect(listKindFor(undefined, [{}, { attestations: [] }])).toBe('docker');
+  });
+});
+
+describe('-t as buildx takes it', () => {
+  it('tags, or whole references naming one repository', () => {
+    expect(splitTags(['v1', 'latest', 'v1'])).toEqual({ tags: ['v1', 'latest'] });
+    expect(splitTags(['localhost:5000/app:v1', 'localhost:5000/app'])).toEqual({ image: 'localhost:5000/app', tags: ['v1', 'latest'] });
+    expect(() => splitTags(['r/a:v1', 'r/b:v1'])).toThrow(/every -t must name one repository/);
+    expect(() => splitTags(['-bad'])).toThrow(/--tag -bad: not a valid tag/);
+  });
+});
+
+describe('echoes', () => {
+  it('control characters escaped, long values cut with the rest counted', () => {
+    expect(printable('a\u001b[31mb\u0007')).toBe('a\\u001b[31mb\\u0007');
+    expect(printable('x'.repeat(10), { limit: 4 })).toBe('xxxx… 6 more bytes');
+    expect(printable('one\ntwo\u001b', { multiline: true })).toBe('one\ntwo\\u001b');
+  });
+});
+
+describe('the heartbeat', () => {
+  it('a line per platform still at work every interval, none once it is done', () => {
+    vi.useFakeTimers();
+    try {
+      let now = 0;
+      const lines: string[] = [];
+      const hb = heartbeat((l) => lines.push(l), 30_000, () => now);
+      hb.onEvent({ at: new Date(0), scope: 'linux/arm64', state: 'building', message: '' });
+      hb.onEvent({ at: new Date(0), scope: 'preflight', state: 'started', message: '' });
+      now = 30_000;
+      vi.advanceTimersByTime(30_000);
+      expect(lines).toEqual(['1970-01-01T00:00:30.000Z [linux/arm64] still building (30s)\n']);
+      hb.onEvent({ at: new Date(0), scope: 'linux/arm64', state: 'done', message: '' });
+      vi.advanceTimersByTime(30_000);
+      expect(lines).toHaveLength(1);
+      hb.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
