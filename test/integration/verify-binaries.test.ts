@@ -133,7 +133,7 @@ describe('a step any CI can drop in', () => {
 
   it('action.yml: a composite action whose inputs all reach its script', () => {
     expect(action.runs.using).toBe('composite');
-    expect(Object.keys(action.inputs).sort()).toEqual(['allow', 'metadata', 'platforms', 'ref', 'registry-password', 'registry-username', 'static']);
+    expect(Object.keys(action.inputs).sort()).toEqual(['allow', 'key', 'metadata', 'platforms', 'ref', 'registry-password', 'registry-username', 'require-attestation', 'static']);
     const step = action.runs.steps[0]!;
     expect(step.run).toBe('bash "$GITHUB_ACTION_PATH/ci/action-verify.sh"');
     for (const name of Object.keys(action.inputs)) expect(step.env[`INPUT_${name.toUpperCase().replace(/-/g, '_')}`]).toBe(`\${{ inputs.${name} }}`);
