@@ -119,6 +119,8 @@ export function buildProgram(): Command {
     .addOption(envOpt('--log-dir <dir>', 'where per-platform build logs go', 'CROSSBUILD_LOG_DIR'))
     .addOption(envOpt('--report <file>', 'write a JSON report', 'CROSSBUILD_REPORT'))
     .addOption(envOpt('--summary <file>', 'write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)', 'CROSSBUILD_SUMMARY'))
+    .addOption(envOpt('--metadata-file <file>', "write buildx's metadata JSON (containerimage.digest, image.name, the descriptor; per platform too)", 'CROSSBUILD_METADATA_FILE'))
+    .option('--iidfile <file>', "write the list's digest to a file")
     .option('--dry-run', 'print the plan; build, push and register nothing')
     .option('-q, --quiet', 'only failures and the result')
     .option('-v, --verbose', 'plain progress lines including build output')

@@ -1,5 +1,7 @@
 // `crossbuild run` end to end: real dockerd, real QEMU via binfmt_misc, real registry. Every
 // assertion is made from outside crossbuild: skopeo reads the registry, docker runs the result.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -96,9 +98,18 @@ describe('crossbuild run', () => {
 
   it('writes an OCI index with --type oci that validates against the image-spec schema', async () => {
     const repo = uniqueRepo('app-oci');
-    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--tag', 'oci', '--type', 'oci', '--platform', 'linux/arm64,linux/amd64']);
-    expect(r.exitCode).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'cb-meta-'));
+    const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '-t', 'oci', '-t', 'oci-too', '--type', 'oci', '--platform', 'linux/arm64,linux/amd64', '--metadata-file', join(dir, 'meta.json'), '--iidfile', join(dir, 'iid')]);
+    expect(r.exitCode, r.stderr).toBe(0);
     const raw = await skopeoRaw(`${repo}:oci`);
+    // Every -t got the list; --iidfile and --metadata-file say what build-push-action's consumers read.
+    expect(sha((await skopeoRaw(`${repo}:oci-too`))!)).toBe(sha(raw!));
+    expect(readFileSync(join(dir, 'iid'), 'utf8')).toBe(sha(raw!));
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Record<string, unknown> & { 'crossbuild.platforms': Record<string, { 'containerimage.digest': string }> };
+    expect(meta).toMatchObject({ 'containerimage.digest': sha(raw!), 'image.name': `${repo}:oci,${repo}:oci-too` });
+    expect(Object.keys(meta['crossbuild.platforms'])).toEqual(['linux/arm64', 'linux/amd64']);
+    const v = await cli(['verify', '--metadata', join(dir, 'meta.json'), '--static', '--platform', 'linux/arm64,linux/amd64']);
+    expect(v.exitCode, v.stdout).toBe(0);
     const idx = JSON.parse(raw!.toString()) as Index;
     expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(validateOci('image-index-schema.json', idx)).toEqual([]);

@@ -11,7 +11,7 @@ import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
 import { heartbeat, lineRenderer, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
-import { planRun, runPipeline, type RunOptions } from '../../pipeline/run.js';
+import { planRun, runPipeline, type RunOptions, type RunResult } from '../../pipeline/run.js';
 import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
 import { parseTestFlag } from '../../config/tests.js';
 import { Cosign } from '../../sign/cosign.js';
@@ -51,6 +51,8 @@ interface RunFlags extends RegistryFlags {
   junit?: string;
   sign?: boolean;
   key?: string;
+  metadataFile?: string;
+  iidfile?: string;
   attest?: string[];
   annotation?: string[];
   allow?: string[];
@@ -80,6 +82,25 @@ function parseNodes(values: readonly string[]): { platform: Platform; node: stri
     const [platform] = platformsFromFlags([v.slice(0, i)], '--node')!;
     return { platform: platform!, node: v.slice(i + 1) };
   });
+}
+
+/**
+ * What `docker buildx build --metadata-file` writes for a pushed multi-platform image: the list's
+ * digest, descriptor and names; and, crossbuild's own, the same per platform.
+ */
+export function buildxMetadata(r: RunResult): Record<string, unknown> {
+  const platforms = Object.fromEntries(
+    r.platforms.filter((p) => p.ok && p.digest).map((p) => [p.platform, { 'containerimage.digest': p.digest, 'image.name': p.ref, ...(p.mediaType && p.size !== undefined ? { 'containerimage.descriptor': { mediaType: p.mediaType, digest: p.digest, size: p.size } } : {}) }]),
+  );
+  if (!r.list) return { 'crossbuild.platforms': platforms };
+  const repo = r.list.ref.slice(0, r.list.ref.lastIndexOf(':'));
+  const names = (r.list.tags ?? [r.list.ref.slice(r.list.ref.lastIndexOf(':') + 1)]).map((t) => `${repo}:${t}`);
+  return {
+    'containerimage.digest': r.list.digest,
+    'containerimage.descriptor': { mediaType: r.list.mediaType, digest: r.list.digest, size: r.list.size },
+    'image.name': names.join(','),
+    'crossbuild.platforms': platforms,
+  };
 }
 
 /**
@@ -244,6 +265,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     if (result.usageError) throw result.usageError;
     const report = toReport(result, VERSION);
     if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
+    // buildx's --metadata-file shape, so build-push-action consumers (and `crossbuild verify --metadata`) read it.
+    if (flags.metadataFile) writeReportFile(flags.metadataFile, `${JSON.stringify(buildxMetadata(result), null, 2)}\n`);
+    if (flags.iidfile && result.list) writeReportFile(flags.iidfile, result.list.digest);
     if (flags.junit) writeReportFile(flags.junit, toJunit(result.platforms.flatMap((p) => p.tests ?? []), 'crossbuild run'));
     if (flags.summary) writeReportFile(flags.summary, toMarkdown(report));
     if (flags.json) {
