@@ -299,9 +299,16 @@ export class Docker {
         hint: 'start it: sudo dockerd --bridge=none --iptables=false & (or bash ci/provision.sh)',
       });
     }
-    const di = await this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 });
-    const imageStore = di.exitCode === 0 ? parseImageStore(di.stdout.trim()) : undefined;
+    const imageStore = await this.imageStore();
     return imageStore ? { ...info, imageStore } : info;
+  }
+
+  private store?: Promise<string | undefined>;
+
+  /** The engine's image store, asked once (`docker info`) for the engine and its builders alike. */
+  private imageStore(): Promise<string | undefined> {
+    this.store ??= this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 }).then((r) => (r.exitCode === 0 ? parseImageStore(r.stdout.trim()) : undefined));
+    return this.store;
   }
 
   /**
@@ -311,8 +318,7 @@ export class Docker {
   async builders(upTo?: Builder['kind']): Promise<Builder[]> {
     const clis = await candidateClis(this.cli);
     const out: Builder[] = [];
-    const info = await this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 });
-    const imageStore = info.exitCode === 0 ? parseImageStore(info.stdout.trim()) : undefined;
+    const imageStore = await this.imageStore();
     for (const cli of clis) {
       if (upTo !== undefined && out.some((b) => b.kind === upTo)) break;
       const v = await execa(cli, [...this.globalArgs, 'version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000, env: { ...this.env } });

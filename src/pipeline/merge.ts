@@ -16,7 +16,7 @@ import { worst, type CheckResult } from '../verdict.js';
 import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { Cosign, RegistryAccess } from '../sign/cosign.js';
-import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProofs, unameOf, type ProofContext, type ToSign } from '../sign/proof.js';
+import { listPredicate, platformPredicate, PREDICATE_TYPES, proofOf, signWithProofs, type ProofContext, type ToSign } from '../sign/proof.js';
 
 export type LegSource = { readonly kind: 'tags' } | { readonly kind: 'reports'; readonly files: readonly string[] } | { readonly kind: 'digests'; readonly dir: string };
 
@@ -173,7 +173,7 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
   const sign = async (digest: string): Promise<void> => {
     const s = o.sign!;
     await s.cosign.prepare();
-    const items: ToSign[] = legs.map((l) => ({ ref: `${repo}@${l.digest!}`, type: PREDICATE_TYPES.platform, predicate: platformPredicate({ platform: l.platform, configPlatform: configPlatformOf(l.checks, l.platform), unameSeen: unameOf(l.checks), files: l.files ?? null, checks: l.checks, tests: [] }, ctx), name: l.platform.replace(/\//g, '-') }));
+    const items: ToSign[] = legs.map((l) => ({ ref: `${repo}@${l.digest!}`, type: PREDICATE_TYPES.platform, predicate: platformPredicate(proofOf(l), ctx), name: l.platform.replace(/\//g, '-') }));
     items.push({ ref: `${repo}@${digest}`, type: PREDICATE_TYPES.list, predicate: listPredicate(legs.map((l) => ({ platform: l.platform, digest: l.digest!, verdict: 'pass' })), ctx), name: 'list' });
     await signWithProofs(s.cosign, s.access, items);
   };

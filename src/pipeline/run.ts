@@ -20,7 +20,7 @@ import { scrub } from '../util/secrets.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, RunResult } from './types.js';
 import { planPlatform, type PlatformPlan } from './plan.js';
-import { configPlatformOf, listPredicate, platformPredicate, PREDICATE_TYPES, signWithProofs, unameOf, type ProofContext, type ToSign } from '../sign/proof.js';
+import { listPredicate, platformPredicate, PREDICATE_TYPES, proofOf, signWithProofs, type ProofContext, type ToSign } from '../sign/proof.js';
 import { prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
 export type { PlatformResult, RunOptions, RunResult, Stage } from './types.js';
@@ -275,7 +275,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     const items: ToSign[] = results.map((r) => ({
       ref: `${formatReference(cfg.image)}@${r.digest!}`,
       type: PREDICATE_TYPES.platform,
-      predicate: platformPredicate({ platform: r.platform, configPlatform: configPlatformOf(r.checks, r.platform), unameSeen: unameOf(r.checks), files: r.files ?? null, checks: r.checks, tests: (r.tests ?? []).map((t) => ({ name: t.name, verdict: t.verdict })) }, ctx),
+      predicate: platformPredicate(proofOf(r), ctx),
       name: r.suffix,
     }));
     await signWithProofs(s.cosign, s.access, [...items, ...more]);

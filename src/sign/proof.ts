@@ -37,6 +37,11 @@ export function platformPredicate(p: PlatformProof, ctx: ProofContext, at = new 
   };
 }
 
+/** A platform's proof from its checks (and files and tests) as run, merge and verify recorded them. */
+export function proofOf(p: { platform: string; checks: readonly CheckResult[]; files?: BinaryStats | undefined; tests?: readonly { name: string; verdict: string }[] | undefined }): PlatformProof {
+  return { platform: p.platform, configPlatform: configPlatformOf(p.checks, p.platform), unameSeen: unameOf(p.checks), files: p.files ?? null, checks: p.checks, tests: (p.tests ?? []).map((t) => ({ name: t.name, verdict: t.verdict })) };
+}
+
 export function listPredicate(platforms: readonly { platform: string; digest: string; verdict: string }[], ctx: ProofContext, at = new Date()): Record<string, unknown> {
   return { platforms, crossbuild: ctx.crossbuild, provenAt: at.toISOString() };
 }

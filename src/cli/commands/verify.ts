@@ -61,6 +61,7 @@ export function referenceFromMetadata(text: string, file: string): string {
 }
 
 async function testPublished(report: VerifyReport, docker: Docker, ref: ImageRef, testsOf: (platform: string) => readonly PlatformTest[], uname: Map<string, string> | undefined): Promise<VerifyReport> {
+  const engineHasBridge = await docker.hasBridgeNetwork();
   const platforms = await Promise.all(
     report.platforms.map(async (p) => {
       const tests = testsOf(p.platform);
@@ -68,7 +69,7 @@ async function testPublished(report: VerifyReport, docker: Docker, ref: ImageRef
       const platform = parsePlatform(p.platform);
       const exp = expectedUname(platform, uname?.get(p.platform));
       const results: TestResult[] = [];
-      for (const t of tests) results.push(await runTest(t, { docker, image: `${ref.registry}/${ref.repository}@${p.digest}`, platform, machines: exp.machines, qemuEnv: exp.env, pull: true, engineHasBridge: await docker.hasBridgeNetwork() }));
+      for (const t of tests) results.push(await runTest(t, { docker, image: `${ref.registry}/${ref.repository}@${p.digest}`, platform, machines: exp.machines, qemuEnv: exp.env, pull: true, engineHasBridge }));
       const failed = results.some((r) => r.verdict === 'fail');
       const check = { check: 'tests' as const, verdict: failed ? ('fail' as const) : ('pass' as const), evidence: `${results.filter((r) => r.verdict === 'pass').length} of ${results.length} tests passed${failed ? `: ${results.filter((r) => r.verdict === 'fail').map((r) => `${r.name} (${r.reason ?? 'failed'})`).join('; ')}` : ''}` };
       return { ...p, tests: results, checks: [...p.checks, check], verdict: failed ? ('fail' as const) : p.verdict };
