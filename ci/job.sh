@@ -45,11 +45,8 @@ case "$mode" in
   verify)
     config="${CROSSBUILD_CONFIG:-platforms.json}"
     ref="${CROSSBUILD_VERIFY_REF:-}"
-    if [ -z "$ref" ]; then
-      # shellcheck disable=SC2016 # a JavaScript template literal, not shell
-      ref=$(node -e 'const c=require(require("path").resolve(process.argv[1])); console.log(`${process.env.CROSSBUILD_IMAGE || c.image}:${process.env.CROSSBUILD_TAG || c.tag || "latest"}`)' "$config")
-    fi
-    crossbuild verify "$ref" --config "$config" --report "$artifacts/report.json" --summary "$artifacts/summary.md" || rc=$?
+    # No ref: the config's image:tag (CROSSBUILD_IMAGE / CROSSBUILD_TAG win), as crossbuild reads it.
+    crossbuild verify ${ref:+"$ref"} --config "$config" --report "$artifacts/report.json" --summary "$artifacts/summary.md" || rc=$?
     ;;
   *)
     echo "usage: ci/job.sh [run|verify]" >&2

@@ -22,12 +22,16 @@ export class UsageError extends CrossbuildError {
   }
 }
 
-/** A config file problem, located by file and field. */
+/**
+ * A config problem, located by file and field. A flag's value (field `--image`) or a run from
+ * flags alone (file '') is named by the flag only: it is not the file's fault.
+ */
 export class ConfigError extends UsageError {
   readonly file: string;
   readonly field: string;
   constructor(file: string, field: string, problem: string, opts: { hint?: string } = {}) {
-    super(`${file}: ${field === '' ? '' : `${field}: `}${problem}`, opts);
+    const where = file === '' || field.startsWith('-') ? [field] : [file, field];
+    super(`${where.filter((w) => w !== '').map((w) => `${w}: `).join('')}${problem}`, opts);
     this.file = file;
     this.field = field;
   }

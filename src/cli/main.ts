@@ -1,6 +1,6 @@
 // Entry point: parses argv with commander and loads each command's module only when it runs,
 // so `crossbuild --version` stays close to bare node start-up.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Option, type Help } from 'commander';
 import { describeError, UsageError } from '../errors.js';
 import { inFlight } from '../util/inflight.js';
 import { escapeControl } from '../util/text.js';
@@ -37,6 +37,18 @@ function registryOptions(cmd: Command): Command {
     .addOption(new Option('--registry-timeout <seconds>', 'deadline for a registry connection, its response headers, and each pause in a body (default 30; connect at most 10)').env('CROSSBUILD_REGISTRY_TIMEOUT'));
 }
 
+/**
+ * One option of the help, wrapped to the terminal (80 columns off a terminal): descriptions start
+ * at one column whatever the longest option is, and a long option puts its description below it.
+ */
+function helpItem(term: string, termWidth: number, description: string, helper: Help): string {
+  if (!description) return `  ${term}`;
+  const col = Math.min(termWidth, 30);
+  const indent = col + 4;
+  const body = helper.boxWrap(description, (helper.helpWidth ?? 80) - indent).replace(/\n/g, `\n${' '.repeat(indent)}`);
+  return term.length > col ? `  ${term}\n${' '.repeat(indent)}${body}` : `  ${term.padEnd(col)}  ${body}`;
+}
+
 /** What the command that ran returned: its exit code. */
 let commandExit = 0;
 
@@ -70,6 +82,7 @@ export function buildProgram(): Command {
     // One line and commander's suggestion, not the whole help, after a mistyped flag.
     .showHelpAfterError('(crossbuild COMMAND --help lists the options)')
     .addHelpText('after', EXIT_CODES_HELP)
+    .configureHelp({ formatItem: helpItem })
     .exitOverride()
     // commander echoes a bad value back: escape control characters so input cannot drive the terminal.
     .configureOutput({ outputError: (str, write) => write(str.split('\n').map(escapeControl).join('\n')) });
@@ -79,10 +92,12 @@ export function buildProgram(): Command {
   const run = program
     .command('run')
     .description('build every platform, verify each is the right architecture, push, and write the manifest list')
-    .addOption(envOpt('-c, --config <file>', 'build matrix file', 'CROSSBUILD_CONFIG').default('platforms.json'))
+    .argument('[context]', 'build context folder, as docker buildx build takes it (default: the config\'s, or .)')
+    .addOption(envOpt('-c, --config <file>', 'build matrix file (default: ./platforms.json if there is one, else the flags alone: -t and --platform)', 'CROSSBUILD_CONFIG'))
+    .option('-f, --file <Dockerfile>', 'the Dockerfile of every platform (default: CONTEXT/Dockerfile, or the config\'s)')
     .addOption(envOpt('--image <repo>', 'image repository (overrides the config)', 'CROSSBUILD_IMAGE'))
     .addOption(envOpt('-t, --tag <tag>', 'tag of the manifest list (overrides the config); repeatable: every tag gets the list, the first names the suffixed tags', 'CROSSBUILD_TAG').argParser(collect))
-    .addOption(envOpt('--platform <platform>', 'build only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
+    .addOption(envOpt('--platform <platform>', 'the platforms to build (repeatable or comma-separated): a subset of platforms.json; one it lacks is built with its top-level settings and a derived suffix', 'CROSSBUILD_PLATFORMS').argParser(collect))
     .addOption(envOpt('--type <type>', 'manifest list type (default: oci when the images carry attestations, else docker)', 'CROSSBUILD_TYPE').choices(['docker', 'oci']))
     .addOption(envOpt('--no-push', 'build and verify only; push nothing and write no list', 'CROSSBUILD_NO_PUSH'))
     .option('--push', 'push the platforms and the list (what run does; accepted as buildx takes it)')
@@ -122,10 +137,23 @@ export function buildProgram(): Command {
     .addOption(envOpt('--metadata-file <file>', "write buildx's metadata JSON (containerimage.digest, image.name, the descriptor; per platform too)", 'CROSSBUILD_METADATA_FILE'))
     .option('--iidfile <file>', "write the list's digest to a file")
     .option('--dry-run', 'print the plan; build, push and register nothing')
+    .addOption(envOpt('--progress <mode>', 'progress output as buildx names it: auto (a live view on a terminal, else plain lines), tty, plain, quiet, rawjson (one JSON event a line)', 'CROSSBUILD_PROGRESS').choices(['auto', 'tty', 'plain', 'quiet', 'rawjson']))
     .option('-q, --quiet', 'only failures and the result')
     .option('-v, --verbose', 'plain progress lines including build output')
     .option('--json', 'print the report as JSON on stdout (nothing else there)');
-  registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(exits(async (opts) => (await import('./commands/run.js')).runCommand(opts)));
+  registryOptions(run).addHelpText('after', EXIT_CODES_HELP).action(exits(async (context: string | undefined, opts) => (await import('./commands/run.js')).runCommand(opts, context)));
+
+  program
+    .command('init')
+    .description('write a commented platforms.json from the flags given (the image, platforms, context and Dockerfile)')
+    .argument('[context]', 'build context folder (default: .)')
+    .option('-t, --tag <ref>', 'the image and the tag of its list, e.g. localhost:5000/app:1.0')
+    .option('--image <repo>', 'image repository, e.g. localhost:5000/app (with -t TAG)')
+    .option('--platform <platform>', 'platforms (repeatable or comma-separated; default: linux/amd64,linux/arm64,linux/arm/v7)', collect)
+    .option('-f, --file <Dockerfile>', 'the Dockerfile (default: CONTEXT/Dockerfile)')
+    .option('-c, --config <file>', 'where to write it', 'platforms.json')
+    .option('--force', 'overwrite an existing file')
+    .action(exits(async (context: string | undefined, opts) => (await import('./commands/init.js')).initCommand(opts, context)));
 
   registryOptions(
     program

@@ -1,11 +1,10 @@
 // platforms.json: the build matrix. Validated at load; every error names the file and the field.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import yaml from 'js-yaml';
 import { z } from '../util/zod.js';
 import { ConfigError } from '../errors.js';
 import { configErrorFromZod } from '../util/schema-error.js';
-import { formatPlatform, parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformSuffix, PlatformError, type Platform } from '../platform/platform.js';
 import { isValidTag, parseReference, type ImageRef } from '../oci/reference.js';
 import {
   CACHE_MODES,
@@ -27,6 +26,7 @@ import {
 } from './build-inputs.js';
 import { UsageError } from '../errors.js';
 import { TestSchema, toTest, type PlatformTest } from './tests.js';
+import { JsonSyntaxError, parseJsonc } from './jsonc.js';
 
 export interface PlatformTarget {
   readonly platform: Platform;
@@ -44,6 +44,8 @@ export interface PlatformTarget {
   readonly node?: string;
   /** The tests it must pass before it is pushed (the file's, or its own `test`, or --test's). */
   readonly tests: readonly PlatformTest[];
+  /** Named by --platform only, not by the file: built with the file's top-level settings and a derived suffix. */
+  readonly added?: true;
 }
 
 export interface BuildConfig {
@@ -111,26 +113,6 @@ const FileSchema = z.strictObject({
     .check(z.minLength(1, { error: 'must list at least one platform' })),
 });
 
-/** JSON.parse's "position N" → line:column, so the user can find it. */
-function jsonErrorLocation(text: string, message: string): string {
-  const m = /position (\d+)/.exec(message);
-  if (!m) {
-    // Node 20 gives no position for some errors; the YAML parser (a JSON superset) locates most.
-    try {
-      yaml.load(text);
-    } catch (e) {
-      const mark = (e as { mark?: { line: number; column: number } }).mark;
-      if (mark) return `${message.split('\n')[0]} at line ${mark.line + 1}, column ${mark.column + 1}`;
-    }
-    return message;
-  }
-  const pos = Number(m[1]);
-  const before = text.slice(0, pos);
-  const line = before.split('\n').length;
-  const col = pos - before.lastIndexOf('\n');
-  return `${message.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)/, '')} at line ${line}, column ${col}`;
-}
-
 export interface ConfigOverrides {
   readonly image?: string;
   readonly tag?: string;
@@ -150,6 +132,10 @@ export interface ConfigOverrides {
   readonly nodes?: readonly { platform: Platform; node: string }[];
   /** From --test: every platform's tests, instead of the file's; `[]` with --no-test. */
   readonly tests?: readonly PlatformTest[];
+  /** The positional CONTEXT of `run`, absolute (resolved against the cwd, as buildx does). */
+  readonly context?: string;
+  /** From -f/--file, absolute: every platform's Dockerfile. */
+  readonly dockerfile?: string;
 }
 
 export const TOP_FIELDS = 'image, tag, context, dockerfile, target, buildArgs, network, secrets, ssh, addHosts, buildContexts, shmSize, ulimits, provenance, sbom, attest, annotations, cache, allow, test, sign, platforms';
@@ -188,16 +174,10 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Build
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseJsonc(text);
   } catch (e) {
-    throw new ConfigError(file, '', `not valid JSON: ${jsonErrorLocation(text, (e as Error).message)}`);
-  }
-  // JSON.parse keeps the last of two equal keys without a word: refuse the file instead.
-  try {
-    yaml.load(text);
-  } catch (e) {
-    const m = /duplicated mapping key/.test((e as Error).message) ? (e as { mark?: { line: number; column: number; snippet?: string } }).mark : undefined;
-    if (m) throw new ConfigError(file, '', `a key appears twice in one object at line ${m.line + 1}, column ${m.column + 1} (JSON would silently keep the last); remove one`);
+    if (e instanceof JsonSyntaxError) throw new ConfigError(file, '', `not valid JSON: ${e.message}`);
+    throw e;
   }
   return validateConfig(raw, file, overrides);
 }
@@ -205,7 +185,9 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Build
 export function validateConfig(raw: unknown, file: string, overrides: ConfigOverrides = {}): BuildConfig {
   const parsed = FileSchema.safeParse(raw);
   if (!parsed.success) {
-    throw configErrorFromZod(file, parsed.error, (path) => (path.length === 0 ? TOP_FIELDS : PLATFORM_FIELDS));
+    throw configErrorFromZod(file, parsed.error, (path) => (path.length === 0 ? TOP_FIELDS : PLATFORM_FIELDS), raw, (path) =>
+      path.length === 2 && path[0] === 'platforms' ? '{"platform": "linux/arm64", "suffix": "arm64"}' : path.length === 1 && path[0] === 'platforms' ? '[{"platform": "linux/arm64", "suffix": "arm64"}]' : undefined,
+    );
   }
   const c = parsed.data;
   const checkArgs = (args: Record<string, string>, field: string) => {
@@ -235,10 +217,12 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
   const tagField = overrides.tag !== undefined ? '--tag' : 'tag';
   if (!isValidTag(tag)) throw new ConfigError(file, tagField, `"${tag}" is not a valid tag (letters, digits, _ . -; at most 128; not starting with . or -)`);
 
-  const base = dirname(resolve(file));
-  const context = resolve(base, c.context);
-  if (context === '/') throw new ConfigError(file, 'context', 'the build context is / (the whole filesystem); point it at the project folder');
-  const dockerfile = dockerfileIn(file, 'dockerfile', context, c.dockerfile);
+  // A run from flags alone has no file: its relative paths are the cwd's.
+  const base = file === '' ? process.cwd() : dirname(resolve(file));
+  const context = overrides.context ?? resolve(base, c.context);
+  const contextField = overrides.context !== undefined ? 'CONTEXT' : 'context';
+  if (context === '/') throw new ConfigError(file, contextField, 'the build context is / (the whole filesystem); point it at the project folder');
+  const dockerfile = overrides.dockerfile ?? dockerfileIn(file, 'dockerfile', context, c.dockerfile);
   const network: NetworkMode | undefined = overrides.network ?? c.network;
   const target = overrides.target ?? c.target;
   const fromFile: BuildInputs = {
@@ -295,7 +279,7 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
       suffix: p.suffix,
       ...(p.uname ? { uname: p.uname } : {}),
       buildArgs: p.buildArgs,
-      dockerfile: p.dockerfile !== undefined ? dockerfileIn(file, `platforms[${i}].dockerfile`, context, p.dockerfile) : dockerfile,
+      dockerfile: overrides.dockerfile ?? (p.dockerfile !== undefined ? dockerfileIn(file, `platforms[${i}].dockerfile`, context, p.dockerfile) : dockerfile),
       ...(pTarget ? { target: pTarget } : {}),
       network: overrides.network ?? p.network ?? network ?? 'default',
       ...((): { node?: string } => {
@@ -310,12 +294,27 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
 
   let selected = targets;
   if (overrides.platforms && overrides.platforms.length > 0) {
+    // --platform picks from the matrix; a platform the file lacks is built as the file's
+    // top-level settings say, under the suffix crossbuild derives (amd64, arm32, arm64, …).
     selected = overrides.platforms.map((want) => {
       const t = targets.find((x) => formatPlatform(x.platform) === formatPlatform(want));
-      if (!t) {
-        throw new ConfigError(file, '--platform', `${formatPlatform(want)} is not in the matrix (it has: ${targets.map((x) => formatPlatform(x.platform)).join(', ')})`);
+      if (t) return t;
+      const suffix = platformSuffix(want);
+      const taken = targets.findIndex((x) => x.suffix === suffix);
+      if (taken >= 0) {
+        throw new ConfigError(file, '--platform', `${formatPlatform(want)} is not in ${file || 'the matrix'} and its derived suffix "${suffix}" is platforms[${taken}]'s (${formatPlatform(targets[taken]!.platform)}); add ${formatPlatform(want)} to the file with a suffix of its own`);
       }
-      return t;
+      return {
+        platform: want,
+        spec: formatPlatform(want),
+        suffix,
+        buildArgs: {},
+        dockerfile,
+        ...(target ? { target } : {}),
+        network: network ?? 'default',
+        tests: overrides.tests ?? fileTests,
+        added: true,
+      };
     });
   }
   return {
@@ -334,15 +333,32 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
 }
 
 /**
+ * A run from flags alone, as `docker buildx build` takes one: the image from -t/--image, the
+ * platforms from --platform (default: this host's, as buildx), each suffix derived
+ * (platformSuffix), everything else from the flags. Errors name the flags.
+ */
+export function flagsConfig(overrides: ConfigOverrides): BuildConfig {
+  if (overrides.image === undefined) {
+    throw new UsageError('no platforms.json here and no image named', { hint: 'give -t REGISTRY/REPOSITORY:TAG (or --image), e.g. -t localhost:5000/app:1.0 --platform linux/amd64,linux/arm64; or write a platforms.json with `crossbuild init`' });
+  }
+  const platforms = overrides.platforms && overrides.platforms.length > 0 ? overrides.platforms : [hostPlatform()];
+  platforms.forEach((p, i) => {
+    if (platforms.findIndex((q) => formatPlatform(q) === formatPlatform(p)) < i) throw new UsageError(`--platform: ${formatPlatform(p)} is named twice`);
+  });
+  const { platforms: _, ...rest } = overrides;
+  return validateConfig({ image: overrides.image, platforms: platforms.map((p) => ({ platform: formatPlatform(p), suffix: platformSuffix(p) })) }, '', rest);
+}
+
+/**
  * The build context and every platform's Dockerfile exist: checked before anything slow runs (and
  * by the dry run), so a typo is one exit-2 error naming the file, not one build failure per
  * platform with BuildKit's temporary path.
  */
 export function checkBuildFiles(cfg: BuildConfig): void {
-  if (!existsSync(cfg.context) || !statSync(cfg.context).isDirectory()) throw new ConfigError(cfg.file, 'context', `the build context ${cfg.context} does not exist (or is not a folder)`);
+  if (!existsSync(cfg.context) || !statSync(cfg.context).isDirectory()) throw new ConfigError(cfg.file, cfg.file === '' ? 'CONTEXT' : 'context', `the build context ${cfg.context} does not exist (or is not a folder)`);
   for (const t of cfg.platforms) {
     if (!existsSync(t.dockerfile) || !statSync(t.dockerfile).isFile()) {
-      throw new ConfigError(cfg.file, t.dockerfile === cfg.dockerfile ? 'dockerfile' : `platforms[].dockerfile of ${formatPlatform(t.platform)}`, `${t.dockerfile} does not exist`, { hint: 'give the Dockerfile relative to the context, or an absolute path' });
+      throw new ConfigError(cfg.file, cfg.file === '' ? '--file' : t.dockerfile === cfg.dockerfile ? 'dockerfile' : `platforms[].dockerfile of ${formatPlatform(t.platform)}`, `${t.dockerfile} does not exist`, { hint: 'give the Dockerfile relative to the context, or an absolute path' });
     }
   }
 }

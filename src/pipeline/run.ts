@@ -2,7 +2,7 @@
 // verify what the registry holds) → manifest list → read back. A list is written only when every
 // platform it names passed every step. Progress goes out as events (see progress.ts); listr2
 // draws them on a terminal.
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
@@ -33,10 +33,14 @@ async function chooseBuilder(docker: Docker, wanted: BuilderKind | undefined): P
 }
 
 export interface RunPlan {
+  /** The matrix file, or null for a run from flags alone. */
+  readonly config: string | null;
   readonly image: string;
   readonly list: { ref: string; mediaType: string; platforms: string[] } | null;
   readonly engine: string;
   readonly builder: string;
+  /** Whether the registry takes a push from us (asked with an upload started and cancelled). */
+  readonly registry: string;
   /** The builder in words: version, driver, how it is driven. */
   readonly builderDetail: string;
   readonly concurrency: number;
@@ -44,14 +48,30 @@ export interface RunPlan {
   /** Build inputs by reference: secret ids and where they come from, never their values. */
   readonly inputs: { secrets: string[]; ssh: string[]; addHosts: string[]; buildContexts: string[]; shmSize: string | null; ulimits: string[] };
   readonly binfmt: { platform: string; now: string; change: string }[];
-  readonly platforms: { platform: string; tag: string; node: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string; tests: string[] }[];
+  readonly platforms: { platform: string; tag: string; suffixDerived: boolean; node: string; network: string; dockerfile: string; target: string | null; cache: string; command: string[]; expectUname: string; tests: string[] }[];
 }
 
-/** The warning preflight gives once when RUN steps would get the engine's default network and it has none. */
-export function noBridgeWarning(cfg: BuildConfig, engineHasBridge: boolean | undefined): string | undefined {
-  const onDefault = cfg.platforms.filter((t) => t.network === 'default');
-  if (engineHasBridge !== false || onDefault.length === 0) return undefined;
-  return `the engine has no bridge network (dockerd --bridge=none): RUN steps of ${onDefault.map((t) => formatPlatform(t.platform)).join(', ')} get no network with --network default; if the Dockerfile fetches anything, use --network host (or "network": "host" in platforms.json)`;
+/** Does this Dockerfile have RUN steps (the only ones that get a network)? */
+function hasRunSteps(dockerfile: string): boolean {
+  try {
+    return /^\s*RUN\b/im.test(readFileSync(dockerfile, 'utf8'));
+  } catch {
+    return true; // unreadable here: assume it does, the build will say more
+  }
+}
+
+/**
+ * RUN steps on the engine's default network when the engine has none (dockerd --bridge=none):
+ * BuildKit cannot start even `RUN true` there ("network bridge not found"), so that is refused
+ * before any build, once (exit 2); the classic builder runs them without a network, a warning.
+ */
+export function noBridgeProblem(cfg: BuildConfig, engineHasBridge: boolean | undefined, builder: BuilderKind, runs: (dockerfile: string) => boolean = hasRunSteps): { refuse?: UsageError; warning?: string } {
+  const onDefault = cfg.platforms.filter((t) => t.node === undefined && t.network === 'default' && runs(t.dockerfile));
+  if (engineHasBridge !== false || onDefault.length === 0) return {};
+  const names = onDefault.map((t) => formatPlatform(t.platform)).join(', ');
+  const fix = 'use --network host (or "network": "host" in platforms.json), or --network none for RUN steps that need no network';
+  if (builder === 'classic') return { warning: `the engine has no bridge network (dockerd --bridge=none): RUN steps of ${names} get no network with --network default; if the Dockerfile fetches anything, ${fix}` };
+  return { refuse: new UsageError(`the engine has no bridge network (dockerd --bridge=none), so its BuildKit cannot run the RUN steps of ${names} on the default network (it fails with "network bridge not found", even for RUN true)`, { hint: fix }) };
 }
 
 /** `--dry-run`: what would happen, with no build, push or binfmt change. A build input the builder lacks is the same exit 2 as in a real run. */
@@ -66,9 +86,11 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     engineInfo = e;
     engine = `${e.serverVersion} (API ${e.apiVersion}${e.imageStore ? `, ${e.imageStore} image store` : ''})`;
     builder = await chooseBuilder(o.docker, o.builder);
-    const w = noBridgeWarning(cfg, await o.docker.hasBridgeNetwork());
-    if (w) warnings.push(w);
+    const net = noBridgeProblem(cfg, await o.docker.hasBridgeNetwork(), builder.kind);
+    if (net.refuse) throw net.refuse;
+    if (net.warning) warnings.push(net.warning);
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     engine = `not reachable: ${(err as Error).message.split('\n')[0]}`;
   }
   if (builder) assertSupported(builder, cfg.inputs);
@@ -76,13 +98,26 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   // Nodes are asked as the run asks them, so the plan's builder, command and handlers are the run's.
   const nodes = await probeNodes(o);
   const plans = cfg.platforms.map((t) => platformPlan(o, t, builder, nodes));
+  let registry = 'not checked (--no-push)';
+  if (o.push) {
+    registry = await o.client.checkPush(cfg.image.registry, cfg.image.repository).then(
+      () => `${cfg.image.registry}: push to ${cfg.image.repository} allowed`,
+      (e: unknown) => {
+        const msg = `${cfg.image.registry}: ${(e as Error).message.split('\n')[0]}`;
+        warnings.push(`the registry would refuse the run: ${msg}${e instanceof CrossbuildError && e.hint ? ` (${e.hint})` : ''}`);
+        return `FAIL ${msg}`;
+      },
+    );
+  }
   const handlers = (await binfmtMounted()) ? await readHandlers() : [];
   const i = cfg.inputs;
   return {
+    config: cfg.file === '' ? null : cfg.file,
     image: formatReference(cfg.image),
     list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type ?? (builder && expectsAttestations(builder, cfg.inputs) ? 'oci' : 'docker')], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
     builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
+    registry,
     builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
     concurrency: o.concurrency,
     warnings: [...warnings, ...[...nodes.values()].flatMap((n) => (n.error ? [n.error] : []))],
@@ -109,6 +144,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
       return {
         platform: p.platform,
         tag: p.ref,
+        suffixDerived: cfg.file === '' || t.added === true,
         network: t.network,
         dockerfile: t.dockerfile,
         target: t.target ?? null,
@@ -297,11 +333,18 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           assertBuildsPlatforms(state.builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), state.engine);
           if (cfg.platforms.some((t) => t.network === 'default')) {
             buildCtx.engineHasBridge = await o.docker.hasBridgeNetwork();
-            const w = noBridgeWarning(cfg, buildCtx.engineHasBridge);
+            const net = noBridgeProblem(cfg, buildCtx.engineHasBridge, state.builder.kind);
+            if (net.refuse) throw net.refuse;
+            const w = net.warning;
             if (w) {
               result.warnings.push(w);
               emit('preflight', 'warning', w);
             }
+          }
+          // The registry answers and takes our push before minutes of builds, not after them.
+          if (o.push) {
+            await o.client.checkPush(cfg.image.registry, cfg.image.repository);
+            emit('preflight', 'started', `registry ${cfg.image.registry}: push to ${cfg.image.repository} allowed`);
           }
           secretsDir = await prepareSecrets(state.builder, cfg, buildCtx);
           // Every build node answers (or its platforms fail, naming it), in parallel.
@@ -409,6 +452,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   } catch (e) {
     result.error = e instanceof Error ? scrub(e.message) : String(e);
     if (e instanceof UsageError) result.usageError = e;
+    else if (e instanceof CrossbuildError) result.failure = e;
     const why = o.interrupted?.();
     if (why) result.error = `interrupted by ${why}`;
   } finally {

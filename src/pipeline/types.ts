@@ -4,7 +4,7 @@ import type { BuildConfig } from '../config/config.js';
 import type { CacheSettings } from '../docker/cache.js';
 import type { BuildStep } from '../docker/steps.js';
 import type { Builder, BuilderKind, Docker, EngineInfo } from '../docker/docker.js';
-import type { UsageError } from '../errors.js';
+import type { CrossbuildError, UsageError } from '../errors.js';
 import type { ListKind } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { CheckResult } from '../verdict.js';
@@ -92,6 +92,8 @@ export interface RunResult {
   error?: string;
   /** Preflight found the input itself wrong (a build input the builder lacks): exit 2, not 1. */
   usageError?: UsageError;
+  /** The run's own failure as thrown (hint kept), when it was not one platform's: preflight, the registry, the list. */
+  failure?: CrossbuildError;
   readonly warnings: string[];
   /** Things worth knowing that are not problems (a first run has no cache yet). */
   readonly notes: string[];

@@ -190,3 +190,12 @@ export function expectedUname(p: Platform, override?: string): UnameExpectation 
       return { machines: [p.architecture], env: {} };
   }
 }
+
+/**
+ * The tag suffix crossbuild derives for a platform, as the README's tags and `seed` name them:
+ * amd64, arm32 (arm/v7), arm32v6, arm64, 386, ppc64le, s390x, riscv64 …
+ */
+export function platformSuffix(p: { architecture: string; variant?: string | undefined }): string {
+  if (p.architecture === 'arm') return p.variant === 'v7' || !p.variant ? 'arm32' : `arm32${p.variant}`;
+  return `${p.architecture}${p.variant ?? ''}`;
+}

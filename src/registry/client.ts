@@ -334,6 +334,24 @@ export class RegistryClient {
   }
 
   /**
+   * May we push to this repository? Starts an upload, as a push does first, and cancels it: the
+   * registry is reachable, speaks v2 and takes our credentials for push — checked in seconds
+   * before any build, not after minutes of them.
+   */
+  async checkPush(registry: string, repository: string): Promise<void> {
+    const res = await this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/`, { scopes: [repositoryScope(repository, 'pull,push')], idempotent: true, what: 'the push check' });
+    if (res.statusCode !== 202) throw await this.failure(registry, `starting an upload to ${repository} (the push check)`, res);
+    await res.body.dump();
+    const loc = header(res, 'location');
+    if (!loc) return;
+    // The session is ours to end; a registry that keeps it lets it expire.
+    const url = new URL(loc, `${await this.base(registry)}/v2/${repository}/blobs/uploads/`);
+    await this.send(registry, 'DELETE', url.toString(), { scopes: [repositoryScope(repository, 'pull,push')], idempotent: true, what: 'cancel of the push check' })
+      .then((r) => r.body.dump())
+      .catch(() => undefined);
+  }
+
+  /**
    * Upload a blob unless the repository has it. `body` is a Buffer, or a factory for a stream of
    * `size` bytes (streams are never buffered). Monolithic upload: POST then PUT.
    */

@@ -192,7 +192,9 @@ export class Transport {
       try {
         return await this.ping(registry, `${order[1]}://${host}`);
       } catch (e2) {
-        throw order[0] === 'https' ? e : e2; // the TLS error says more than "HTTP 400 to an HTTPS server"
+        // The TLS error says more than "HTTP 400 to an HTTPS server"; a port refused both ways says so.
+        const refusedBoth = [e, e2].every((x) => /ECONNREFUSED/.test(describeCause((x as RegistryError).cause ?? x)));
+        throw order[0] === 'https' || refusedBoth ? e : e2;
       }
     }
   }

@@ -45,6 +45,16 @@ export async function startRegistryStub(): Promise<RegistryStub> {
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
     if (path === '/v2/') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    // Upload sessions: started and cancelled (what a push check does); a blob PUT stores it.
+    const up = /^\/v2\/(.+)\/blobs\/uploads\/([^/]*)$/.exec(path);
+    if (up) {
+      if (req.method === 'POST') return void res.writeHead(202, { location: `/v2/${up[1]}/blobs/uploads/s${n}`, 'docker-upload-uuid': `s${n}` }).end();
+      if (req.method === 'DELETE') return void res.writeHead(204).end();
+      if (req.method === 'PUT') {
+        blobs.set(digestOf(body), body);
+        return void res.writeHead(201, { 'docker-content-digest': digestOf(body) }).end();
+      }
+    }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(path);
     if (!m) return void res.writeHead(404).end();
     const [, repo, kind, ref] = m as unknown as [string, string, string, string];

@@ -16,16 +16,28 @@ const tmp = mkdtempSync(join(tmpdir(), 'cb-inputs-it-'));
 const listOf = async (ref: string) => JSON.parse((await skopeoRaw(ref))!.toString()) as Index;
 
 describe('the build network', () => {
-  it("default network on an engine without a bridge: exit 1 with the network hint, no list", async () => {
+  it("default network on an engine without a bridge: refused before any build (exit 2), said once with the fix", async () => {
     const repo = uniqueRepo('net-default');
     const r = await cli(['run', '--config', join(FIXTURES, 'net', 'platforms.json'), '--image', repo]);
-    expect(r.exitCode).toBe(1);
-    // Preflight says it once, with the fix.
-    expect(r.stderr.match(/\[preflight\] warning: the engine has no bridge network/g)).toHaveLength(1);
-    expect(r.stderr).toMatch(/\[preflight\] warning: .*use --network host/);
-    // The failure line names the network the build had and how to change it.
-    expect(r.stderr).toMatch(/FAIL linux\/amd64 +build: build of linux\/amd64 failed \(exit 1\); looks like a network failure \("network bridge not found"\): the build's RUN steps had the engine's default network, and this engine has no bridge network .*build with --network host/);
+    expect(r.exitCode).toBe(2);
+    // One diagnosis for the cause, not one per platform; and no build started.
+    expect(r.stderr.match(/no bridge network/g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/crossbuild: the engine has no bridge network \(dockerd --bridge=none\), so its BuildKit cannot run the RUN steps of linux\/amd64, linux\/arm64 on the default network/);
+    expect(r.stderr).toMatch(/hint: use --network host/);
+    expect(r.stderr).not.toMatch(/\] building/);
     expect(r.stdout).not.toMatch(/Digest:/);
+    expect(await skopeoRaw(`${repo}:multiarch`)).toBeUndefined();
+    // The dry run says the same.
+    const dry = await cli(['run', '--config', join(FIXTURES, 'net', 'platforms.json'), '--image', repo, '--dry-run']);
+    expect(dry.exitCode).toBe(2);
+    expect(dry.stderr).toMatch(/no bridge network/);
+  });
+
+  it("the classic builder on that engine runs RUN steps without a network: a warning, and the fetch fails with the network hint", async () => {
+    const repo = uniqueRepo('net-classic');
+    const r = await cli(['run', '--config', join(FIXTURES, 'net', 'platforms.json'), '--image', repo, '--builder', 'classic', '--platform', 'linux/amd64'], { env: { ...HOST_ENGINE, CI: 'true' } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.match(/\[preflight\] warning: the engine has no bridge network/g)).toHaveLength(1);
     expect(await skopeoRaw(`${repo}:multiarch`)).toBeUndefined();
   });
 

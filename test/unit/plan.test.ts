@@ -7,7 +7,11 @@ import { needsHandler } from '../../src/pipeline/plan.js';
 import { heartbeat } from '../../src/pipeline/progress.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 import { printable } from '../../src/util/text.js';
-import type { PlatformTarget } from '../../src/config/config.js';
+import type { BuildConfig, PlatformTarget } from '../../src/config/config.js';
+import { noBridgeProblem } from '../../src/pipeline/run.js';
+import { UsageError } from '../../src/errors.js';
+import { buildProgram } from '../../src/cli/main.js';
+import type { Command } from 'commander';
 
 const target = (platform: string, node?: string): PlatformTarget => ({ platform: parsePlatform(platform), spec: platform, suffix: 'x', buildArgs: {}, dockerfile: '/D', network: 'none', tests: [], ...(node ? { node } : {}) });
 
@@ -66,5 +70,40 @@ describe('the heartbeat', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('a build network the engine cannot give', () => {
+  const cfg = (platforms: PlatformTarget[]) => ({ platforms }) as unknown as BuildConfig;
+  const dflt = (p: string, node?: string): PlatformTarget => ({ ...target(p, node), network: 'default' });
+  it('BuildKit on an engine without a bridge: refused once (exit 2) for every platform whose Dockerfile has RUN steps', () => {
+    const r = noBridgeProblem(cfg([dflt('linux/amd64'), dflt('linux/arm64'), target('linux/arm/v7')]), false, 'buildx', () => true);
+    expect(r.refuse).toBeInstanceOf(UsageError);
+    expect(r.refuse!.exitCode).toBe(2);
+    expect(r.refuse!.message).toMatch(/no bridge network .*RUN steps of linux\/amd64, linux\/arm64 on the default network/);
+    expect(r.refuse!.hint).toMatch(/--network host/);
+    expect(noBridgeProblem(cfg([dflt('linux/amd64')]), false, 'buildkit', () => true).refuse).toBeDefined();
+  });
+  it('not refused: an engine with a bridge, a Dockerfile without RUN, a node platform, the classic builder (a warning)', () => {
+    expect(noBridgeProblem(cfg([dflt('linux/amd64')]), true, 'buildx', () => true)).toEqual({});
+    expect(noBridgeProblem(cfg([dflt('linux/amd64')]), false, 'buildx', () => false)).toEqual({});
+    expect(noBridgeProblem(cfg([dflt('linux/arm64', 'arm-node')]), false, 'buildx', () => true)).toEqual({});
+    const classic = noBridgeProblem(cfg([dflt('linux/amd64')]), false, 'classic', () => true);
+    expect(classic.refuse).toBeUndefined();
+    expect(classic.warning).toMatch(/RUN steps of linux\/amd64 get no network/);
+  });
+});
+
+describe('help', () => {
+  it('every command\'s help fits 80 columns off a terminal, descriptions aligned', () => {
+    const program = buildProgram();
+    const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+    for (const c of all(program)) {
+      const text = c.helpInformation();
+      const long = text.split('\n').filter((l) => l.length > 80);
+      expect(long, c.name()).toEqual([]);
+    }
+    const run = program.commands.find((c) => c.name() === 'run')!.helpInformation();
+    expect(run).toMatch(/^ {2}--secret <id=ID,src=FILE\|env=VAR>\n {34}build secret/m);
   });
 });

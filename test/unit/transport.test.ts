@@ -250,3 +250,37 @@ describe('the list publisher', () => {
     await c.close();
   });
 });
+
+describe('the push check (preflight)', () => {
+  it('starts an upload and cancels it: the registry answers and takes a push, with no session left open', async () => {
+    const c = client({ attempts: 1 });
+    await c.checkPush(reg.addr, 'team/app');
+    expect(reg.requests.filter((r) => r.path !== '/v2/').map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v2/team/app/blobs/uploads/', expect.stringMatching(/^DELETE \/v2\/team\/app\/blobs\/uploads\/s\d+$/)]);
+    await c.close();
+  });
+  it('a registry that refuses the push is an auth error with the login hint, before anything is built', async () => {
+    reg.fault = (req, res) => {
+      if (req.method !== 'POST') return false;
+      res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }));
+      return true;
+    };
+    const c = client({ attempts: 1 });
+    const e = await c.checkPush(reg.addr, 'team/app').then(() => undefined, (x: unknown) => x);
+    expect(e).toBeInstanceOf(RegistryError);
+    expect((e as RegistryError).kind).toBe('denied');
+    expect((e as RegistryError).message).toMatch(/denied POST \/v2\/team\/app\/blobs\/uploads\/ \(403: DENIED: requested access to the resource is denied\)/);
+    expect((e as RegistryError).hint).toMatch(/docker login 127\.0\.0\.1:\d+/);
+    await c.close();
+  });
+  it('a closed port says so, with no TLS advice', async () => {
+    const addr = reg.addr;
+    await reg.close();
+    const c = client({ attempts: 1 });
+    const e = (await c.checkPush(addr, 'app').then(() => undefined, (x: unknown) => x)) as RegistryError;
+    expect(e.message).toMatch(/connection refused/);
+    expect(e.hint).toMatch(/nothing listens on 127\.0\.0\.1:\d+: is the registry running, and is the port right\?/);
+    expect(e.hint).not.toMatch(/TLS|plain-http/);
+    reg = await startRegistryStub(); // for afterEach
+    await c.close();
+  });
+});

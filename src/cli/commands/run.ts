@@ -1,15 +1,15 @@
 // `crossbuild run`: flags (and CROSSBUILD_* variables) → config → plan or pipeline → reports.
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { checkBuildFiles, loadConfig } from '../../config/config.js';
+import { join, resolve } from 'node:path';
+import { checkBuildFiles, flagsConfig, loadConfig, type ConfigOverrides } from '../../config/config.js';
 import { checkBuildArgs, checkInputsExist, parseCacheMode, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../config/build-inputs.js';
 import { Docker, dockerCli, type BuilderKind } from '../../docker/docker.js';
 import { formatReference, isValidTag, parseReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
-import { heartbeat, lineRenderer, type Verbosity } from '../../pipeline/progress.js';
+import { heartbeat, lineRenderer, type ProgressEvent, type Verbosity } from '../../pipeline/progress.js';
 import { toMarkdown, toReport } from '../../pipeline/report.js';
 import { planRun, runPipeline, type RunOptions, type RunResult } from '../../pipeline/run.js';
 import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
@@ -24,7 +24,11 @@ import { annotate } from '../../util/annotations.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
 interface RunFlags extends RegistryFlags {
-  config: string;
+  /** Absent: ./platforms.json when there is one, else a run from the flags alone. */
+  config?: string;
+  /** -f: every platform's Dockerfile, relative to the cwd as buildx takes it. */
+  file?: string;
+  progress?: 'auto' | 'tty' | 'plain' | 'quiet' | 'rawjson';
   image?: string;
   /** Repeatable: the first names the suffixed tags, every one gets the list. */
   tag?: string[];
@@ -133,8 +137,11 @@ function positiveInt(v: string, flag: string): number {
 }
 
 
-export async function runCommand(flags: RunFlags): Promise<number> {
+export async function runCommand(flags: RunFlags, contextArg?: string): Promise<number> {
   if (flags.quiet && flags.verbose) throw new UsageError('--quiet and --verbose exclude each other');
+  if (flags.quiet && flags.progress !== undefined && flags.progress !== 'quiet') throw new UsageError(`--quiet and --progress ${flags.progress} exclude each other`);
+  const progress = flags.quiet ? 'quiet' : (flags.progress ?? 'auto');
+  const quiet = progress === 'quiet';
   const platforms = platformsFromFlags(flags.platform);
   const cwd = process.cwd();
   const inputs: Partial<BuildInputs> = {
@@ -152,7 +159,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   // --no-cache takes commander's `cache` attribute, so the mode then comes from the environment.
   const cacheMode = typeof flags.cache === 'string' ? flags.cache : process.env.CROSSBUILD_CACHE || undefined;
   const tagged = splitTags(flags.tag ?? []);
-  const config = loadConfig(flags.config, {
+  const overrides: ConfigOverrides = {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(tagged.image !== undefined && flags.image === undefined ? { image: tagged.image } : {}),
     ...(tagged.tags[0] !== undefined ? { tag: tagged.tags[0] } : {}),
@@ -164,7 +171,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ...(flags.node ? { nodes: parseNodes(flags.node) } : {}),
     ...(Array.isArray(flags.test) ? { tests: flags.test.map((v) => parseTestFlag(v)) } : {}),
     inputs,
-  });
+    ...(contextArg !== undefined ? { context: resolve(cwd, contextArg) } : {}),
+    ...(flags.file !== undefined ? { dockerfile: resolve(cwd, flags.file) } : {}),
+  };
+  // -c FILE, else ./platforms.json when there is one, else the flags alone (as docker buildx build).
+  const configFile = flags.config ?? (existsSync('platforms.json') ? 'platforms.json' : undefined);
+  const config = configFile !== undefined ? loadConfig(configFile, overrides) : flagsConfig(overrides);
   // A missing secret file, variable or SSH socket, context or Dockerfile is the user's to fix: exit 2 before anything runs.
   checkInputsExist(config.inputs);
   checkBuildFiles(config);
@@ -179,10 +191,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const client = clientFromFlags(flags, config.image.registry, stop.signal);
   const logDir = flags.logDir ?? join(tmpdir(), 'crossbuild-logs', new Date().toISOString().replace(/[:.]/g, '-'));
   // A terminal that reports no width (some CI wrappers) gets plain lines, not one character a line.
-  const interactive = process.stderr.isTTY === true && (process.stderr.columns ?? 0) >= 40 && !process.env.CI && !flags.json && !flags.quiet && !flags.verbose;
-  const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
-  const beat = interactive || flags.json || flags.quiet || flags.dryRun ? undefined : heartbeat((l) => process.stderr.write(l));
-  const plain = lineRenderer((l) => process.stderr.write(l), verbosity);
+  // --progress as buildx takes it: tty asks for the live view (a terminal still needs a width), auto also skips it in CI.
+  const drawable = process.stderr.isTTY === true && (process.stderr.columns ?? 0) >= 40 && !flags.json && !flags.verbose;
+  const interactive = progress === 'tty' ? drawable : progress === 'auto' && drawable && !process.env.CI;
+  const verbosity: Verbosity = quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
+  const beat = interactive || flags.json || quiet || progress === 'rawjson' || flags.dryRun ? undefined : heartbeat((l) => process.stderr.write(l));
+  const plain = progress === 'rawjson' ? (e: ProgressEvent) => process.stderr.write(`${JSON.stringify(e)}\n`) : lineRenderer((l) => process.stderr.write(l), verbosity);
   // --username credentials reach `docker push` through a private config of this run's, never ~/.docker.
   const runId = randomBytes(4).toString('hex');
   const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig(runId);
@@ -240,7 +254,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         printJson(plan);
         return 0;
       }
-      const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  concurrency: ${plan.concurrency}`];
+      const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  config:      ${plan.config ?? 'the flags alone (no platforms.json)'}`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  registry:    ${plan.registry}`, `  concurrency: ${plan.concurrency}`];
       for (const w of plan.warnings) lines.push(`  warning:     ${w}`);
       const i = plan.inputs;
       const inputLines: [string, readonly string[]][] = [['secrets', i.secrets], ['ssh', i.ssh], ['add-hosts', i.addHosts], ['build contexts', i.buildContexts], ['shm-size', i.shmSize ? [i.shmSize] : []], ['ulimits', i.ulimits]];
@@ -249,7 +263,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       for (const b of plan.binfmt) lines.push(`    ${b.platform}: ${b.now}${b.change === 'none' ? '' : ` → ${b.change}`}`);
       lines.push('  platforms:');
       for (const p of plan.platforms) {
-        lines.push(`    ${p.platform} → ${p.tag} (uname -m: ${p.expectUname})`, `      ${p.node !== 'local' ? `node: ${p.node}, ` : ''}network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
+        lines.push(`    ${p.platform} → ${p.tag}${p.suffixDerived ? ' (suffix derived)' : ''} (uname -m: ${p.expectUname})`, `      ${p.node !== 'local' ? `node: ${p.node}, ` : ''}network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
         for (const t of p.tests) lines.push(`      test: ${t}`);
       }
       lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : (options.writeList === false ? '  manifest list: none (--no-list: crossbuild merge writes it)' : '  manifest list: none (--no-push)'));
@@ -273,11 +287,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     if (flags.json) {
       printJson(report);
     } else {
-      if (!flags.quiet) {
+      if (!quiet) {
         const w = Math.max(...result.platforms.map((p) => p.platform.length));
         for (const p of result.platforms) {
-          const status = p.ok ? 'ok  ' : 'FAIL';
-          const detail = p.ok ? `${p.digest ?? 'not pushed'}  ${p.checks.map((c) => c.evidence).join('; ')}` : `${p.failedAt}: ${p.error?.split('\n')[0] ?? ''}`;
+          // A platform the run never reached (preflight failed) is not a failure of its own.
+          const status = p.ok ? 'ok  ' : p.failedAt ? 'FAIL' : '-   ';
+          const detail = p.ok ? `${p.digest ?? 'not pushed'}  ${p.checks.map((c) => c.evidence).join('; ')}` : p.failedAt ? `${p.failedAt}: ${p.error?.split('\n')[0] ?? ''}` : 'not built: the run stopped before it';
           process.stderr.write(`${status} ${p.platform.padEnd(w)}  ${printable(detail)}${p.seconds !== undefined ? `  (${p.seconds}s)` : ''}\n`);
         }
         if (result.seconds !== undefined) process.stderr.write(`${result.ok ? 'done' : 'failed'} in ${result.seconds}s\n`);
@@ -297,7 +312,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       if (!flags.json) {
         for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${printable(p.error!, { multiline: true })}\n`);
       }
-      const code = printFailure(new CrossbuildError(result.error ?? 'run failed', { hint: result.platforms.some((p) => !p.ok) ? 'no manifest list was written' : undefined }));
+      const platformFailed = result.platforms.some((p) => !p.ok && p.failedAt !== undefined);
+      // The run's own error keeps its hint (docker login, the port); platforms' failures say no list was written.
+      const code = printFailure(result.failure && !platformFailed && !interrupts.by() ? result.failure : new CrossbuildError(result.error ?? 'run failed', { hint: platformFailed ? 'no manifest list was written' : undefined }));
       // 128 + the signal's number, as shells report an interrupted command.
       return interrupts.exitCode() ?? code;
     }

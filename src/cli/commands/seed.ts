@@ -3,7 +3,7 @@ import { UsageError } from '../../errors.js';
 import { buildList } from '../../oci/list.js';
 import { imageFromRootfs } from '../../oci/rootfs-image.js';
 import type { ListKind } from '../../oci/types.js';
-import { formatPlatform } from '../../platform/platform.js';
+import { formatPlatform, platformSuffix } from '../../platform/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { clientFromFlags, platformsFromFlags, type RegistryFlags } from '../common.js';
 
@@ -12,12 +12,6 @@ interface SeedOpts extends RegistryFlags {
   rootfs: string[];
   type: ListKind;
   cmd: string;
-}
-
-/** Tag suffixes as in the README example: -amd64, -arm32, -arm64 (arm/v6 → -arm32v6). */
-export function platformSuffix(p: { architecture: string; variant?: string }): string {
-  if (p.architecture === 'arm') return p.variant === 'v7' || !p.variant ? 'arm32' : `arm32${p.variant}`;
-  return `${p.architecture}${p.variant ?? ''}`;
 }
 
 export async function seedCommand(opts: SeedOpts): Promise<number> {

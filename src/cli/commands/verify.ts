@@ -5,7 +5,7 @@ import { ConfigError, UsageError } from '../../errors.js';
 import { annotate } from '../../util/annotations.js';
 import type { Docker } from '../../docker/docker.js';
 import { expectedUname, formatPlatform, parsePlatform, type Platform } from '../../platform/platform.js';
-import { parseReference, type ImageRef } from '../../oci/reference.js';
+import { formatReference, parseReference, withTag, type ImageRef } from '../../oci/reference.js';
 import { formatReport, reportMarkdown, verifyReference, type VerifyReport } from '../../verify/verify.js';
 import { parseTestFlag, type PlatformTest } from '../../config/tests.js';
 import { runTest, type TestResult } from '../../gate/run.js';
@@ -80,8 +80,14 @@ async function testPublished(report: VerifyReport, docker: Docker, ref: ImageRef
 
 export async function verifyCommand(refArg: string | undefined, flags: VerifyFlags): Promise<number> {
   if (refArg && flags.metadata) throw new UsageError('give REF or --metadata, not both');
-  if (!refArg && !flags.metadata) throw new UsageError('verify needs REF (REPO:TAG or REPO@sha256:…) or --metadata FILE');
-  const refText = refArg ?? referenceFromMetadata(readMetadata(flags.metadata!), flags.metadata!);
+  if (!refArg && !flags.metadata && !flags.config) throw new UsageError('verify needs REF (REPO:TAG or REPO@sha256:…), --metadata FILE, or --config platforms.json (its image:tag)');
+  // Without REF, the config's list: its image and tag (CROSSBUILD_IMAGE / CROSSBUILD_TAG win, as for run).
+  const fromConfig = () => {
+    const env = { ...(process.env.CROSSBUILD_IMAGE ? { image: process.env.CROSSBUILD_IMAGE } : {}), ...(process.env.CROSSBUILD_TAG ? { tag: process.env.CROSSBUILD_TAG } : {}) };
+    const c = loadConfig(flags.config!, env);
+    return formatReference(withTag(c.image, c.tag));
+  };
+  const refText = refArg ?? (flags.metadata ? referenceFromMetadata(readMetadata(flags.metadata), flags.metadata) : fromConfig());
   const ref = parseReference(refText, 'reference');
   const wanted = [...(flags.platform ?? []), ...(flags.platforms ?? [])];
   if (wanted.length > 0 && flags.config) throw new UsageError('give --platform or --config, not both');
