@@ -46,14 +46,16 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** One warm-up each, then `runs` interleaved pairs A, B (order alternating). */
-async function pair(id, a, b, runs = RUNS) {
+/** One warm-up each, then `runs` interleaved pairs A, B (order alternating); `before` (untimed) ahead of each A. */
+async function pair(id, a, b, runs = RUNS, before = async () => {}) {
   log(`${id}: warm-up`);
+  await before();
   await a(-1);
   await b(-1);
   const ta = [];
   const tb = [];
   for (let i = 0; i < runs; i++) {
+    await before();
     if (i % 2 === 0) {
       ta.push(await timed(() => a(i)));
       tb.push(await timed(() => b(i)));
@@ -112,50 +114,119 @@ if (want('P1')) {
     await sh('docker', ['manifest', 'push', '--insecure', '--purge', target], { env });
   };
   const m = await pair('P1', a, b);
+  record('P1', '`crossbuild manifest push from-spec`, 6 children, +25 ms each way (50 ms round trip)', '`docker manifest create` + `docker manifest push`', { kind: 'ratio', max: 0.22 }, m);
+  // Sequential round trips: the same push straight to the registry and through the proxy; the
+  // difference over the 50 ms round trip is how many requests had to wait for each other.
+  const direct = [];
+  const delayed = [];
+  for (let i = 0; i < RUNS; i++) {
+    const spec = join(WORK, `p1-rtt-${i}.yaml`);
+    writeFileSync(spec, `image: ${REG}/bench-p1-${runId}/rtt${i}:list\nmanifests:\n${children.map((c) => `  - image: ${c.replace(proxy.addr, REG)}\n`).join('')}`);
+    direct.push(await timed(() => sh(CB[0], [CB[1], 'manifest', 'push', 'from-spec', spec])));
+    delayed.push(await timed(() => a(200 + i)));
+  }
+  const rtts = delayed.map((d, i) => (d - direct[i]) / 50);
+  record('P1-rtt', 'sequential round trips of that push: (time through the 50 ms proxy − time direct) / 50 ms', '—', { kind: 'absolute', max: 3 }, { a: rtts }, 'round trips');
   await proxy.stop();
-  record('P1', '`crossbuild manifest push from-spec`, 6 children, +25 ms each way', '`docker manifest create` + `docker manifest push`', { kind: 'ratio', max: 0.25 }, m);
 }
 
 // P2: a 3-platform app image: a base layer of `baseMiB` MiB below, the app binary on top.
-async function appList(name, baseMiB) {
+// `variant` changes only the top layer: another image with the same base, for the warm rows.
+async function appList(name, baseMiB, variant = '', content = () => randomBytes(baseMiB * 1024 * 1024), extraRun = '') {
   const ref = `localhost:5000/bench-p2-${runId}/${name}`;
-  const ctx = join(WORK, name);
+  const ctx = join(WORK, `p2-base-${baseMiB}-${content.name || 'random'}`);
   mkdirSync(ctx, { recursive: true });
-  writeFileSync(join(ctx, 'data.bin'), randomBytes(baseMiB * 1024 * 1024));
+  if (!existsSync(join(ctx, 'data.bin'))) writeFileSync(join(ctx, 'data.bin'), content());
   writeFileSync(
     join(ctx, 'Dockerfile'),
-    'FROM localhost:5000/busybox:latest\nCOPY data.bin /usr/share/app/data.bin\nRUN mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/app\nENTRYPOINT ["/usr/local/bin/app"]\nCMD ["sh"]\n',
+    `FROM localhost:5000/busybox:latest\nCOPY data.bin /usr/share/app/data.bin\n${extraRun ? `RUN mkdir -p /usr/local/bin${extraRun}\n` : ''}RUN mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/app${variant ? ` && echo ${variant} > /etc/variant` : ''}\nENTRYPOINT ["/usr/local/bin/app"]\nCMD ["sh"]\n`,
   );
   writeFileSync(join(ctx, 'platforms.json'), JSON.stringify({ network: 'none', image: ref, tag: 'v1', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm/v7', suffix: 'arm32' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
-  log(`P2: building ${name} (${baseMiB} MiB base) with crossbuild run`);
+  log(`P2: building ${name} (${baseMiB} MiB base${variant ? `, variant ${variant}` : ''}) with crossbuild run`);
   await sh(CB[0], [CB[1], 'run', '--config', join(ctx, 'platforms.json'), '--quiet'], { env: { CI: 'true' } });
-  rmSync(join(ctx, 'data.bin'));
   return `${ref}:v1`;
 }
 const p2platforms = ['linux/amd64', 'linux/arm/v7', 'linux/arm64'];
-const viaDocker = async (ref) => {
+/**
+ * The hand check: per platform `docker run --pull always … uname -m`. Cold: on an engine without
+ * the image's layers — every local image of this bench's P2 repositories removed first (their
+ * suffixed tags would keep the layers), so the pull really fetches them; warm: layers local.
+ */
+const viaDocker = async (ref, keepLayers = false) => {
   for (const p of p2platforms) {
-    await execa('docker', ['rmi', '-f', ref], { reject: false });
+    if (!keepLayers) {
+      const mine = (await sh('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((l) => l.includes(`/bench-p2-${runId}/`));
+      if (mine.length > 0) await execa('docker', ['rmi', '-f', ...mine], { reject: false });
+      await execa('docker', ['image', 'prune', '-f'], { reject: false });
+    }
     await sh('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', p, '--entrypoint', 'uname', ref, '-m']);
   }
 };
-const staticVerify = (ref) => sh(CB[0], [CB[1], 'verify', '--static', ref, '--platforms', p2platforms.join(',')]);
+/** A layer cache of its own for each timed run: empty (cold), or filled by verifying `fill` first (warm). */
+let cacheN = 0;
+const freshCache = () => {
+  const d = join(WORK, `layer-cache-${runId}-${++cacheN}`);
+  rmSync(d, { recursive: true, force: true });
+  return d;
+};
+const staticVerify = (ref, cacheDir = freshCache()) => sh(CB[0], [CB[1], 'verify', '--static', ref, '--platform', p2platforms.join(',')], { env: { CROSSBUILD_LAYER_CACHE: cacheDir } });
+/** Cold and warm pairs of one image against the hand check, warm filled by `other` (same base). */
+async function coldWarm(id, what, ref, other, targets, keepLayersForWarm = false) {
+  const cold = await pair(id, () => staticVerify(ref), () => viaDocker(ref));
+  record(id, `${what}, cold (empty layer cache)`, 'per platform: `docker rmi`, `docker run --pull always --platform P … uname -m`', { kind: 'ratio', max: targets.cold }, cold);
+  // Warm: the cache filled (untimed) by a verify of another image with the same base.
+  let warmDir;
+  const warm = await pair(
+    `${id}-warm`,
+    async () => sh(CB[0], [CB[1], 'verify', '--static', ref, '--platform', p2platforms.join(',')], { env: { CROSSBUILD_LAYER_CACHE: warmDir } }),
+    () => viaDocker(ref, keepLayersForWarm),
+    RUNS,
+    async () => {
+      warmDir = freshCache();
+      await staticVerify(other, warmDir);
+    },
+  );
+  record(`${id}-warm`, `${what}, warm (layer cache filled by a verify of another image with the same base)`, keepLayersForWarm ? 'per platform: `docker run --pull always --platform P … uname -m`, layers already local' : 'the same hand check', { kind: 'ratio', max: targets.warm }, warm);
+}
 if (want('P2')) {
   const app = await appList('app', 24);
-  const m = await pair('P2', () => staticVerify(app), () => viaDocker(app));
-  record('P2', '`crossbuild verify --static` of a 3-platform app list (24 MiB base layer, app binary on top)', 'per platform: `docker rmi`, `docker run --pull always --platform P … uname -m`', { kind: 'ratio', max: 0.2 }, m);
+  const app2 = await appList('app2', 24, 'two');
+  await coldWarm('P2', '`crossbuild verify --static` of a 3-platform app list (24 MiB base layer, app binary on top)', app, app2, { cold: 0.4, warm: 0.15 });
   // How the ratio moves with image size (reported, no target): the 1 MiB busybox seed list,
-  // where fixed costs dominate, and a 192 MiB base, closer to common application images.
+  // where fixed costs dominate.
   const seedList = `localhost:5000/bench-p2-${runId}/seed:v1`;
   const spec = join(WORK, 'p2-seed.yaml');
   writeFileSync(spec, `image: ${seedList}\nmanifests:\n  - image: localhost:5000/busybox:latest-amd64\n  - image: localhost:5000/busybox:latest-arm32\n  - image: localhost:5000/busybox:latest-arm64\n`);
   await sh(CB[0], [CB[1], 'manifest', 'push', 'from-spec', spec]);
   const mt = await pair('P2-tiny', () => staticVerify(seedList), () => viaDocker(seedList));
-  record('P2-tiny', 'the same on the 1 MiB busybox seed list', 'the same', { kind: 'ratio', max: Infinity }, mt);
+  record('P2-tiny', 'the same on the 1 MiB busybox seed list, cold', 'the same', { kind: 'ratio', max: Infinity }, mt);
+  await execa('docker', ['rmi', '-f', app, app2, seedList], { reject: false });
+}
+if (want('P2-large')) {
   const large = await appList('large', 192);
-  const ml = await pair('P2-large', () => staticVerify(large), () => viaDocker(large));
-  record('P2-large', 'the same with a 192 MiB base layer', 'the same', { kind: 'ratio', max: Infinity }, ml);
-  await execa('docker', ['rmi', '-f', large, app, seedList], { reject: false });
+  const large2 = await appList('large2', 192, 'two');
+  await coldWarm('P2-large', 'the same with a 192 MiB base layer', large, large2, { cold: 0.8, warm: 0.15 });
+  await execa('docker', ['rmi', '-f', large, large2], { reject: false });
+}
+if (want('P2-text')) {
+  // The independent check's image: a 96 MiB text layer plus 150 ELF files, per platform.
+  const text = function text() {
+    const line = 'the quick brown fox jumps over the lazy dog 0123456789\n';
+    return Buffer.from(line.repeat(Math.ceil((96 * 1024 * 1024) / line.length)).slice(0, 96 * 1024 * 1024));
+  };
+  const elves = ' && for i in $(seq 150); do cp /bin/busybox /usr/local/bin/elf$i; done';
+  const t1 = await appList('text', 96, '', text, elves);
+  const t2 = await appList('text2', 96, 'two', text, elves);
+  // The text layer and the ELF layer are the base both share (built once, cached); the top layer differs.
+  const cold = await pair('P2-text', () => staticVerify(t1), () => viaDocker(t1));
+  record('P2-text', '`crossbuild verify --static` of a 3-platform list, each image a 96 MiB text layer and 150 ELF files, cold', 'the hand check on an engine without the layers (`docker rmi`, `docker run --pull always --platform P … uname -m`)', { kind: 'ratio', max: 0.15 }, cold);
+  let warmDir;
+  const warm = await pair('P2-text-warm', () => sh(CB[0], [CB[1], 'verify', '--static', t1, '--platform', p2platforms.join(',')], { env: { CROSSBUILD_LAYER_CACHE: warmDir } }), () => viaDocker(t1, true), RUNS, async () => {
+    warmDir = freshCache();
+    await staticVerify(t2, warmDir);
+  });
+  record('P2-text-warm', 'the same, warm (layer cache filled by a verify of another image with the same text layer)', 'the hand check with the layers local (`docker run --pull always --platform P … uname -m`)', { kind: 'ratio', max: 0.3 }, warm);
+  await execa('docker', ['rmi', '-f', t1, t2], { reject: false });
 }
 
 // P2m: peak RSS of a static verify that must stream a 1 GiB incompressible layer.
@@ -289,14 +360,21 @@ if (want('P6')) {
     bytes += child.layers.reduce((n, l) => n + l.size, 0);
   }
   const times = [];
+  const warmTimes = [];
   let elf = 0;
   for (let i = 0; i < RUNS; i++) {
+    // Cold: an empty layer cache; warm: the same cache again (a second verify of the list).
+    const dir = freshCache();
     let report;
-    times.push(await timed(async () => (report = JSON.parse((await sh(CB[0], [CB[1], 'verify', ref, '--static', '--json'])).stdout))));
+    times.push(await timed(async () => (report = JSON.parse((await sh(CB[0], [CB[1], 'verify', ref, '--static', '--json'], { env: { CROSSBUILD_LAYER_CACHE: dir } })).stdout))));
     elf = report.platforms.reduce((n, p) => n + p.files.elfChecked, 0);
-    log(`P6: run ${i + 1}/${RUNS}: ${times.at(-1).toFixed(0)} ms, ${elf} ELF files`);
+    let warm;
+    warmTimes.push(await timed(async () => (warm = JSON.parse((await sh(CB[0], [CB[1], 'verify', ref, '--static', '--json'], { env: { CROSSBUILD_LAYER_CACHE: dir } })).stdout))));
+    if (warm.platforms.some((p) => p.files.layersFromCache !== p.files.layers)) throw new Error('P6: the warm verify read layers');
+    log(`P6: run ${i + 1}/${RUNS}: cold ${times.at(-1).toFixed(0)} ms, warm ${warmTimes.at(-1).toFixed(0)} ms, ${elf} ELF files`);
   }
-  record('P6', `\`crossbuild verify --static\` of the Flask example list, whole image: ${elf} ELF files in ${(bytes / 2 ** 20).toFixed(0)} MiB of compressed layers (3 platforms)`, '—', { kind: 'absolute', max: 5000 }, { a: times });
+  record('P6', `\`crossbuild verify --static\` of the Flask example list, whole image: ${elf} ELF files in ${(bytes / 2 ** 20).toFixed(0)} MiB of compressed layers (3 platforms), cold (empty layer cache)`, '—', { kind: 'absolute', max: 2500 }, { a: times });
+  record('P6-warm', 'the same, warm (a second verify: every layer from the layer cache)', '—', { kind: 'absolute', max: 400 }, { a: warmTimes });
 }
 
 // R: reliability. Faults injected by a loopback proxy in front of the registry: what crossbuild
@@ -454,10 +532,13 @@ if (want('P8')) {
   await addedBy('P8', "what the example's HTTP test (each platform's Flask service answers `GET /` with its own machine) adds to `crossbuild run` of 3 platforms", 'the same run with `--no-test`', { kind: 'absolute', max: 20_000 }, (i) => args(i, []), (i) => args(i, ['--no-test']), 2);
 }
 
+// The layer caches the rows made are theirs alone.
+for (let n = 1; n <= cacheN; n++) rmSync(join(WORK, `layer-cache-${runId}-${n}`), { recursive: true, force: true });
+
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P2', 'P2-tiny', 'P2-large', 'P2m', 'P3', 'P3m', 'P3m-check', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P7', 'P8-cmd', 'P8'];
+const ORDER = ['P4', 'P1', 'P1-rtt', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {
@@ -469,7 +550,7 @@ if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {
 const cpu = cpus()[0]?.model ?? 'unknown';
 const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, Docker engine ${engine}`;
 const date = new Date().toISOString();
-const fmt = (x, unit) => (unit === 'MiB' ? `${x.toFixed(1)} MiB` : `${x.toFixed(0)} ms`);
+const fmt = (x, unit) => (unit === 'MiB' ? `${x.toFixed(1)} MiB` : unit === 'round trips' ? `${x.toFixed(1)}` : `${x.toFixed(0)} ms`);
 const lines = [
   '# crossbuild benchmarks',
   '',

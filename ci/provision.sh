@@ -123,6 +123,8 @@ node "$root/bin/crossbuild.js" binfmt install | sed 's/^/[provision] binfmt /'
 if [ "${CROSSBUILD_ENGINES:-1}" != 0 ]; then
   bash "$root/ci/engines.sh" up 2>&1 | sed 's/^\[engines\]/[provision] engines:/'
   bash "$root/ci/engines.sh" cosign >/dev/null
+  # Node 24 (forky's) beside the host's Node 20, for `npm test`'s last step (ci/node24.sh).
+  bash "$root/ci/node24.sh" setup >/dev/null
 fi
 
 # 8. The multi-arch base images: busybox (small, for tests) and Debian (the Flask example's).

@@ -5,7 +5,8 @@ import { rmSync } from 'node:fs';
 
 rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli/main.ts'],
+  // The layer-facts worker is an entry of its own: worker threads start from a file.
+  entryPoints: ['src/cli/main.ts', { in: 'src/verify/facts-worker.ts', out: 'facts-worker' }],
   outdir: 'dist/cli',
   bundle: true,
   splitting: true,

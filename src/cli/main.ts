@@ -4,7 +4,7 @@ import { Command, CommanderError, Option, type Help } from 'commander';
 import { describeError, UsageError } from '../errors.js';
 import { inFlight } from '../util/inflight.js';
 import { escapeControl } from '../util/text.js';
-import { printFailure, wrapUnknown } from './failure.js';
+import { failed, printFailure, settle, wrapUnknown, type Outcome } from './failure.js';
 import { VERSION } from '../version.js';
 
 export const EXIT_CODES_HELP = `
@@ -53,17 +53,19 @@ function helpItem(term: string, termWidth: number, description: string, helper: 
 let commandExit = 0;
 
 /**
- * Every command returns its exit code; this records it for main(). An error that is not one of
- * ours (a bug, a library's surprise) is wrapped the same way for every command: named by the
- * command, exit 1.
+ * Every command returns one Outcome (or throws); this is the one place it is printed and turned
+ * into the exit code. An error that is not one of ours (a bug, a library's surprise) is named by
+ * the command, exit 1.
  */
-function exits<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+function exits<A extends unknown[]>(fn: (...args: A) => Promise<Outcome>): (...args: A) => Promise<void> {
   return async (...args: A) => {
+    let outcome: Outcome;
     try {
-      commandExit = await fn(...args);
+      outcome = await fn(...args);
     } catch (e) {
-      throw wrapUnknown(e, commandPath(args[args.length - 1]));
+      outcome = failed(wrapUnknown(e, commandPath(args[args.length - 1])));
     }
+    commandExit = settle(outcome);
   };
 }
 
@@ -136,6 +138,7 @@ export function buildProgram(): Command {
     .addOption(envOpt('--summary <file>', 'write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)', 'CROSSBUILD_SUMMARY'))
     .addOption(envOpt('--metadata-file <file>', "write buildx's metadata JSON (containerimage.digest, image.name, the descriptor; per platform too)", 'CROSSBUILD_METADATA_FILE'))
     .option('--iidfile <file>', "write the list's digest to a file")
+    .addOption(new Option('--no-layer-cache', 'read every layer from the registry, not the facts kept by digest (also CROSSBUILD_LAYER_CACHE=off)'))
     .option('--dry-run', 'print the plan; build, push and register nothing')
     .addOption(envOpt('--progress <mode>', 'progress output as buildx names it: auto (a live view on a terminal, else plain lines), tty, plain, quiet, rawjson (one JSON event a line)', 'CROSSBUILD_PROGRESS').choices(['auto', 'tty', 'plain', 'quiet', 'rawjson']))
     .option('-q, --quiet', 'only failures and the result')
@@ -165,6 +168,7 @@ export function buildProgram(): Command {
       .addOption(envOpt('--platform <platform>', 'only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
       .addOption(new Option('--type <type>', 'manifest list type (default: oci when the legs carry attestations, else docker)').choices(['docker', 'oci']))
       .option('--runtime', 'also run uname -m in each leg (needs Docker and QEMU handlers)')
+      .addOption(new Option('--no-layer-cache', 'read every layer from the registry, not the facts kept by digest (also CROSSBUILD_LAYER_CACHE=off)'))
       .option('--timeout <seconds>', 'time limit for each uname container', '60')
       .option('--from-report <file...>', "the legs' `run --report` files: their digests instead of the suffixed tags")
       .option('--from-digests <dir>', "a folder of files named by digest, as in Docker's multi-runner recipe")
@@ -188,6 +192,7 @@ export function buildProgram(): Command {
       .addOption(new Option('--platforms <list>', 'the same as --platform').argParser(collect).hideHelp())
       .option('-c, --config <file>', 'take the target platforms (and uname overrides) from platforms.json')
       .option('--static', 'no containers: config and binaries only (needs no Docker engine)')
+      .addOption(new Option('--no-layer-cache', 'read every layer from the registry, not the facts kept by digest (also CROSSBUILD_LAYER_CACHE=off)'))
       .option('--test <test>', 'a test each platform must pass, run on the published image by digest: a command line or a JSON test (repeatable; with --config, replaces its tests)', collect)
       .option('--junit <file>', 'write the test results as JUnit XML')
       .option('--key <key>', "a cosign public key: the list and every child must be signed by it")

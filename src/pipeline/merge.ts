@@ -14,6 +14,7 @@ import type { ManifestHead, RegistryClient } from '../registry/client.js';
 import { publishList } from '../registry/publish.js';
 import { worst, type CheckResult } from '../verdict.js';
 import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
+import type { LayerCache } from '../verify/layer-cache.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { Cosign, RegistryAccess } from '../sign/cosign.js';
 import { listPredicate, platformPredicate, PREDICATE_TYPES, proofOf, signWithProofs, type ProofContext, type ToSign } from '../sign/proof.js';
@@ -29,6 +30,8 @@ export interface MergeOptions {
   /** Also run `uname -m` in each leg (needs an engine and QEMU handlers). */
   readonly runtime?: Docker;
   readonly timeoutMs: number;
+  /** Layer facts kept by digest (absent with --no-layer-cache). */
+  readonly layerCache?: LayerCache;
   /** --sign: each leg's image and the list signed with crossbuild's proof (the merge's verdicts). */
   readonly sign?: { readonly cosign: Cosign; readonly access: RegistryAccess; readonly version: string };
 }
@@ -52,6 +55,8 @@ export interface MergeResult {
   readonly legs: LegResult[];
   readonly list?: { ref: string; digest: string; size: number; mediaType: string };
   readonly error?: string;
+  /** The list step's own error as thrown (hint kept), when writing or signing the list failed. */
+  readonly failure?: unknown;
   readonly notes?: string[];
 }
 
@@ -140,6 +145,7 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
           ...(o.runtime ? { docker: o.runtime } : {}),
           timeoutMs: o.timeoutMs,
           allow: cfg.allow,
+          ...(o.layerCache ? { layerCache: o.layerCache } : {}),
           ...(f.t.uname ? { uname: new Map([[platform, f.t.uname]]) } : {}),
         });
         const failed = report.checks.filter((c) => c.verdict === 'fail');
@@ -177,7 +183,13 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
     items.push({ ref: `${repo}@${digest}`, type: PREDICATE_TYPES.list, predicate: listPredicate(legs.map((l) => ({ platform: l.platform, digest: l.digest!, verdict: 'pass' })), ctx), name: 'list' });
     await signWithProofs(s.cosign, s.access, items);
   };
-  const list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries, o.sign ? { beforeTag: sign } : {});
+  let list: Awaited<ReturnType<typeof publishList>>;
+  try {
+    list = await publishList(o.client, cfg.image, cfg.tag, listKindFor(o.type, legs), entries, o.sign ? { beforeTag: sign } : {});
+  } catch (e) {
+    // Every leg's verdict still goes in the report; the list's failure is the merge's.
+    return { ok: false, legs, error: `the list was not written: ${e instanceof Error ? e.message : String(e)}`, failure: e };
+  }
   const notes = list.dropped.length > 0 ? [`--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} left out of ${list.ref}: a Docker manifest list cannot carry them (use --type oci to keep them)`] : [];
   return { ok: true, legs, notes, list: { ref: list.ref, digest: list.digest, size: list.size, mediaType: list.mediaType } };
 }

@@ -7,7 +7,7 @@ import type { Builder } from '../docker/builder.js';
 import { cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
 import { formatReference, withTag } from '../oci/reference.js';
 import { formatPlatform, isNative } from '../platform/platform.js';
-import type { RunOptions } from './types.js';
+import type { BuildRequest } from './types.js';
 
 export interface PlatformPlan {
   readonly target: PlatformTarget;
@@ -50,7 +50,7 @@ export function needsHandler(t: PlatformTarget, node: NodeFacts | undefined): bo
   return !isNative(t.platform);
 }
 
-function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
+function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<BuildRequest, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
   if (!builder) return undefined;
   const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
   if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
@@ -61,9 +61,10 @@ function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'cach
   });
 }
 
-export function planPlatform(cfg: BuildConfig, t: PlatformTarget, o: Pick<RunOptions, 'noCache' | 'extraBuildArgs' | 'labels' | 'cache' | 'runId'>, builder: Builder | undefined, node?: NodeFacts): PlatformPlan {
+export function planPlatform(o: BuildRequest, t: PlatformTarget, runId: string, builder: Builder | undefined, node?: NodeFacts): PlatformPlan {
+  const cfg = o.config;
   const cache = cacheFor(cfg, t, o, builder);
-  const tag = runTag(cfg, t, o.runId);
+  const tag = runTag(cfg, t, runId);
   return {
     target: t,
     platform: formatPlatform(t.platform),

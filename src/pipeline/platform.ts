@@ -19,7 +19,7 @@ import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformPlan } from './plan.js';
-import type { PlatformResult, RunOptions, Stage } from './types.js';
+import type { PlatformResult, RunLifecycle, RunOptions, Stage } from './types.js';
 
 export class StageError extends CrossbuildError {
   constructor(readonly stage: Stage, message: string) {
@@ -130,7 +130,7 @@ interface InRegistry {
 
 /** What the registry now holds for the pushed digest, checked by the same verifier as `crossbuild verify --static`. */
 async function verifyInRegistry(o: RunOptions, t: PlatformTarget, digest: string): Promise<InRegistry> {
-  const report = await verifyPushed(o.client, o.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.verifyTimeoutMs, allow: o.config.allow });
+  const report = await verifyPushed(o.place.client, o.build.config.image, digest, t.platform, { staticOnly: true, timeoutMs: o.lifecycle.verifyTimeoutMs, allow: o.build.config.allow, ...(o.place.layerCache ? { layerCache: o.place.layerCache } : {}) });
   if (!report.image) {
     throw new StageError('registry-verify', `pushed ${formatPlatform(t.platform)} (${digest}) holds no ${formatPlatform(t.platform)} image: ${report.checks.map((c) => c.evidence).join('; ')}`);
   }
@@ -152,7 +152,7 @@ async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, l
   const engineHasBridge = t.tests.some((x) => x.kind === 'http') ? (t.node === undefined ? (buildCtx.engineHasBridge ?? (await docker.hasBridgeNetwork())) : await docker.hasBridgeNetwork()) : buildCtx.engineHasBridge;
   const results: TestResult[] = [];
   for (const test of t.tests) {
-    throwIfInterrupted(o);
+    throwIfInterrupted(o.lifecycle);
     hooks.event('testing', test.name);
     const result = await runTest(test, {
       docker,
@@ -199,7 +199,7 @@ export function serializer(): <T>(fn: () => Promise<T>) => Promise<T> {
 }
 
 /** Nothing new starts once SIGINT/SIGTERM arrived. */
-export function throwIfInterrupted(o: Pick<RunOptions, 'interrupted'>): void {
+export function throwIfInterrupted(o: Pick<RunLifecycle, 'interrupted'>): void {
   const why = o.interrupted?.();
   if (why) throw new CrossbuildError(`interrupted by ${why}`);
 }
@@ -231,7 +231,7 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
   const own = plan.runTag;
   let stage: Stage = 'build';
   const step = hooks.step;
-  const stopIfInterrupted = () => throwIfInterrupted(o);
+  const stopIfInterrupted = () => throwIfInterrupted(o.lifecycle);
   try {
     stopIfInterrupted();
     step('building', `log: ${r.log}`);
@@ -269,13 +269,13 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
     // From here on the image is this run's by ID: the run tag names it, nothing else is trusted.
     const inspect = await docker.inspect(own);
     const meta = checkMetadata(t.platform, inspect, 'image config');
-    const runtime = await checkRuntime(docker, inspect.id, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.verifyTimeoutMs });
+    const runtime = await checkRuntime(docker, inspect.id, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.lifecycle.verifyTimeoutMs });
     r.checks.push(meta, runtime);
     const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
     if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
 
     // The test gate: every test of the platform passes before anything of it is pushed.
-    if (t.tests.length > 0 && !o.noTest) {
+    if (t.tests.length > 0 && !o.lifecycle.noTest) {
       stage = 'test';
       stopIfInterrupted();
       step('testing', `${t.tests.length} test${t.tests.length > 1 ? 's' : ''}`);
@@ -287,7 +287,7 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
       }
     }
 
-    if (!o.push) {
+    if (!o.lifecycle.push) {
       await docker.tag(inspect.id, r.ref);
       r.ok = true;
       hooks.title(`${r.platform}: built and verified (${[meta, runtime].map((c) => c.evidence).join('; ')})`);
@@ -330,7 +330,7 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
   } catch (e) {
     r.ok = false;
     r.failedAt = e instanceof StageError ? e.stage : stage;
-    const why = o.interrupted?.();
+    const why = o.lifecycle.interrupted?.();
     r.error = why ? `interrupted by ${why}` : e instanceof Error ? scrub(e.message) : String(e);
     hooks.event('failed', `${r.failedAt}: ${r.error.split('\n')[0]}`);
     throw e instanceof Error ? e : new Error(String(e));

@@ -17,6 +17,7 @@ import { publishList } from '../registry/publish.js';
 import { expectedUname, formatPlatform } from '../platform/platform.js';
 import { formatReference, withTag } from '../oci/reference.js';
 import { scrub } from '../util/secrets.js';
+import { limiter } from '../util/limit.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, RunResult } from './types.js';
 import { planPlatform, type PlatformPlan } from './plan.js';
@@ -76,17 +77,17 @@ export function noBridgeProblem(cfg: BuildConfig, engineHasBridge: boolean | und
 
 /** `--dry-run`: what would happen, with no build, push or binfmt change. A build input the builder lacks is the same exit 2 as in a real run. */
 export async function planRun(o: RunOptions): Promise<RunPlan> {
-  const cfg = o.config;
+  const cfg = o.build.config;
   let engine = 'not reachable';
   let builder: Builder | undefined;
   const warnings: string[] = [];
   let engineInfo: EngineInfo | undefined;
   try {
-    const e = await o.docker.engine();
+    const e = await o.place.docker.engine();
     engineInfo = e;
     engine = `${e.serverVersion} (API ${e.apiVersion}${e.imageStore ? `, ${e.imageStore} image store` : ''})`;
-    builder = await chooseBuilder(o.docker, o.builder);
-    const net = noBridgeProblem(cfg, await o.docker.hasBridgeNetwork(), builder.kind);
+    builder = await chooseBuilder(o.place.docker, o.build.builder);
+    const net = noBridgeProblem(cfg, await o.place.docker.hasBridgeNetwork(), builder.kind);
     if (net.refuse) throw net.refuse;
     if (net.warning) warnings.push(net.warning);
   } catch (err) {
@@ -99,8 +100,8 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   const nodes = await probeNodes(o);
   const plans = cfg.platforms.map((t) => platformPlan(o, t, builder, nodes));
   let registry = 'not checked (--no-push)';
-  if (o.push) {
-    registry = await o.client.checkPush(cfg.image.registry, cfg.image.repository).then(
+  if (o.lifecycle.push) {
+    registry = await o.place.client.checkPush(cfg.image.registry, cfg.image.repository).then(
       () => `${cfg.image.registry}: push to ${cfg.image.repository} allowed`,
       (e: unknown) => {
         const msg = `${cfg.image.registry}: ${(e as Error).message.split('\n')[0]}`;
@@ -114,12 +115,12 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   return {
     config: cfg.file === '' ? null : cfg.file,
     image: formatReference(cfg.image),
-    list: o.push && o.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.type ?? (builder && expectsAttestations(builder, cfg.inputs) ? 'oci' : 'docker')], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
+    list: o.lifecycle.push && o.lifecycle.writeList !== false ? { ref: formatReference(withTag(cfg.image, cfg.tag)), mediaType: LIST_MEDIA_TYPE[o.build.type ?? (builder && expectsAttestations(builder, cfg.inputs) ? 'oci' : 'docker')], platforms: cfg.platforms.map((t) => formatPlatform(t.platform)) } : null,
     engine,
     builder: builder ? `${builder.kind} via ${builder.cli}` : 'unknown (no engine)',
     registry,
     builderDetail: builder ? describeBuilder(builder) : 'unknown (no engine)',
-    concurrency: o.concurrency,
+    concurrency: o.lifecycle.concurrency,
     warnings: [...warnings, ...[...nodes.values()].flatMap((n) => (n.error ? [n.error] : []))],
     inputs: {
       secrets: i.secrets.map((s) => (s.env !== undefined ? `${s.id} (from variable ${s.env})` : `${s.id} (from file ${s.src})`)),
@@ -152,7 +153,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
         cache: p.cache,
         command: [b?.cli ?? 'docker', ...(t.node ? nodeArgs(t.node) : []), ...buildArgv(b?.kind ?? 'classic', p.build)],
         expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
-        tests: o.noTest ? (t.tests.length > 0 ? ['skipped (--no-test)'] : []) : t.tests.map((x) => x.name),
+        tests: o.lifecycle.noTest ? (t.tests.length > 0 ? ['skipped (--no-test)'] : []) : t.tests.map((x) => x.name),
       };
     }),
   };
@@ -169,12 +170,12 @@ function proofContext(version: string, state: { engine?: EngineInfo; builder?: B
 /** The plan of one platform, with the builder of the engine that builds it. */
 function platformPlan(o: RunOptions, t: PlatformTarget, local: Builder | undefined, nodes: ReadonlyMap<string, NodeState>): PlatformPlan {
   const node = t.node === undefined ? undefined : nodes.get(t.node);
-  return planPlatform(o.config, t, o, t.node === undefined ? local : node?.builder, node?.engine);
+  return planPlatform(o.build, t, o.place.runId, t.node === undefined ? local : node?.builder, node?.engine);
 }
 
 /** Every build node the matrix names, asked in parallel. */
 async function probeNodes(o: RunOptions): Promise<Map<string, NodeState>> {
-  const wanted = [...new Set(o.config.platforms.map((t) => t.node).filter((n): n is string => n !== undefined))];
+  const wanted = [...new Set(o.build.config.platforms.map((t) => t.node).filter((n): n is string => n !== undefined))];
   return new Map(await Promise.all(wanted.map(async (name) => [name, await probeNode(o, name)] as const)));
 }
 
@@ -188,37 +189,21 @@ interface NodeState {
   readonly slots: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
-/** At most `n` at once. */
-function semaphore(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>) => {
-    while (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
-
 /** Ask a build node for its engine, OS/arch, CPUs and builder; an unreachable one says how it was reached. */
 async function probeNode(o: RunOptions, name: string): Promise<NodeState> {
-  const docker = o.docker.on(nodeArgs(name));
+  const docker = o.place.docker.on(nodeArgs(name));
   try {
     const engine = await docker.engine();
     assertHonoursPlatform(engine);
-    const builder = await chooseBuilder(docker, o.builder);
-    assertSupported(builder, o.config.inputs);
-    assertBuildsPlatforms(builder, o.config.platforms.filter((t) => t.node === name).map((t) => t.platform), engine);
+    const builder = await chooseBuilder(docker, o.build.builder);
+    assertSupported(builder, o.build.config.inputs);
+    assertBuildsPlatforms(builder, o.build.config.platforms.filter((t) => t.node === name).map((t) => t.platform), engine);
     const cpus = await docker.cpus();
-    return { docker, engine, builder, ...(cpus ? { cpus } : {}), turn: serializer(), slots: semaphore(2 * (cpus ?? 1)) };
+    return { docker, engine, builder, ...(cpus ? { cpus } : {}), turn: serializer(), slots: limiter(2 * (cpus ?? 1)) };
   } catch (e) {
     if (e instanceof UsageError) throw new UsageError(`node ${name} (${describeNode(name)}): ${e.message}`);
     const why = (e as Error).message.split('\n')[0];
-    return { docker, error: `node ${name} (${describeNode(name)}) is unreachable: ${why}`, turn: serializer(), slots: semaphore(1) };
+    return { docker, error: `node ${name} (${describeNode(name)}) is unreachable: ${why}`, turn: serializer(), slots: limiter(1) };
   }
 }
 
@@ -228,10 +213,10 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   // base). Its builds take turns; verification and pushes still overlap. BuildKit and buildx
   // resolve by digest and run fully concurrently.
   const classicTurn = serializer();
-  const localSlots = semaphore(o.concurrency);
-  const emit = (scope: string, state: ProgressEvent['state'], message = '') => o.onEvent?.({ at: new Date(), scope, state, message });
-  mkdirSync(o.logDir, { recursive: true });
-  const cfg = o.config;
+  const localSlots = limiter(o.lifecycle.concurrency);
+  const emit = (scope: string, state: ProgressEvent['state'], message = '') => o.show.onEvent?.({ at: new Date(), scope, state, message });
+  mkdirSync(o.show.logDir, { recursive: true });
+  const cfg = o.build.config;
   const plans: PlatformPlan[] = [];
   const results: PlatformResult[] = cfg.platforms.map((t) => ({
     platform: formatPlatform(t.platform),
@@ -239,7 +224,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     ref: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
     ok: false,
     checks: [],
-    log: join(o.logDir, `${t.suffix}.log`),
+    log: join(o.show.logDir, `${t.suffix}.log`),
     ...(t.node ? { node: t.node } : {}),
   }));
   const state: { engine?: EngineInfo; builder?: Builder } = {};
@@ -247,9 +232,9 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const nodes = new Map<string, NodeState>();
   const buildCtx: BuildContext = { envSecretFiles: new Map() };
   let secretsDir: string | undefined;
-  const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.logDir, startedAt: new Date().toISOString(), ...(o.noTest && cfg.platforms.some((t) => t.tests.length > 0) ? { testsSkipped: true } : {}) };
+  const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.show.logDir, startedAt: new Date().toISOString(), ...(o.lifecycle.noTest && cfg.platforms.some((t) => t.tests.length > 0) ? { testsSkipped: true } : {}) };
 
-  const stopIfInterrupted = () => throwIfInterrupted(o);
+  const stopIfInterrupted = () => throwIfInterrupted(o.lifecycle);
   // One platform's work on its engine, its outcome in `r`.
   const platformTaskWork = (t: PlatformTarget, r: PlatformResult) => async (task: { output: string; title: string }) => {
     const hooks: PlatformHooks = {
@@ -258,7 +243,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         emit(r.platform, s, message);
       },
       output: (line, runningStep) => {
-        if (o.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
+        if (o.show.renderer === 'default') task.output = `${runningStep ? `${runningStep.slice(0, 70)} | ` : ''}${line.slice(0, 90)}`;
         emit(r.platform, 'output', line);
       },
       event: (state, message) => emit(r.platform, state, message),
@@ -270,7 +255,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     };
     const plan = plans[cfg.platforms.indexOf(t)]!;
     if (t.node === undefined) {
-      await localSlots(() => runPlatform({ o, docker: o.docker, builder: state.builder!, buildCtx, classicTurn }, plan, r, hooks));
+      await localSlots(() => runPlatform({ o, docker: o.place.docker, builder: state.builder!, buildCtx, classicTurn }, plan, r, hooks));
       return;
     }
     const n = nodes.get(t.node)!;
@@ -304,7 +289,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
 
   /** Every platform's image signed with its proof attached (and `more`: the list), after every proof passed. */
   const signPlatforms = async (more: ToSign[]): Promise<void> => {
-    const s = o.sign!;
+    const s = o.lifecycle.sign!;
     emit('sign', 'started', `${results.length} image${results.length > 1 ? 's' : ''}${more.length ? ' and the list' : ''}`);
     await s.cosign.prepare();
     const ctx = proofContext(s.version, state);
@@ -326,13 +311,13 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         title: 'Preflight: Docker engine and builder',
         task: async (_ctx, task) => {
           emit('preflight', 'started');
-          state.engine = await o.docker.engine();
-          state.builder = await chooseBuilder(o.docker, o.builder);
+          state.engine = await o.place.docker.engine();
+          state.builder = await chooseBuilder(o.place.docker, o.build.builder);
           assertHonoursPlatform(state.engine);
           assertSupported(state.builder, cfg.inputs);
           assertBuildsPlatforms(state.builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), state.engine);
           if (cfg.platforms.some((t) => t.network === 'default')) {
-            buildCtx.engineHasBridge = await o.docker.hasBridgeNetwork();
+            buildCtx.engineHasBridge = await o.place.docker.hasBridgeNetwork();
             const net = noBridgeProblem(cfg, buildCtx.engineHasBridge, state.builder.kind);
             if (net.refuse) throw net.refuse;
             const w = net.warning;
@@ -342,8 +327,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             }
           }
           // The registry answers and takes our push before minutes of builds, not after them.
-          if (o.push) {
-            await o.client.checkPush(cfg.image.registry, cfg.image.repository);
+          if (o.lifecycle.push) {
+            await o.place.client.checkPush(cfg.image.registry, cfg.image.repository);
             emit('preflight', 'started', `registry ${cfg.image.registry}: push to ${cfg.image.repository} allowed`);
           }
           secretsDir = await prepareSecrets(state.builder, cfg, buildCtx);
@@ -375,18 +360,18 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         },
       },
       {
-        title: `Build, verify${o.push ? ', push' : ''} ${cfg.platforms.length} platform${cfg.platforms.length === 1 ? '' : 's'} (logs in ${o.logDir})`,
+        title: `Build, verify${o.lifecycle.push ? ', push' : ''} ${cfg.platforms.length} platform${cfg.platforms.length === 1 ? '' : 's'} (logs in ${o.show.logDir})`,
         task: (_ctx, task) =>
           task.newListr(
             cfg.platforms.map((t, i) => platformTask(t, results[i]!)),
             // Nodes build at the same time as the local engine: each engine has its own limit.
-            { concurrent: cfg.platforms.some((t) => t.node !== undefined) ? cfg.platforms.length : o.concurrency, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
+            { concurrent: cfg.platforms.some((t) => t.node !== undefined) ? cfg.platforms.length : o.lifecycle.concurrency, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
           ),
       },
       {
         // With a list, the platforms are signed together with it (below); a leg (--no-list) signs its platforms here.
         title: 'Sign each platform and attach its proof (cosign)',
-        skip: () => (!o.sign || o.writeList !== false ? true : !o.push ? 'not pushing (--no-push)' : false),
+        skip: () => (!o.lifecycle.sign || o.lifecycle.writeList !== false ? true : !o.lifecycle.push ? 'not pushing (--no-push)' : false),
         task: async (_ctx, task) => {
           stopIfInterrupted();
           if (results.some((r) => !r.ok)) throw new CrossbuildError(`not signing: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')} failed`);
@@ -396,7 +381,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       },
       {
         title: `Manifest list ${listRef}`,
-        skip: () => (!o.push ? 'not pushing (--no-push)' : o.writeList === false ? 'no list (--no-list): crossbuild merge writes it' : false),
+        skip: () => (!o.lifecycle.push ? 'not pushing (--no-push)' : o.lifecycle.writeList === false ? 'no list (--no-list): crossbuild merge writes it' : false),
         task: async (_ctx, task) => {
           stopIfInterrupted();
           const failed = results.filter((r) => !r.ok);
@@ -405,19 +390,19 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             throw new CrossbuildError(`not writing the list: ${failed.map((r) => `${r.platform} failed at ${r.failedAt ?? 'build'}`).join(', ')}`);
           }
           emit('list', 'started', listRef);
-          const kind = listKindFor(o.type, results);
+          const kind = listKindFor(o.build.type, results);
           const entries = results.flatMap((r, i): ListEntry[] => {
             const p = cfg.platforms[i]!.platform;
             const image: ListEntry = { mediaType: r.mediaType!, digest: r.digest!, size: r.size!, platform: { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) } };
             return [image, ...(r.attestations ?? [])];
           });
           let signedList: string | undefined;
-          const list = await publishList(o.client, cfg.image, cfg.tag, kind, entries, {
+          const list = await publishList(o.place.client, cfg.image, cfg.tag, kind, entries, {
             // Signed by digest before its tag moves: a list is never published unsigned when --sign was asked.
-            ...(o.sign
+            ...(o.lifecycle.sign
               ? {
                   beforeTag: async (digest: string) => {
-                    const s = o.sign!;
+                    const s = o.lifecycle.sign!;
                     await signPlatforms([{ ref: `${formatReference(cfg.image)}@${digest}`, type: PREDICATE_TYPES.list, predicate: listPredicate(results.map((r) => ({ platform: r.platform, digest: r.digest!, verdict: 'pass' })), proofContext(s.version, state)), name: 'list' }]);
                     signedList = PREDICATE_TYPES.list;
                   },
@@ -430,8 +415,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
             emit('list', 'note', n);
           }
           // Every other -t gets the same list (the same bytes, so the same digest), each read back.
-          for (const extra of o.extraTags ?? []) await publishList(o.client, cfg.image, extra, kind, entries);
-          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType, ...(signedList ? { signed: signedList } : {}), ...(o.extraTags?.length ? { tags: [cfg.tag, ...o.extraTags] } : {}) };
+          for (const extra of o.build.extraTags ?? []) await publishList(o.place.client, cfg.image, extra, kind, entries);
+          result.list = { ref: listRef, digest: list.digest, size: list.size, mediaType: list.mediaType, ...(signedList ? { signed: signedList } : {}), ...(o.build.extraTags?.length ? { tags: [cfg.tag, ...o.build.extraTags] } : {}) };
           task.title = `Manifest list ${listRef}: ${list.digest} (${list.size} bytes)`;
           emit('list', 'done', `${list.digest} ${list.size}`);
         },
@@ -439,7 +424,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     ],
     {
       exitOnError: true,
-      renderer: o.renderer,
+      renderer: o.show.renderer,
       rendererOptions: { collapseSubtasks: false, processOutput: new ProcessOutput(process.stderr, process.stderr) },
       collectErrors: 'minimal',
       // crossbuild handles SIGINT/SIGTERM itself (stop, clean up, report); listr2's own handler would process.exit(127).
@@ -453,7 +438,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     result.error = e instanceof Error ? scrub(e.message) : String(e);
     if (e instanceof UsageError) result.usageError = e;
     else if (e instanceof CrossbuildError) result.failure = e;
-    const why = o.interrupted?.();
+    const why = o.lifecycle.interrupted?.();
     if (why) result.error = `interrupted by ${why}`;
   } finally {
     if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
@@ -465,7 +450,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     emit('build', 'warning', advice);
   }
   const platformsOk = results.every((r) => r.ok);
-  const ok = !result.error && platformsOk && (!o.push || o.writeList === false || result.list !== undefined);
+  const ok = !result.error && platformsOk && (!o.lifecycle.push || o.lifecycle.writeList === false || result.list !== undefined);
   if (!ok && !result.error && !platformsOk) result.error = `failed: ${results.filter((r) => !r.ok).map((r) => r.platform).join(', ')}`;
   result.finishedAt = new Date().toISOString();
   result.seconds = Math.round((Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 100) / 10;

@@ -9,42 +9,66 @@ import type { ListKind } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { CheckResult } from '../verdict.js';
 import type { BinaryStats } from '../verify/binaries.js';
+import type { LayerCache } from '../verify/layer-cache.js';
 import type { AttestationEntry } from '../verify/verify.js';
 import type { ProgressEvent } from './progress.js';
 import type { TestResult } from '../gate/run.js';
 import type { Cosign, RegistryAccess } from '../sign/cosign.js';
 
-export interface RunOptions {
+/** What to build: the matrix, and what the flags add to every platform's build. */
+export interface BuildRequest {
   readonly config: BuildConfig;
-  readonly client: RegistryClient;
+  readonly extraBuildArgs: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly noCache: boolean;
+  /** Registry cache settings from flags; the mode comes from the config (flag > env > file). */
+  readonly cache: Omit<CacheSettings, 'mode'>;
+  readonly builder?: BuilderKind;
+  /** The list's kind; absent: an OCI index when any platform brought attestations (as buildx), else a Docker list. */
+  readonly type?: ListKind;
+  /** More tags that get the same list (--tag given more than once). */
+  readonly extraTags?: readonly string[];
+}
+
+/** Where it happens: the engine that builds, the registry it goes to, this run's own name. */
+export interface RunPlace {
   readonly docker: Docker;
+  readonly client: RegistryClient;
+  /** Names this run's local images (runTag); unique per run. */
+  readonly runId: string;
+  /** Layer facts kept by digest for the registry proof (absent with --no-layer-cache). */
+  readonly layerCache?: LayerCache;
+}
+
+/** How far it goes and in what order: push, list, tests, signing, limits, the signal. */
+export interface RunLifecycle {
   readonly push: boolean;
   /** false (`--no-list`): push the platforms, leave the list to `crossbuild merge`. */
   readonly writeList?: boolean;
-  /** The list's kind; absent: an OCI index when any platform brought attestations (as buildx), else a Docker list. */
-  readonly type?: ListKind;
-  readonly concurrency: number;
-  readonly noCache: boolean;
   /** --no-test: skip the test gate (the report says so). */
   readonly noTest?: boolean;
   /** --sign: each platform's image and the list signed, with crossbuild's proof attached. */
   readonly sign?: { readonly cosign: Cosign; readonly access: RegistryAccess; readonly version: string };
-  /** Registry cache settings from flags; the mode comes from the config (flag > env > file). */
-  readonly cache: Omit<CacheSettings, 'mode'>;
+  readonly concurrency: number;
   readonly verifyTimeoutMs: number;
-  readonly builder?: BuilderKind;
-  readonly logDir: string;
-  readonly extraBuildArgs: Readonly<Record<string, string>>;
-  readonly labels?: Readonly<Record<string, string>>;
-  /** More tags that get the same list (--tag given more than once). */
-  readonly extraTags?: readonly string[];
-  /** Names this run's local images (runTag); unique per run. */
-  readonly runId: string;
   /** Set when SIGINT/SIGTERM arrived: nothing more starts, no list is written. */
   readonly interrupted?: () => string | undefined;
+}
+
+/** How it is shown. */
+export interface RunPresentation {
   /** 'default': listr2 draws on the terminal; 'silent': the caller renders onEvent. */
   readonly renderer: 'default' | 'silent';
   readonly onEvent?: (e: ProgressEvent) => void;
+  readonly logDir: string;
+}
+
+/** `crossbuild run`'s options, by concern. */
+export interface RunOptions {
+  readonly build: BuildRequest;
+  readonly place: RunPlace;
+  readonly lifecycle: RunLifecycle;
+  readonly show: RunPresentation;
 }
 
 export type Stage = 'build' | 'verify' | 'test' | 'push' | 'registry-verify';

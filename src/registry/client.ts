@@ -275,13 +275,10 @@ export class RegistryClient {
     throw await this.failure(registry, `HEAD blob ${repository}@${digest}`, res);
   }
 
-  /**
-   * Stream a blob (following redirects to storage backends without our credentials), checked
-   * against its digest and, when known, its descriptor's size as it flows.
-   */
-  async getBlob(registry: string, repository: string, digest: string, expect: { size?: number; what?: string } = {}): Promise<Readable> {
-    const what = expect.what ?? `blob ${repository}@${digest}`;
-    let res = await this.send(registry, 'GET', `/v2/${repository}/blobs/${digest}`, { scopes: [repositoryScope(repository, 'pull')], idempotent: true, what });
+  /** One GET of a blob from `offset` on (a Range request past 0), following redirects to storage without our credentials. */
+  private async openBlob(registry: string, repository: string, digest: string, what: string, offset: number): Promise<Resp> {
+    const range = offset > 0 ? { range: `bytes=${offset}-` } : undefined;
+    let res = await this.send(registry, 'GET', `/v2/${repository}/blobs/${digest}`, { scopes: [repositoryScope(repository, 'pull')], idempotent: true, what, ...(range ? { headers: range } : {}) });
     for (let hops = 0; res.statusCode >= 300 && res.statusCode < 400 && hops < 5; hops++) {
       const loc = header(res, 'location');
       await res.body.dump();
@@ -290,29 +287,89 @@ export class RegistryClient {
       const target = new URL(loc, `${base}/v2/${repository}/blobs/${digest}`);
       // Storage back-ends get no registry credentials.
       try {
-        res = await request(target, { method: 'GET', dispatcher: this.agent(target.host), headers: { 'user-agent': USER_AGENT }, signal: this.transport.signal });
+        res = await request(target, { method: 'GET', dispatcher: this.agent(target.host), headers: { 'user-agent': USER_AGENT, ...(range ?? {}) }, signal: this.transport.signal });
       } catch (e) {
         throw new RegistryError(`GET ${target.origin}${target.pathname} (${what}, redirected by ${registry}) failed: ${describeCause(e)}`, { retriable: true, cause: e });
       }
     }
+    return res;
+  }
+
+  /**
+   * Stream a blob, checked against its digest and, when known, its descriptor's size as it flows.
+   * A body that breaks off is resumed where it stopped (a Range request, under the transport's
+   * retry policy) when the registry serves ranges; else the caller reads it again from the start.
+   */
+  async getBlob(registry: string, repository: string, digest: string, expect: { size?: number; what?: string } = {}): Promise<Readable> {
+    const what = expect.what ?? `blob ${repository}@${digest}`;
+    const path = `/v2/${repository}/blobs/${digest}`;
+    const res = await this.openBlob(registry, repository, digest, what, 0);
     if (res.statusCode !== 200) throw await this.failure(registry, `GET ${what}`, res);
-    const checked = new CheckedBlob({ digest, ...(expect.size !== undefined ? { size: expect.size } : {}) }, `GET ${registry}/v2/${repository}/blobs/${digest} (${what})`, this.transport.timeouts.bodyIdleMs);
-    const body = res.body as unknown as Readable;
-    // The body's own failure (reset, stall) surfaces on the checked stream, naming the request.
-    body.on('error', (e) => checked.destroy(new RegistryError(`GET ${registry}/v2/${repository}/blobs/${digest} (${what}) broke off: ${describeCause(e)}`, { retriable: true, cause: e })));
+    const checked = new CheckedBlob({ digest, ...(expect.size !== undefined ? { size: expect.size } : {}) }, `GET ${registry}${path} (${what})`, this.transport.timeouts.bodyIdleMs);
+    let delivered = 0;
+    let resumes = 0;
+    let current: Readable | undefined;
+    const brokeOff = (e: unknown) => new RegistryError(`GET ${registry}${path} (${what}) broke off: ${describeCause(e)}`, { retriable: true, cause: e });
+    const feed = (r: Resp) => {
+      const body = r.body as unknown as Readable;
+      current = body;
+      body.on('data', (c: Buffer) => {
+        delivered += c.length;
+      });
+      body.on('error', (e) => void resume(e));
+      const closeDelimited = header(r, 'content-length') === undefined && !/chunked/i.test(header(r, 'transfer-encoding') ?? '');
+      if (closeDelimited) {
+        // A body ended by closing the connection (legal HTTP/1.1): undici 7 asserts if the socket
+        // ends while its parser is paused for backpressure, so such a body is read without pausing
+        // (it buffers in the checked stream when the reader is slower).
+        body.on('data', (c: Buffer) => checked.write(c));
+        body.on('end', () => checked.end());
+      } else {
+        body.pipe(checked);
+      }
+    };
+    const resume = async (cause: unknown): Promise<void> => {
+      current?.unpipe(checked);
+      if (checked.destroyed || this.transport.signal.aborted) return;
+      // Nothing delivered yet, or no resumes left: the caller's retry reads it again.
+      if (delivered === 0 || resumes >= this.transport.attempts - 1) {
+        checked.destroy(brokeOff(cause));
+        return;
+      }
+      resumes++;
+      const from = delivered;
+      try {
+        let first = true;
+        const next = await this.transport.retry(
+          'GET',
+          registry,
+          path,
+          async () => {
+            // The first attempt is the one that broke: said as a retry, then resumed from `from`.
+            if (first) {
+              first = false;
+              throw brokeOff(cause);
+            }
+            return this.openBlob(registry, repository, digest, what, from);
+          },
+          (e) => (e instanceof RegistryError && e.retriable && e.status === undefined ? { reason: `${describeCause((e.cause as Error) ?? e)} (resuming at byte ${from})` } : undefined),
+        );
+        const cr = header(next, 'content-range') ?? '';
+        if (next.statusCode !== 206 || !cr.startsWith(`bytes ${from}-`)) {
+          // The registry sent the whole blob again (or another range): no resuming here.
+          await next.body.dump().catch(() => undefined);
+          checked.destroy(brokeOff(cause));
+          return;
+        }
+        feed(next);
+      } catch (e) {
+        checked.destroy(e instanceof RegistryError ? e : brokeOff(e));
+      }
+    };
     checked.on('close', () => {
-      if (!body.destroyed) body.destroy();
+      if (current && !current.destroyed) current.destroy();
     });
-    const closeDelimited = header(res, 'content-length') === undefined && !/chunked/i.test(header(res, 'transfer-encoding') ?? '');
-    if (closeDelimited) {
-      // A body ended by closing the connection (legal HTTP/1.1): undici 7 asserts if the socket
-      // ends while its parser is paused for backpressure, so such a body is read without pausing
-      // (it buffers in the checked stream when the reader is slower).
-      body.on('data', (c: Buffer) => checked.write(c));
-      body.on('end', () => checked.end());
-    } else {
-      body.pipe(checked);
-    }
+    feed(res);
     return checked;
   }
 

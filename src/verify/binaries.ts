@@ -72,6 +72,9 @@ export interface BinaryStats {
   readonly unreadable?: number;
   /** Tar entries of a type the verifier does not know (runtimes refuse them); present when any. */
   readonly unknownTypes?: number;
+  /** The image's layers, and how many of them came from the layer cache instead of the registry. */
+  readonly layers?: number;
+  readonly layersFromCache?: number;
 }
 
 export interface BinariesResult {

@@ -33,6 +33,8 @@ export interface UnknownEntry {
 
 /** Normalise a tar path inside the root: no leading "/", no "..", no trailing "/". */
 export function normalizeTarPath(name: string): { path: string; escaped: boolean } {
+  // The usual name ("./usr/bin/x", "usr/lib/") needs no normalising: only the ends are trimmed.
+  if (!/(^|\/)\.\.?(\/|$)|\/\//.test(name.replace(/^\.\//, ''))) return { path: name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, ''), escaped: false };
   const n = posix.normalize(`/${name}`);
   // posix.normalize of "/../x" is "/x": escapes are clamped at the root, as a chroot would.
   const escaped = name.split('/').includes('..') && posix.normalize(name).startsWith('..');
@@ -125,7 +127,13 @@ export class ImageFs {
       return undefined;
     }
     if (path === '' || this.entries.has(path) || this.hiddenBy(path) !== undefined) return undefined;
-    const entry: FsEntry = { ...e, layer: this.layer, ...(e.type === 'hardlink' && e.link !== undefined ? { link: normalizeTarPath(e.link).path } : {}) };
+    // Built field by field: this runs for every entry of every layer.
+    const entry: { -readonly [K in keyof FsEntry]: FsEntry[K] } = { type: e.type, size: e.size, mode: e.mode, layer: this.layer };
+    if (e.link !== undefined) entry.link = e.type === 'hardlink' ? normalizeTarPath(e.link).path : e.link;
+    if (e.unreadable !== undefined) entry.unreadable = e.unreadable;
+    if (e.elf) entry.elf = e.elf;
+    if (e.shebang !== undefined) entry.shebang = e.shebang;
+    if (e.malformedElf !== undefined) entry.malformedElf = e.malformedElf;
     this.entries.set(path, entry);
     return entry;
   }

@@ -12,6 +12,7 @@ import { checkMetadata, checkRuntime } from './checks.js';
 import { mdCell, verdictIcon } from '../util/markdown.js';
 import { judgeBinaries, type BinaryStats } from './binaries.js';
 import { scanImage } from './layers.js';
+import type { LayerCache } from './layer-cache.js';
 import type { TestResult } from '../gate/run.js';
 
 export interface VerifyOptions {
@@ -25,6 +26,8 @@ export interface VerifyOptions {
   readonly timeoutMs: number;
   /** Paths (globs) whose foreign architecture is legitimate: counted as excused, not failed. */
   readonly allow?: readonly string[];
+  /** Layer facts kept by digest; absent: every layer is read from the registry. */
+  readonly layerCache?: LayerCache;
 }
 
 export interface PlatformReport {
@@ -78,10 +81,10 @@ async function judgeImage(client: RegistryClient, ref: ImageRef, image: RemoteIm
   let files: BinaryStats | undefined;
   try {
     // The whole image: every layer, every ELF file of the final filesystem.
-    const scan = await scanImage(client, ref.registry, ref.repository, man.layers as Descriptor[], {});
+    const scan = await scanImage(client, ref.registry, ref.repository, man.layers as Descriptor[], opts.layerCache ? { cache: opts.layerCache } : {});
     const judged = judgeBinaries(scan.fs, expected, cfg, scan.complete, { ...(opts.allow ? { allow: opts.allow } : {}) });
     checks.push(judged.check);
-    files = judged.stats;
+    files = { ...judged.stats, layers: scan.layers, layersFromCache: scan.fromCache };
   } catch (e) {
     checks.push({ check: 'binaries', verdict: 'fail', evidence: `layers could not be read: ${(e as Error).message}` });
   }
@@ -208,7 +211,7 @@ export function formatReport(r: VerifyReport): string {
   for (const p of r.platforms) {
     lines.push(`${p.platform}  ${p.verdict.toUpperCase()}  ${p.digest}`);
     for (const c of p.checks) lines.push(`  ${c.check.padEnd(8)}  ${c.verdict.toUpperCase().padEnd(4)}  ${c.evidence}`);
-    if (p.files) lines.push(`  files     ${p.files.filesScanned} scanned, ${p.files.elfChecked} ELF checked, ${p.files.mismatches} mismatched, ${p.files.excused} excused`);
+    if (p.files) lines.push(`  files     ${p.files.filesScanned} scanned, ${p.files.elfChecked} ELF checked, ${p.files.mismatches} mismatched, ${p.files.excused} excused${p.files.layers ? `; ${p.files.layersFromCache ?? 0} of ${p.files.layers} layers from the layer cache` : ''}`);
   }
   lines.push(r.ok ? 'verified' : 'verification FAILED');
   return `${lines.join('\n')}\n`;

@@ -21,3 +21,11 @@ export function engineEnv(name: string): Record<string, string> {
 }
 
 Object.assign(process.env, engineEnv(TEST_ENGINE));
+
+// Each test file gets a layer cache of its own: what one file's verifies learnt cannot answer
+// for another file's fault injections (a trickled or cut layer must really be read).
+if (!process.env.CROSSBUILD_LAYER_CACHE) {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  process.env.CROSSBUILD_LAYER_CACHE = mkdtempSync(join(tmpdir(), 'cb-layer-cache-'));
+}

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { judgeBinaries } from '../../src/verify/binaries.js';
 import { parseElf } from '../../src/verify/elf.js';
 import { ImageFs } from '../../src/verify/image-fs.js';
-import { scanLayer } from '../../src/verify/layers.js';
+import { scanLayer } from '../../src/verify/layer-facts.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 export const busyboxAmd64 = readFileSync(join(__dirname, '..', 'fixtures', 'elf', 'busybox-amd64.head'));

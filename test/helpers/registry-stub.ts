@@ -10,6 +10,7 @@ export interface StubRequest {
   readonly method: string;
   readonly path: string;
   readonly at: number;
+  readonly range?: string;
 }
 
 /** Return true when the fault handled the request (answered, stalled or dropped it). */
@@ -24,6 +25,8 @@ export interface RegistryStub {
   fault?: Fault;
   /** PUTs of manifests are answered 201 but not stored (a registry that lies). */
   dropPuts?: boolean;
+  /** Range requests are answered with the whole blob (200), as some registries do. */
+  ignoreRanges?: boolean;
   putManifest(repo: string, ref: string, body: Buffer | string, mediaType: string): string;
   putBlob(body: Buffer | string): string;
   close(): Promise<void>;
@@ -38,7 +41,7 @@ export async function startRegistryStub(): Promise<RegistryStub> {
   const stub: Partial<RegistryStub> = {};
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
-    requests.push({ method: req.method ?? '', path, at: Date.now() });
+    requests.push({ method: req.method ?? '', path, at: Date.now(), ...(req.headers.range ? { range: String(req.headers.range) } : {}) });
     n++;
     if (stub.fault && (await stub.fault(req, res, n))) return;
     const chunks: Buffer[] = [];
@@ -76,7 +79,14 @@ export async function startRegistryStub(): Promise<RegistryStub> {
     }
     const blob = blobs.get(ref);
     if (!blob) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
-    res.writeHead(200, { 'content-length': String(blob.length), 'docker-content-digest': ref });
+    // Ranges, as distribution serves them (unless the stub is told to ignore them).
+    const range = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ''));
+    if (range && !stub.ignoreRanges && req.method === 'GET') {
+      const from = Number(range[1]);
+      res.writeHead(206, { 'content-length': String(blob.length - from), 'content-range': `bytes ${from}-${blob.length - 1}/${blob.length}`, 'docker-content-digest': ref });
+      return void res.end(blob.subarray(from));
+    }
+    res.writeHead(200, { 'content-length': String(blob.length), 'docker-content-digest': ref, 'accept-ranges': 'bytes' });
     res.end(req.method === 'HEAD' ? undefined : blob);
   });
   server.on('connection', (s) => {

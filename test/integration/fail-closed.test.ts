@@ -9,6 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { startFaultProxy } from '../helpers/registries.js';
 
+// Faults are injected into layer reads here: no layer may be answered from the layer cache.
+process.env.CROSSBUILD_LAYER_CACHE = 'off';
+
 beforeAll(requireInfrastructure);
 
 const CB = join(ROOT, 'bin', 'crossbuild.js');

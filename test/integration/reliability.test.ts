@@ -9,6 +9,9 @@ import { imageEntries, type Entry, type Index } from '../helpers/oci.js';
 import { engineEnv } from '../helpers/engine-setup.js';
 import { installCa, makePki, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
 
+// Faults are injected into layer reads here: no layer may be answered from the layer cache.
+process.env.CROSSBUILD_LAYER_CACHE = 'off';
+
 beforeAll(requireInfrastructure);
 
 interface Report {

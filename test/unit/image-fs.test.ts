@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ImageFs, normalizeTarPath } from '../../src/verify/image-fs.js';
 
@@ -91,5 +92,15 @@ describe('the merged filesystem', () => {
     const fs = build([[['../../etc/evil', file]]]);
     expect(fs.entries.has('etc/evil')).toBe(true);
     expect(fs.warnings[0]).toMatch(/points outside the root/);
+  });
+});
+
+describe('tar path normalising', () => {
+  // What the runtime's extraction does: node's posix.normalize inside the root (the reference),
+  // against which the fast path for ordinary names must agree on odd ones too.
+  const reference = (name: string) => ({ path: posix.normalize(`/${name}`).replace(/^\/+/, '').replace(/\/+$/, ''), escaped: name.split('/').includes('..') && posix.normalize(name).startsWith('..') });
+  it('agrees with posix.normalize on ordinary and odd names', () => {
+    const names = ['./', '.', './usr/bin/x', 'usr/lib/', '/abs/x', '//x', 'a//b', 'a/./b', 'a/../b', '../x', './../x', 'x/..', '...', '..a/b', 'a/..b', './.wh..wh..opq', 'usr/.wh.x', '', 'a/.', './a/./', '././a', 'a/b/../../..', '.hidden/x', 'usr/lib/x86_64-linux-gnu/libc.so.6'];
+    for (const n of names) expect(normalizeTarPath(n), n).toEqual(reference(n));
   });
 });

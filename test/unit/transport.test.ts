@@ -284,3 +284,42 @@ describe('the push check (preflight)', () => {
     await c.close();
   });
 });
+
+describe('a body that breaks off', () => {
+  const big = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
+  /** The first GET of the blob sends `cut` bytes, then drops the connection. */
+  const cutFirst = (cut: number) => {
+    let done = false;
+    reg.fault = (req, res) => {
+      if (done || req.method !== 'GET' || !req.url?.includes('/blobs/') || req.headers.range) return false;
+      done = true;
+      res.writeHead(200, { 'content-length': String(big.length) });
+      res.write(big.subarray(0, cut), () => res.socket?.destroy());
+      return true;
+    };
+  };
+  it('is resumed where it stopped (a Range request), said as a retry, and checked whole against its digest', async () => {
+    const d = reg.putBlob(big);
+    cutFirst(65_536);
+    const c = client({ attempts: 4 });
+    const got = await c.getBlobBytes(reg.addr, 'app', d, 1 << 20, 'the blob', big.length);
+    expect(got.equals(big)).toBe(true);
+    const gets = reg.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
+    expect(gets).toHaveLength(2);
+    expect(gets[1]!.range).toMatch(/^bytes=\d+-$/);
+    expect(Number(/\d+/.exec(gets[1]!.range!)![0])).toBeGreaterThan(0);
+    expect(retries.map((r) => r.reason)).toEqual([expect.stringMatching(/resuming at byte \d+/)]);
+    await c.close();
+  });
+  it('a registry that ignores Range sends it all again: read again from the start, still whole', async () => {
+    const d = reg.putBlob(big);
+    reg.ignoreRanges = true;
+    cutFirst(65_536);
+    const c = client({ attempts: 4 });
+    const got = await c.getBlobBytes(reg.addr, 'app', d, 1 << 20, 'the blob', big.length);
+    expect(got.equals(big)).toBe(true);
+    // The broken GET, the ranged one answered 200 (dropped), then one whole GET.
+    expect(reg.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/') && !r.range)).toHaveLength(2);
+    await c.close();
+  });
+});

@@ -3,12 +3,13 @@ import { ARCHES } from '../../platform/arch.js';
 import { makePlatform, type Platform } from '../../platform/platform.js';
 import { BINFMT_DIR, binfmtMounted, findEmulator, installHandlers, platformStatus, readHandlers, uninstallHandlers } from '../../binfmt/binfmt.js';
 import { platformsFromFlags, printJson } from '../common.js';
+import { OK, REPORTED, type Outcome } from '../failure.js';
 
 function allPlatforms(): Platform[] {
   return Object.values(ARCHES).map((a) => makePlatform('linux', a.name, a.defaultVariant));
 }
 
-export async function binfmtStatus(opts: { platform?: string[]; json?: boolean }): Promise<number> {
+export async function binfmtStatus(opts: { platform?: string[]; json?: boolean }): Promise<Outcome> {
   const platforms = platformsFromFlags(opts.platform) ?? allPlatforms();
   const mounted = await binfmtMounted();
   const handlers = mounted ? await readHandlers() : [];
@@ -24,10 +25,10 @@ export async function binfmtStatus(opts: { platform?: string[]; json?: boolean }
     const w = Math.max(...rows.map((r) => r.platform.length));
     for (const r of rows) process.stdout.write(`${r.platform.padEnd(w)}  ${r.state.padEnd(13)}  ${r.detail}\n`);
   }
-  return rows.some((r) => r.state !== 'ok' && r.state !== 'native') ? 1 : 0;
+  return rows.some((r) => r.state !== 'ok' && r.state !== 'native') ? REPORTED : OK;
 }
 
-export async function binfmtInstall(opts: { platform?: string[] }): Promise<number> {
+export async function binfmtInstall(opts: { platform?: string[] }): Promise<Outcome> {
   let platforms = platformsFromFlags(opts.platform);
   if (!platforms) {
     platforms = [];
@@ -36,13 +37,13 @@ export async function binfmtInstall(opts: { platform?: string[] }): Promise<numb
   for (const r of await installHandlers(platforms)) {
     process.stdout.write(`${r.platform}: ${r.action}${r.name ? ` ${r.name}` : ''} — ${r.detail}\n`);
   }
-  return 0;
+  return OK;
 }
 
-export async function binfmtUninstall(opts: { platform: string[] }): Promise<number> {
+export async function binfmtUninstall(opts: { platform: string[] }): Promise<Outcome> {
   const platforms = platformsFromFlags(opts.platform)!;
   for (const r of await uninstallHandlers(platforms)) {
     process.stdout.write(`${r.platform}: ${r.removed.length ? `removed ${r.removed.join(', ')}` : 'no qemu handler'}\n`);
   }
-  return 0;
+  return OK;
 }

@@ -7,6 +7,7 @@ import { describeNode, Docker, honoursPlatform, nodeArgs } from '../../docker/do
 import { formatPlatform, isNative, parsePlatform, type Platform } from '../../platform/platform.js';
 import { formatReference, withTag, type ImageRef } from '../../oci/reference.js';
 import { clientFromFlags, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+import { OK, REPORTED, type Outcome } from '../failure.js';
 
 type Status = 'OK' | 'WARN' | 'FAIL';
 interface Line {
@@ -18,7 +19,7 @@ interface Line {
 
 const DEFAULT_PLATFORMS = ['linux/arm64', 'linux/arm/v7', 'linux/arm/v6', 'linux/ppc64le', 'linux/s390x', 'linux/riscv64'];
 
-export async function doctorCommand(flags: RegistryFlags & { config: string; platform?: string[]; json?: boolean }): Promise<number> {
+export async function doctorCommand(flags: RegistryFlags & { config: string; platform?: string[]; json?: boolean }): Promise<Outcome> {
   const lines: Line[] = [];
   const add = (status: Status, check: string, detail: string, fix?: string) => lines.push({ status, check, detail, ...(fix ? { fix } : {}) });
 
@@ -127,5 +128,5 @@ export async function doctorCommand(flags: RegistryFlags & { config: string; pla
     const w = Math.max(...lines.map((l) => l.check.length));
     for (const l of lines) process.stdout.write(`${l.status.padEnd(4)}  ${l.check.padEnd(w)}  ${l.detail}${l.fix ? `\n      ${''.padEnd(w)}  fix: ${l.fix}` : ''}\n`);
   }
-  return lines.some((l) => l.status === 'FAIL') ? 1 : 0;
+  return lines.some((l) => l.status === 'FAIL') ? REPORTED : OK;
 }

@@ -10,6 +10,7 @@ import { formatPlatform, parsePlatform, platformSuffix, type Platform } from '..
 import { escapeControl } from '../../util/text.js';
 import { platformsFromFlags } from '../common.js';
 import { splitTags } from './run.js';
+import { OK, type Outcome } from '../failure.js';
 
 interface InitFlags {
   tag?: string;
@@ -63,7 +64,7 @@ ${rows.join('\n')}
 `;
 }
 
-export async function initCommand(flags: InitFlags, contextArg?: string): Promise<number> {
+export async function initCommand(flags: InitFlags, contextArg?: string): Promise<Outcome> {
   const out = resolve(flags.config);
   if (existsSync(out) && !flags.force) throw new UsageError(`${flags.config} exists; give --force to overwrite it, or -c FILE to write another`);
   const tagged = splitTags(flags.tag ? [flags.tag] : []);
@@ -86,5 +87,5 @@ export async function initCommand(flags: InitFlags, contextArg?: string): Promis
   validateConfig(parseJsonc(text), out);
   writeFileSync(out, text);
   process.stderr.write(`wrote ${escapeControl(flags.config)}: ${image}:${tagged.tags[0] ?? 'latest'} for ${platforms.map(formatPlatform).join(', ')}; \`crossbuild run --dry-run\` shows the plan\n`);
-  return 0;
+  return OK;
 }

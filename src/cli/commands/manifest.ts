@@ -7,6 +7,7 @@ import { formatPlatform } from '../../platform/platform.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { formatReference, manifestReference, parseReference, type ImageRef } from '../../oci/reference.js';
 import { clientFromFlags, parseKeyValues, platformsFromFlags, printJson, type RegistryFlags } from '../common.js';
+import { OK, type Outcome } from '../failure.js';
 
 interface PushFlags extends RegistryFlags {
   type: ListKind;
@@ -30,18 +31,18 @@ async function pushAndReport(client: RegistryClient, target: ImageRef, children:
   process.stdout.write(`Digest: ${res.digest} ${res.size}\n`);
 }
 
-export async function pushFromSpec(file: string, flags: PushFlags): Promise<number> {
+export async function pushFromSpec(file: string, flags: PushFlags): Promise<Outcome> {
   const spec = loadSpec(file);
   const client = clientFromFlags(flags, spec.target.registry);
   try {
     await pushAndReport(client, spec.target, [...spec.children], flags, spec.tags, { ...spec.annotations });
-    return 0;
+    return OK;
   } finally {
     await client.close();
   }
 }
 
-export async function pushFromArgs(flags: PushFlags & { platform?: string[]; platforms?: string[]; template: string; target: string; tags?: string; annotations?: string[] }): Promise<number> {
+export async function pushFromArgs(flags: PushFlags & { platform?: string[]; platforms?: string[]; template: string; target: string; tags?: string; annotations?: string[] }): Promise<Outcome> {
   const platforms = platformsFromFlags([...(flags.platform ?? []), ...(flags.platforms ?? [])], '--platform');
   if (!platforms) throw new UsageError('--platform is required: the platforms of the list, e.g. --platform linux/amd64,linux/arm/v7');
   const target = parseReference(flags.target, '--target');
@@ -60,20 +61,20 @@ export async function pushFromArgs(flags: PushFlags & { platform?: string[]; pla
   const client = clientFromFlags(flags, target.registry);
   try {
     await pushAndReport(client, target, children, flags, tags, parseKeyValues((flags.annotations ?? []).flatMap((x) => x.split(',')), '--annotations'));
-    return 0;
+    return OK;
   } finally {
     await client.close();
   }
 }
 
-export async function inspect(refText: string, flags: RegistryFlags & { raw?: boolean; json?: boolean }): Promise<number> {
+export async function inspect(refText: string, flags: RegistryFlags & { raw?: boolean; json?: boolean }): Promise<Outcome> {
   const ref = parseReference(refText, 'reference');
   const client = clientFromFlags(flags, ref.registry);
   try {
     if (flags.raw) {
       // The bytes as served (checked against their digest), whatever they are.
       process.stdout.write((await client.getManifest(ref.registry, ref.repository, manifestReference(ref))).bytes);
-      return 0;
+      return OK;
     }
     const m = await client.manifest(ref.registry, ref.repository, manifestReference(ref));
     const head = { ref: formatReference(ref), ...m.descriptor };
@@ -90,13 +91,13 @@ export async function inspect(refText: string, flags: RegistryFlags & { raw?: bo
       }));
       if (flags.json) {
         printJson({ ...head, manifests: rows, ...(idx.annotations ? { annotations: idx.annotations } : {}) });
-        return 0;
+        return OK;
       }
       process.stdout.write(`Name:      ${head.ref}\nMediaType: ${head.mediaType}\nDigest:    ${head.digest}\nSize:      ${head.size}\n\n`);
       const w = Math.max(8, ...rows.map((r) => r.platform.length));
       process.stdout.write(`${'PLATFORM'.padEnd(w)}  ${'DIGEST'.padEnd(71)}  ${'SIZE'.padStart(6)}  ${'ATTESTATION'.padEnd(11)}  MEDIA TYPE\n`);
       for (const r of rows) process.stdout.write(`${r.platform.padEnd(w)}  ${r.digest.padEnd(71)}  ${String(r.size).padStart(6)}  ${(r.attestation ? 'yes' : 'no').padEnd(11)}  ${r.mediaType}\n`);
-      return 0;
+      return OK;
     }
     const man = m.manifest;
     // An artifact's "config" need not be an image config: its platform is then unknown.
@@ -104,11 +105,11 @@ export async function inspect(refText: string, flags: RegistryFlags & { raw?: bo
     const layers = man.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
     if (flags.json) {
       printJson({ ...head, platform, config: { digest: man.config.digest, size: man.config.size, mediaType: man.config.mediaType }, layers });
-      return 0;
+      return OK;
     }
     process.stdout.write(`Name:      ${head.ref}\nMediaType: ${head.mediaType}\nDigest:    ${head.digest}\nSize:      ${head.size}\nPlatform:  ${platform} (from the image config)\nConfig:    ${man.config.digest}\nLayers:\n`);
     for (const l of layers) process.stdout.write(`  ${l.digest}  ${String(l.size).padStart(10)}  ${l.mediaType}\n`);
-    return 0;
+    return OK;
   } finally {
     await client.close();
   }

@@ -6,10 +6,11 @@ import { runMerge, type LegSource, type MergeResult } from '../../pipeline/merge
 import { annotate } from '../../util/annotations.js';
 import { mdCell, verdictIcon } from '../../util/markdown.js';
 import { worst } from '../../verdict.js';
-import { printFailure } from '../failure.js';
 import { Cosign } from '../../sign/cosign.js';
 import { VERSION } from '../../version.js';
+import { layerCacheOption } from '../../verify/layer-cache.js';
 import { clientFromFlags, platformsFromFlags, printJson, writeReportFile, type RegistryFlags } from '../common.js';
+import { failed, OK, type Outcome } from '../failure.js';
 
 interface MergeFlags extends RegistryFlags {
   config: string;
@@ -18,6 +19,8 @@ interface MergeFlags extends RegistryFlags {
   platform?: string[];
   type?: ListKind;
   runtime?: boolean;
+  /** false with --no-layer-cache. */
+  layerCache?: boolean;
   timeout: string;
   fromReport?: string[];
   fromDigests?: string;
@@ -40,7 +43,7 @@ export function mergeMarkdown(r: MergeResult): string {
   return `${out.join('\n')}\n`;
 }
 
-export async function mergeCommand(flags: MergeFlags): Promise<number> {
+export async function mergeCommand(flags: MergeFlags): Promise<Outcome> {
   if (flags.fromReport && flags.fromDigests) throw new UsageError('give --from-report or --from-digests, not both');
   const platforms = platformsFromFlags(flags.platform);
   const config = loadConfig(flags.config, {
@@ -59,19 +62,21 @@ export async function mergeCommand(flags: MergeFlags): Promise<number> {
     const wantSign = flags.sign === true || flags.key !== undefined || config.sign !== undefined;
     cosign = wantSign ? new Cosign(flags.key !== undefined ? { ref: flags.key } : config.sign?.key !== undefined ? { ref: config.sign.key } : {}, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {}) : undefined;
     const sign = cosign ? { cosign, access: { registry: config.image.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, version: VERSION } : undefined;
-    const r = await runMerge({ config, client, ...(flags.type ? { type: flags.type } : {}), source, ...(runtime ? { runtime } : {}), timeoutMs: timeout * 1000, ...(sign ? { sign } : {}) });
-    if (flags.report) writeReportFile(flags.report, `${JSON.stringify(r, null, 2)}\n`);
+    const r = await runMerge({ config, client, ...(flags.type ? { type: flags.type } : {}), source, ...(runtime ? { runtime } : {}), timeoutMs: timeout * 1000, ...(sign ? { sign } : {}), ...layerCacheOption(flags.layerCache === false) });
+    // The report is the legs and the list; the thrown error is said once, below.
+    const { failure: _failure, ...report } = r;
+    if (flags.report) writeReportFile(flags.report, `${JSON.stringify(report, null, 2)}\n`);
     if (flags.summary) writeReportFile(flags.summary, mergeMarkdown(r));
     annotate(r.legs.filter((l) => !l.ok).map((l) => ({ kind: 'error' as const, title: `crossbuild merge ${l.platform}`, message: l.error ?? 'failed' })));
-    if (flags.json) printJson(r);
+    if (flags.json) printJson(report);
     else {
       const w = Math.max(...r.legs.map((l) => l.platform.length));
       for (const l of r.legs) process.stderr.write(`${l.ok ? 'ok  ' : 'FAIL'} ${l.platform.padEnd(w)}  ${l.ok ? `${l.ref} ${l.digest}  ${l.checks.map((c) => c.evidence).join('; ')}` : l.error}\n`);
       for (const n of r.notes ?? []) process.stderr.write(`note: ${n}\n`);
       if (r.list) process.stdout.write(`Digest: ${r.list.digest} ${r.list.size}\n`);
     }
-    if (!r.ok) return printFailure(new CrossbuildError(r.error ?? 'merge failed', { hint: 'no manifest list was written' }));
-    return 0;
+    if (!r.ok) return failed(r.failure ?? new CrossbuildError(r.error ?? 'merge failed', { hint: 'no manifest list was written' }));
+    return OK;
   } finally {
     cosign?.close();
     await client.close();

@@ -16,8 +16,9 @@ import { claimRun, sweepDeadRuns } from '../../pipeline/sweep.js';
 import { parseTestFlag } from '../../config/tests.js';
 import { Cosign } from '../../sign/cosign.js';
 import { toJunit } from '../../gate/junit.js';
+import { layerCacheOption } from '../../verify/layer-cache.js';
 import { VERSION } from '../../version.js';
-import { printFailure } from '../failure.js';
+import { failed, OK, type Outcome } from '../failure.js';
 import type { Platform } from '../../platform/platform.js';
 import { escapeControl, printable } from '../../util/text.js';
 import { annotate } from '../../util/annotations.js';
@@ -73,6 +74,8 @@ interface RunFlags extends RegistryFlags {
   report?: string;
   summary?: string;
   dryRun?: boolean;
+  /** false with --no-layer-cache. */
+  layerCache?: boolean;
   quiet?: boolean;
   verbose?: boolean;
 }
@@ -137,7 +140,7 @@ function positiveInt(v: string, flag: string): number {
 }
 
 
-export async function runCommand(flags: RunFlags, contextArg?: string): Promise<number> {
+export async function runCommand(flags: RunFlags, contextArg?: string): Promise<Outcome> {
   if (flags.quiet && flags.verbose) throw new UsageError('--quiet and --verbose exclude each other');
   if (flags.quiet && flags.progress !== undefined && flags.progress !== 'quiet') throw new UsageError(`--quiet and --progress ${flags.progress} exclude each other`);
   const progress = flags.quiet ? 'quiet' : (flags.progress ?? 'auto');
@@ -213,46 +216,50 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
   const wantSign = flags.sign === true || flags.key !== undefined || config.sign !== undefined;
   const cosign = wantSign && !flags.dryRun ? new Cosign(flags.key !== undefined ? { ref: flags.key } : config.sign?.key !== undefined ? { ref: config.sign.key } : {}, { ...(privateConfig ? { DOCKER_CONFIG: privateConfig } : {}) }) : undefined;
   const options: RunOptions = {
-    config,
-    client,
-    docker,
-    runId,
-    ...(tagged.tags.length > 1 ? { extraTags: tagged.tags.slice(1) } : {}),
-    interrupted: interrupts.by,
-    // --push is what run does (accepted for buildx habits); --no-push turns it off.
-    push: flags.push !== false,
-    writeList: flags.list !== false,
-    ...(flags.type ? { type: flags.type } : {}),
-    concurrency,
-    noCache: flags.cache === false,
-    noTest: flags.test === false,
-    ...(cosign ? { sign: { cosign, access: { registry: config.image.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, version: VERSION } } : {}),
-    cache: {
-      ...(flags.cacheRef ? { ref: formatReference(parseRepository(flags.cacheRef, '--cache-ref')) } : {}),
-      from: flags.cacheFrom ?? [],
-      to: flags.cacheTo ?? [],
+    build: {
+      config,
+      extraBuildArgs,
+      labels: parseKeyValues(flags.label, '--label'),
+      noCache: flags.cache === false,
+      cache: {
+        ...(flags.cacheRef ? { ref: formatReference(parseRepository(flags.cacheRef, '--cache-ref')) } : {}),
+        from: flags.cacheFrom ?? [],
+        to: flags.cacheTo ?? [],
+      },
+      ...(flags.builder ? { builder: flags.builder } : {}),
+      ...(flags.type ? { type: flags.type } : {}),
+      ...(tagged.tags.length > 1 ? { extraTags: tagged.tags.slice(1) } : {}),
     },
-    verifyTimeoutMs: timeoutSec * 1000,
-    ...(flags.builder ? { builder: flags.builder } : {}),
-    logDir,
-    extraBuildArgs,
-    labels: parseKeyValues(flags.label, '--label'),
-    renderer: interactive ? 'default' : 'silent',
-    ...(interactive || flags.json
-      ? {}
-      : {
-          onEvent: (e) => {
-            plain(e);
-            beat?.onEvent(e);
-          },
-        }),
+    place: { docker, client, runId, ...layerCacheOption(flags.layerCache === false || flags.dryRun === true) },
+    lifecycle: {
+      // --push is what run does (accepted for buildx habits); --no-push turns it off.
+      push: flags.push !== false,
+      writeList: flags.list !== false,
+      noTest: flags.test === false,
+      ...(cosign ? { sign: { cosign, access: { registry: config.image.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, version: VERSION } } : {}),
+      concurrency,
+      verifyTimeoutMs: timeoutSec * 1000,
+      interrupted: interrupts.by,
+    },
+    show: {
+      renderer: interactive ? 'default' : 'silent',
+      logDir,
+      ...(interactive || flags.json
+        ? {}
+        : {
+            onEvent: (e: ProgressEvent) => {
+              plain(e);
+              beat?.onEvent(e);
+            },
+          }),
+    },
   };
   try {
     if (flags.dryRun) {
       const plan = await planRun(options);
       if (flags.json) {
         printJson(plan);
-        return 0;
+        return OK;
       }
       const lines = [`Plan (dry run: nothing is built, pushed or registered)`, `  config:      ${plan.config ?? 'the flags alone (no platforms.json)'}`, `  engine:      ${plan.engine}`, `  builder:     ${plan.builder}`, `  registry:    ${plan.registry}`, `  concurrency: ${plan.concurrency}`];
       for (const w of plan.warnings) lines.push(`  warning:     ${w}`);
@@ -266,9 +273,9 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
         lines.push(`    ${p.platform} → ${p.tag}${p.suffixDerived ? ' (suffix derived)' : ''} (uname -m: ${p.expectUname})`, `      ${p.node !== 'local' ? `node: ${p.node}, ` : ''}network: ${p.network}${p.target ? `, target: ${p.target}` : ''}${p.cache !== 'none' ? `, cache: ${p.cache}` : ''}`, `      ${p.command.join(' ')}`);
         for (const t of p.tests) lines.push(`      test: ${t}`);
       }
-      lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : (options.writeList === false ? '  manifest list: none (--no-list: crossbuild merge writes it)' : '  manifest list: none (--no-push)'));
+      lines.push(plan.list ? `  manifest list: ${plan.list.ref} (${plan.list.mediaType}) of ${plan.list.platforms.join(', ')}` : (options.lifecycle.writeList === false ? '  manifest list: none (--no-list: crossbuild merge writes it)' : '  manifest list: none (--no-push)'));
       process.stdout.write(`${printable(lines.join('\n'), { multiline: true })}\n`);
-      return 0;
+      return OK;
     }
     const result = await runPipeline(options);
     const interruptedBy = interrupts.by();
@@ -313,12 +320,12 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
         for (const p of result.platforms.filter((x) => !x.ok && x.error)) process.stderr.write(`\n${p.platform}: ${printable(p.error!, { multiline: true })}\n`);
       }
       const platformFailed = result.platforms.some((p) => !p.ok && p.failedAt !== undefined);
+      const signal = interrupts.by();
+      if (signal) return { kind: 'interrupted', signal, done: `this run's containers removed; ${result.list ? `the list was written` : 'no manifest list was written'}` };
       // The run's own error keeps its hint (docker login, the port); platforms' failures say no list was written.
-      const code = printFailure(result.failure && !platformFailed && !interrupts.by() ? result.failure : new CrossbuildError(result.error ?? 'run failed', { hint: platformFailed ? 'no manifest list was written' : undefined }));
-      // 128 + the signal's number, as shells report an interrupted command.
-      return interrupts.exitCode() ?? code;
+      return failed(result.failure && !platformFailed ? result.failure : new CrossbuildError(result.error ?? 'run failed', { hint: platformFailed ? 'no manifest list was written' : undefined }));
     }
-    return 0;
+    return OK;
   } finally {
     beat?.stop();
     interrupts.dispose();

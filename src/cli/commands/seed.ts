@@ -6,6 +6,7 @@ import type { ListKind } from '../../oci/types.js';
 import { formatPlatform, platformSuffix } from '../../platform/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { clientFromFlags, platformsFromFlags, type RegistryFlags } from '../common.js';
+import { OK, type Outcome } from '../failure.js';
 
 interface SeedOpts extends RegistryFlags {
   image: string;
@@ -14,7 +15,7 @@ interface SeedOpts extends RegistryFlags {
   cmd: string;
 }
 
-export async function seedCommand(opts: SeedOpts): Promise<number> {
+export async function seedCommand(opts: SeedOpts): Promise<Outcome> {
   const ref = parseReference(opts.image, '--image');
   const tag = ref.tag ?? 'latest';
   const pairs = opts.rootfs.map((r) => {
@@ -46,7 +47,7 @@ export async function seedCommand(opts: SeedOpts): Promise<number> {
     );
     await client.putManifest(ref.registry, ref.repository, tag, list.bytes, list.mediaType);
     process.stdout.write(`Digest: ${list.digest} ${list.size}\n`);
-    return 0;
+    return OK;
   } finally {
     await client.close();
   }

@@ -11,6 +11,9 @@ import { parseTestFlag, type PlatformTest } from '../../config/tests.js';
 import { runTest, type TestResult } from '../../gate/run.js';
 import { toJunit } from '../../gate/junit.js';
 import { verifySignatures } from '../../sign/verify.js';
+import { OK, REPORTED, type Outcome } from '../failure.js';
+import { scrub } from '../../util/secrets.js';
+import { layerCacheOption } from '../../verify/layer-cache.js';
 import { clientFromFlags, platformsFromFlags, printJson, watchInterrupts, writeReportFile, type RegistryFlags } from '../common.js';
 
 function readMetadata(file: string): string {
@@ -38,6 +41,8 @@ interface VerifyFlags extends RegistryFlags {
   /** A cosign public key: the list and every child must be signed by it. */
   key?: string;
   requireAttestation?: boolean;
+  /** false with --no-layer-cache. */
+  layerCache?: boolean;
   junit?: string;
 }
 
@@ -78,7 +83,7 @@ async function testPublished(report: VerifyReport, docker: Docker, ref: ImageRef
   return { ...report, platforms, ok: report.ok && platforms.every((p) => p.verdict !== 'fail') };
 }
 
-export async function verifyCommand(refArg: string | undefined, flags: VerifyFlags): Promise<number> {
+export async function verifyCommand(refArg: string | undefined, flags: VerifyFlags): Promise<Outcome> {
   if (refArg && flags.metadata) throw new UsageError('give REF or --metadata, not both');
   if (!refArg && !flags.metadata && !flags.config) throw new UsageError('verify needs REF (REPO:TAG or REPO@sha256:…), --metadata FILE, or --config platforms.json (its image:tag)');
   // Without REF, the config's list: its image and tag (CROSSBUILD_IMAGE / CROSSBUILD_TAG win, as for run).
@@ -119,11 +124,9 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
   });
   const client = clientFromFlags(flags, ref.registry, stop.signal);
   const cleanups: (() => void)[] = [interrupts.dispose];
-  const interrupted = (): number | undefined => {
-    const why = interrupts.by();
-    if (!why) return undefined;
-    process.stderr.write(`crossbuild: interrupted by ${why}; verification containers removed\n`);
-    return interrupts.exitCode()!;
+  const interrupted = (): Outcome | undefined => {
+    const signal = interrupts.by();
+    return signal ? { kind: 'interrupted', signal, done: 'verification containers removed' } : undefined;
   };
   try {
     // --static needs no Docker at all, so its module (and execa) is not even loaded.
@@ -138,17 +141,18 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
         ...(docker ? { docker } : {}),
         timeoutMs: timeout * 1000,
         allow,
+        ...layerCacheOption(flags.layerCache === false),
       });
       // The test gate, against what is published: each platform pulled by digest, tested under QEMU.
       if (anyTests && docker) report = await testPublished(report, docker, ref, (p) => testsFor.get(p) ?? flagTests, uname);
       // Signatures, recursively: the list's and every child's, and with --require-attestation each child's proof.
       if (flags.key) report = await verifySignatures(report, ref, flags.key, { registry: ref.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, flags.requireAttestation === true, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {});
     } catch (e) {
-      const code = interrupted();
-      if (code !== undefined) {
-        await docker?.abort();
-        return code;
-      }
+      const stopped = interrupted();
+      if (stopped) await docker?.abort();
+      // A report on every path: what was asked, that it failed, and why (CI reads the file).
+      if (flags.report) writeReportFile(flags.report, `${JSON.stringify({ ref: formatReference(ref), ok: false, error: stopped ? `interrupted by ${interrupts.by()}` : scrub(e instanceof Error ? e.message : String(e)) }, null, 2)}\n`);
+      if (stopped) return stopped;
       throw e;
     }
     if (flags.junit) writeReportFile(flags.junit, toJunit(report.platforms.flatMap((p) => p.tests ?? []), `crossbuild verify ${report.ref}`));
@@ -160,7 +164,8 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       ...report.coverage.filter((c) => c.verdict === 'fail').map((c) => ({ kind: 'error' as const, title: `crossbuild verify ${report.ref}: coverage`, message: c.evidence })),
       ...report.platforms.flatMap((p) => p.checks.filter((c) => c.verdict === 'fail' || c.verdict === 'warn').map((c) => ({ kind: c.verdict === 'fail' ? ('error' as const) : ('warning' as const), title: `crossbuild verify ${p.platform}: ${c.check}`, message: c.evidence }))),
     ]);
-    return interrupted() ?? (report.ok ? 0 : 1);
+    // A failed verify is its report: every failure is in it.
+    return interrupted() ?? (report.ok ? OK : REPORTED);
   } finally {
     for (const c of cleanups) c();
     await client.close();

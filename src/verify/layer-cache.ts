@@ -1,0 +1,171 @@
+// Layer facts, kept by digest. What a layer holds is fixed by its digest, so what the verifier
+// learnt from reading it — every entry's path, type, mode, size and link, and each file's ELF
+// header, loader and libraries or #! line — never needs reading twice. Entries are written only
+// for layers whose bytes matched their digest, atomically (two verifies may share the folder),
+// and sealed with an HMAC under a key of this cache's own: an entry that was edited, truncated,
+// or written for another digest is ignored (and rewritten), never trusted. The folder is capped
+// in size; the least recently used entries go first.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { EntryType } from './image-fs.js';
+import type { ElfInfo } from './elf.js';
+
+/** What a regular file's first bytes said. */
+export interface ContentFacts {
+  readonly elf?: ElfInfo;
+  readonly malformedElf?: string;
+  readonly shebang?: string;
+}
+
+/** One tar entry of a layer, as the merged filesystem needs it. Files carry what their first bytes said. */
+export type FactEntry =
+  | (ContentFacts & {
+      readonly name: string;
+      readonly type: EntryType;
+      readonly link?: string;
+      readonly size: number;
+      readonly mode: number;
+      readonly unreadable?: string;
+      /** A layer-level warning this entry raises (a typeflag runtimes refuse). */
+      readonly warning?: string;
+    })
+  | { readonly name: string; readonly unknownTypeflag: string };
+
+export interface LayerFacts {
+  readonly entries: readonly FactEntry[];
+}
+
+/** Bumped whenever what a scan records changes: older entries are then simply not found. */
+const FORMAT = 2;
+
+export const DEFAULT_CACHE_MAX_BYTES = 512 * 1024 * 1024;
+
+export class LayerCache {
+  private key: Buffer | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly maxBytes: number = DEFAULT_CACHE_MAX_BYTES,
+  ) {}
+
+  private file(digest: string): string {
+    return join(this.dir, `${digest.replace(':', '-')}.json`);
+  }
+
+  /** The cache's own key, made once; linked into place so two processes agree on one. */
+  private secret(): Buffer {
+    if (this.key) return this.key;
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const path = join(this.dir, 'key');
+    try {
+      this.key = readFileSync(path);
+    } catch {
+      const tmp = join(this.dir, `.key-${process.pid}-${randomBytes(4).toString('hex')}`);
+      writeFileSync(tmp, randomBytes(32), { mode: 0o600 });
+      try {
+        linkSync(tmp, path);
+      } catch {
+        // another process made it first: theirs it is
+      } finally {
+        rmSync(tmp, { force: true });
+      }
+      this.key = readFileSync(path);
+    }
+    if (this.key.length !== 32) throw new Error(`layer cache key ${path} is not 32 bytes`);
+    return this.key;
+  }
+
+  private mac(digest: string, body: string): string {
+    return createHmac('sha256', this.secret()).update(`${FORMAT}\n${digest}\n`).update(body).digest('hex');
+  }
+
+  /** The facts of this layer, when a sound entry for exactly this digest is there. */
+  get(digest: string): LayerFacts | undefined {
+    const f = this.file(digest);
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      // Line 1: the seal; the rest: the facts, byte for byte as sealed.
+      const nl = text.indexOf('\n');
+      const head = JSON.parse(text.slice(0, nl)) as { v?: unknown; digest?: unknown; mac?: unknown };
+      const body = text.slice(nl + 1);
+      if (head.v !== FORMAT || head.digest !== digest || typeof head.mac !== 'string') return undefined;
+      const want = Buffer.from(this.mac(digest, body), 'hex');
+      const got = Buffer.from(head.mac, 'hex');
+      if (got.length !== want.length || !timingSafeEqual(got, want)) return undefined;
+      const facts = JSON.parse(body) as LayerFacts;
+      if (!Array.isArray(facts.entries)) return undefined;
+      const now = new Date();
+      utimesSync(f, now, now); // recently used
+      return facts;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keep a layer's facts (its bytes matched its digest); a failure to write costs only the next read. */
+  put(digest: string, facts: LayerFacts): void {
+    try {
+      const body = JSON.stringify(facts);
+      const text = `${JSON.stringify({ v: FORMAT, digest, mac: this.mac(digest, body) })}\n${body}`;
+      const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+      writeFileSync(tmp, text, { mode: 0o600 });
+      renameSync(tmp, this.file(digest));
+      this.evict();
+    } catch {
+      // a full or read-only disk: verification goes on uncached
+    }
+  }
+
+  /** Least recently used entries go until the folder fits its cap. */
+  private evict(): void {
+    const entries = readdirSync(this.dir)
+      .filter((n) => n.startsWith('sha256-') && n.endsWith('.json'))
+      .flatMap((n) => {
+        try {
+          const s = statSync(join(this.dir, n));
+          return [{ n, size: s.size, used: s.mtimeMs }];
+        } catch {
+          return [];
+        }
+      })
+      .sort((a, b) => a.used - b.used);
+    let total = entries.reduce((t, e) => t + e.size, 0);
+    for (const e of entries) {
+      if (total <= this.maxBytes) break;
+      rmSync(join(this.dir, e.n), { force: true });
+      total -= e.size;
+    }
+  }
+}
+
+/**
+ * The cache a command uses: `$XDG_CACHE_HOME/crossbuild/layers` (else ~/.cache/…), or
+ * `CROSSBUILD_LAYER_CACHE` as a folder; none with `--no-layer-cache` or
+ * `CROSSBUILD_LAYER_CACHE=off`. `CROSSBUILD_LAYER_CACHE_MAX` caps it (MiB).
+ */
+export function layerCache(disabled: boolean, env: NodeJS.ProcessEnv = process.env): LayerCache | undefined {
+  const setting = env.CROSSBUILD_LAYER_CACHE;
+  if (disabled || setting === 'off' || setting === '0' || setting === 'false') return undefined;
+  const dir = setting && setting !== 'on' ? setting : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'crossbuild', 'layers');
+  const mib = Number(env.CROSSBUILD_LAYER_CACHE_MAX);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch {
+    return undefined; // no writable home: no cache
+  }
+  return new LayerCache(dir, Number.isFinite(mib) && mib > 0 ? mib * 1024 * 1024 : DEFAULT_CACHE_MAX_BYTES);
+}
+
+/** `{ layerCache }` for a command's options, or nothing (exactOptionalPropertyTypes wants it absent, not undefined). */
+export function layerCacheOption(disabled: boolean): { layerCache?: LayerCache } {
+  const c = layerCache(disabled);
+  return c ? { layerCache: c } : {};
+}

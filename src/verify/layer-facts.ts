@@ -1,0 +1,206 @@
+// A layer's bytes into its facts, and facts into the merged filesystem: decompress (gzip, plain
+// tar, zstd where Node has it), read the tar as container runtimes do (tar.ts: Go's rules,
+// sparse files reassembled), keep only the first bytes of each file (whole ELF files to a limit,
+// for ARM attributes and the dynamic section). Memory stays bounded whatever the layer size.
+// Runs on the main thread or in a worker (facts-worker.ts) alike.
+import { Readable, type Transform } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import { CrossbuildError } from '../errors.js';
+import type { Descriptor } from '../oci/types.js';
+import { elfHeaderProblem, isElf, parseElf } from './elf.js';
+import { ImageFs, normalizeTarPath, type EntryType } from './image-fs.js';
+import type { ContentFacts, FactEntry, LayerFacts } from './layer-cache.js';
+import { TarReader, type EntrySink, type TarKind } from './tar.js';
+
+/**
+ * ELF files up to this size are kept whole while they pass (one at a time), so their program
+ * headers, dynamic section and ARM attributes can be read; a larger one keeps its first
+ * ELF_HEAD_LIMIT bytes (headers and loader name, usually).
+ */
+const WHOLE_FILE_LIMIT = 16 * 1024 * 1024;
+const ELF_HEAD_LIMIT = 256 * 1024;
+/** Of anything else, the first line is enough (a #! interpreter). */
+const OTHER_HEAD_LIMIT = 256;
+
+
+function typeOf(kind: TarKind): EntryType {
+  switch (kind) {
+    case 'file':
+      return 'file';
+    case 'dir':
+      return 'dir';
+    case 'symlink':
+      return 'symlink';
+    case 'hardlink':
+      return 'hardlink';
+    default:
+      return 'other';
+  }
+}
+
+/** Typeflags Go's archive/tar reads but containerd and moby refuse to extract ("unhandled tar header type"). */
+const REFUSED: Record<string, string> = { '7': 'a contiguous file', S: 'an old GNU sparse file' };
+
+/** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
+function decompressorFor(first: Buffer, mediaType: string): Transform | undefined {
+  // Big output chunks: far fewer threadpool round trips than the 16 KiB default.
+  if (first[0] === 0x1f && first[1] === 0x8b) return zlib.createGunzip({ chunkSize: 1024 * 1024 });
+  if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
+    const z = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    if (!z) throw new CrossbuildError(`zstd layer (${mediaType}): this Node.js (${process.version}) has no zstd; use Node ≥ 22.15 to check this image's binaries`);
+    return z();
+  }
+  return undefined; // plain tar
+}
+
+/** Keeps a file's first bytes: all of an ELF file (to a limit), the first line of anything else. */
+class Head implements EntrySink {
+  private readonly chunks: Buffer[] = [];
+  private have = 0;
+  private keep: number;
+  private decided = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly done: (head: Buffer) => void,
+  ) {
+    this.keep = size === 0 ? 0 : Math.min(size, 4096);
+  }
+
+  wanted(): number {
+    return this.keep - this.have;
+  }
+
+  write(c: Buffer): void {
+    if (!this.decided && this.have + c.length >= 4) {
+      this.decided = true;
+      const head = this.have === 0 ? c : Buffer.concat([...this.chunks, c]);
+      this.keep = isElf(head) ? (this.size <= WHOLE_FILE_LIMIT ? this.size : ELF_HEAD_LIMIT) : OTHER_HEAD_LIMIT;
+    }
+    const take = c.subarray(0, Math.max(0, this.keep - this.have));
+    this.chunks.push(take);
+    this.have += take.length;
+  }
+
+  end(): void {
+    this.done(Buffer.concat(this.chunks));
+  }
+}
+
+/** What a file's first bytes say: its ELF header (or why it cannot be read), or its #! line. */
+function classify(size: number, head: Buffer): ContentFacts {
+  if (head.length === 0) return {};
+  if (isElf(head)) {
+    // All of an ELF file up to WHOLE_FILE_LIMIT was kept, so it is parsed as a whole file.
+    const info = parseElf(head, head.length === size);
+    return info ? { elf: info } : { malformedElf: elfHeaderProblem(head) ?? 'unreadable ELF header' };
+  }
+  if (head[0] === 0x23 && head[1] === 0x21) return { shebang: head.subarray(2, Math.min(head.length, 256)).toString('utf8').split('\n')[0]!.trim() };
+  return {};
+}
+
+/** Wait for the first bytes of a stream, put back: they choose the decompressor. */
+function peek(source: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const onReadable = () => {
+      const c = source.read() as Buffer | null;
+      if (c !== null) {
+        cleanup();
+        source.unshift(c);
+        resolve(c);
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.alloc(0));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = () => {
+      source.off('readable', onReadable);
+      source.off('end', onEnd);
+      source.off('error', onError);
+    };
+    source.on('readable', onReadable);
+    source.on('end', onEnd);
+    source.on('error', onError);
+  });
+}
+
+/**
+ * Read one layer's stream (compressed or not) into its facts: every entry in tar order, and for
+ * every regular file what its first bytes say. Layer-intrinsic — whatever lies above it — so
+ * the facts of a layer can be kept by its digest and merged into any image that has it.
+ */
+export async function readLayerFacts(source: Readable, layerDesc: Pick<Descriptor, 'mediaType'>): Promise<LayerFacts> {
+  // A body that broke off, or was too short or too long, fails the scan with that reason, which
+  // says more than the tar parser's; the listener also keeps it from failing the process.
+  let sourceError: Error | undefined;
+  source.on('error', (e) => {
+    sourceError ??= e;
+  });
+  const first = await peek(source);
+  const entries: FactEntry[] = [];
+  const reader = new TarReader({
+    onEntry: (t) => {
+      if (t.kind === 'unknown') {
+        entries.push({ name: t.name, unknownTypeflag: t.typeflag });
+        return undefined;
+      }
+      const type = typeOf(t.kind);
+      // Refused whether or not an upper layer hides it: the whole layer fails to extract.
+      const refused = REFUSED[t.typeflag];
+      const fact: FactEntry = {
+        name: t.name,
+        type,
+        ...(t.linkname ? { link: t.linkname } : {}),
+        size: t.size,
+        mode: t.mode,
+        ...(t.unreadable ? { unreadable: t.unreadable } : {}),
+        ...(refused ? { warning: `/${normalizeTarPath(t.name).path} is ${refused} (typeflag '${t.typeflag}'), which containerd and moby refuse to extract ("unhandled tar header type")` } : {}),
+      };
+      entries.push(fact);
+      if (type !== 'file') return undefined;
+      const at = entries.length - 1;
+      return new Head(t.size, (head) => {
+        entries[at] = { ...fact, ...classify(t.size, head) };
+      });
+    },
+  });
+  const dec = decompressorFor(first, layerDesc.mediaType);
+  const piped = dec ? pipeline(source, dec, reader) : pipeline(source, reader);
+  try {
+    await piped;
+  } catch (e) {
+    // The parser may fail first on a body that ends early: give the body's own verdict a moment.
+    if (!sourceError) await Promise.race([finished(source).catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    throw sourceError ?? e;
+  }
+  if (sourceError) throw sourceError;
+  return { entries };
+}
+
+/** Merge a layer's facts into `fs` (whose layer the caller begins and ends), as its tar would be. */
+export function applyFacts(facts: LayerFacts, fs: ImageFs): void {
+  for (const f of facts.entries) {
+    if ('unknownTypeflag' in f) {
+      fs.addUnknown(f.name, f.unknownTypeflag);
+      continue;
+    }
+    if (f.warning) fs.warn(f.warning);
+    const visible = fs.add(f.name, { type: f.type, ...(f.link !== undefined ? { link: f.link } : {}), size: f.size, mode: f.mode, ...(f.unreadable ? { unreadable: f.unreadable } : {}) });
+    if (!visible) continue;
+    if (f.elf) visible.elf = f.elf;
+    if (f.malformedElf) visible.malformedElf = f.malformedElf;
+    if (f.shebang !== undefined) visible.shebang = f.shebang;
+  }
+}
+
+/** Read one layer's stream into `fs`. */
+export async function scanLayer(source: Readable, layerDesc: Pick<Descriptor, 'mediaType'>, fs: ImageFs): Promise<void> {
+  applyFacts(await readLayerFacts(source, layerDesc), fs);
+}
+
