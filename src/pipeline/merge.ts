@@ -181,7 +181,7 @@ export async function runMerge(o: MergeOptions): Promise<MergeResult> {
     await s.cosign.prepare();
     const items: ToSign[] = legs.map((l) => ({ ref: `${repo}@${l.digest!}`, type: PREDICATE_TYPES.platform, predicate: platformPredicate(proofOf(l), ctx), name: l.platform.replace(/\//g, '-') }));
     items.push({ ref: `${repo}@${digest}`, type: PREDICATE_TYPES.list, predicate: listPredicate(legs.map((l) => ({ platform: l.platform, digest: l.digest!, verdict: 'pass' })), ctx), name: 'list' });
-    await signWithProofs(s.cosign, s.access, items);
+    await signWithProofs(s.cosign, s.access, items, { client: o.client, image: cfg.image });
   };
   let list: Awaited<ReturnType<typeof publishList>>;
   try {

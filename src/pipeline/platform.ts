@@ -308,7 +308,9 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
       });
       stage = 'registry-verify';
       step('verifying-registry', pushed.digest);
+      const proofStarted = Date.now();
       inReg = await verifyInRegistry(o, t, pushed.digest);
+      r.proofSeconds = Math.round((Date.now() - proofStarted) / 100) / 10;
       if (inReg.configDigest === inspect.id || pushed.digest === inspect.id) break;
       if (attempt === 3) throw new StageError('push', `${r.ref} was re-tagged by someone else while this run pushed it (3 times): pushed ${pushed.digest} is not this run's image ${inspect.id}`);
       stage = 'push';

@@ -37,6 +37,8 @@ export interface RunReport {
     /** The image's attestation manifests (provenance, SBOM), by digest. */
     readonly attestations: readonly string[];
     readonly buildSeconds: number | null;
+    /** The registry proof (config, every ELF file) of what was pushed. */
+    readonly proofSeconds: number | null;
     /** Seconds from the platform's start to its end: build, proofs, tests, push. */
     readonly seconds: number | null;
     /** How the build cache was used: "none", or the mechanism and its reference. */
@@ -82,6 +84,7 @@ export function toReport(r: RunResult, version: string): RunReport {
       pushedDigest: p.pushedDigest ?? null,
       attestations: (p.attestations ?? []).map((a) => a.digest),
       buildSeconds: p.buildSeconds ?? null,
+      proofSeconds: p.proofSeconds ?? null,
       seconds: p.seconds ?? null,
       cache: p.cache ?? 'none',
       slowestSteps: slowest(p.steps ?? []),

@@ -299,7 +299,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
       predicate: platformPredicate(proofOf(r), ctx),
       name: r.suffix,
     }));
-    await signWithProofs(s.cosign, s.access, [...items, ...more]);
+    await signWithProofs(s.cosign, s.access, [...items, ...more], { client: o.place.client, image: cfg.image });
     for (const r of results) r.signed = PREDICATE_TYPES.platform;
     emit('sign', 'done', `${results.map((r) => r.platform).join(', ')}${more.length ? ' and the list' : ''} signed and attested`);
   };
@@ -409,6 +409,11 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
                 }
               : {}),
           });
+          if (list.tagMovedTo) {
+            const w = `${listRef} was moved to ${list.tagMovedTo} by another writer right after this run wrote ${list.digest} (stored, by digest)`;
+            result.warnings.push(w);
+            emit('list', 'warning', w);
+          }
           if (list.dropped.length > 0) {
             const n = `--type docker: ${list.dropped.length} attestation manifest${list.dropped.length > 1 ? 's' : ''} (provenance/SBOM) left out of ${listRef}: a Docker manifest list cannot carry them (use --type oci to keep them)`;
             result.notes.push(n);

@@ -90,6 +90,8 @@ export interface PlatformResult {
   /** Attestation manifests (provenance, SBOM) of the image, as its pushed index had them. */
   attestations?: AttestationEntry[];
   buildSeconds?: number;
+  /** The registry proof's time (every layer's facts, from the layer cache where it had them). */
+  proofSeconds?: number;
   /** How this platform's build cache was imported/exported ("none" without --cache). */
   cache?: string;
   /** Every step of the build, with its time and whether it ran emulated or came from the cache. */

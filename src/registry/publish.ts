@@ -15,6 +15,8 @@ export interface PublishedList {
   readonly mediaType: string;
   /** Entries a Docker list cannot carry (attestations), left out. */
   readonly dropped: readonly ListEntry[];
+  /** Another writer moved the tag after ours (our list is stored, by digest): what it serves now. */
+  readonly tagMovedTo?: string;
 }
 
 export async function publishList(
@@ -34,8 +36,8 @@ export async function publishList(
     await opts.beforeTag(list.digest);
   }
   const digest = await client.putManifest(registry, repository, tag, list.bytes, list.mediaType);
-  await readBackList(client, image, tag, digest, entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
-  return { ref, digest, size: list.size, mediaType: list.mediaType, dropped: list.dropped };
+  const back = await readBackList(client, image, tag, digest, entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
+  return { ref, digest, size: list.size, mediaType: list.mediaType, dropped: list.dropped, ...back };
 }
 
 /**
@@ -43,17 +45,27 @@ export async function publishList(
  * entry resolves by digest in the repository. A registry that answered 201 but stored nothing (or
  * something else) is named as such.
  */
-export async function readBackList(client: RegistryClient, image: ImageRef, tag: string, digest: string, entries: readonly string[]): Promise<void> {
+export async function readBackList(client: RegistryClient, image: ImageRef, tag: string, digest: string, entries: readonly string[]): Promise<{ tagMovedTo?: string }> {
   const { registry, repository } = image;
   const ref = formatReference(withTag(image, tag));
   // The tag and every entry are asked at once: one round trip, not two.
-  const [back, heads] = await Promise.all([
+  const [tagged, heads] = await Promise.all([
     client.manifest(registry, repository, tag).catch((e: unknown) => {
       throw new CrossbuildError(`read back: ${ref} was accepted (${digest}) but the registry does not serve it: ${(e as Error).message}`, { cause: e });
     }),
     Promise.allSettled(entries.map((d) => client.headManifest(registry, repository, d))),
   ]);
-  if (back.descriptor.digest !== digest) throw new CrossbuildError(`read back: ${ref} serves ${back.descriptor.digest}, not the list just written (${digest})`);
+  let back = tagged;
+  let tagMovedTo: string | undefined;
+  if (back.descriptor.digest !== digest) {
+    // Another writer may have moved the tag since (two runs of one tag): what we wrote must still
+    // be stored, by its digest; a registry that stored nothing fails here all the same.
+    back = await client.manifest(registry, repository, digest).catch((e: unknown) => {
+      throw new CrossbuildError(`read back: ${ref} serves ${tagged.descriptor.digest}, not the list just written (${digest}), and ${digest} is not stored: ${(e as Error).message}`, { cause: e });
+    });
+    if (back.descriptor.digest !== digest) throw new CrossbuildError(`read back: ${ref}@${digest} serves ${back.descriptor.digest}`);
+    tagMovedTo = tagged.descriptor.digest;
+  }
   if (back.kind !== 'index') throw new CrossbuildError(`read back: ${ref} serves a single image, not the list just written`);
   const written = new Set(back.index.manifests.map((m) => m.digest));
   entries.forEach((d, i) => {
@@ -62,4 +74,5 @@ export async function readBackList(client: RegistryClient, image: ImageRef, tag:
     if (h.status === 'rejected') throw h.reason;
     if (!h.value || h.value.digest !== d) throw new CrossbuildError(`read back: entry ${d} of ${ref} does not resolve in ${repository}`);
   });
+  return tagMovedTo ? { tagMovedTo } : {};
 }

@@ -10,6 +10,7 @@ import { CommandError, UsageError } from '../errors.js';
 import { privateBase } from '../registry/credentials.js';
 import { isLoopbackRegistry } from '../oci/reference.js';
 import { registerSecret, scrub } from '../util/secrets.js';
+import { isLocalKey, loadKey, LocalSigner } from './local.js';
 
 /** The predicate type of crossbuild's proof: what was proven about one platform's image (schema/proof-predicate.schema.json). */
 export const PROOF_PREDICATE_TYPE = 'https://crossbuild.dev/attestations/platform-proof/v1';
@@ -112,8 +113,18 @@ export class Cosign {
     }
   }
 
-  /** Import a plain PEM key (PKCS#8, EC) into cosign's encrypted format, once. */
+  private local: Promise<LocalSigner | undefined> | undefined;
+
+  /** The in-process signer for a key file or env:// key (decrypted once); none for keyless or a KMS key. */
+  localSigner(): Promise<LocalSigner | undefined> {
+    const ref = this.key.ref;
+    this.local ??= isLocalKey(ref) ? loadKey(ref).then((k) => new LocalSigner(k)) : Promise.resolve(undefined);
+    return this.local;
+  }
+
+  /** Import a plain PEM key (PKCS#8, EC) into cosign's encrypted format, once (for the cosign CLI). */
   async prepare(): Promise<void> {
+    if (await this.localSigner()) return;
     const ref = this.key.ref;
     if (!ref || ref.includes('://')) return;
     const text = readFileSync(ref, 'utf8');

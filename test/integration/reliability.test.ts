@@ -389,11 +389,13 @@ describe('a registry that goes away mid-run', () => {
       expect(r.exitCode, String(r.all)).toBe(0);
       expect(String(r.all)).toMatch(/\[linux\/amd64\] pushing: \S+ again \(attempt 2 of 3\) in [0-9.]+s: .*connection refused/);
 
-      // Down for good: the run fails naming the push; back up, the same run succeeds.
+      // Down for good: preflight's push check names it before anything is built; back up, the same run succeeds.
       await stop();
       const down = await cli(args);
       expect(down.exitCode).toBe(1);
-      expect(down.stderr).toMatch(/FAIL linux\/amd64 +push: docker push \S+ failed \(after 3 attempts\)/);
+      expect(down.stderr).toMatch(new RegExp(`crossbuild: cannot reach registry 127\\.0\\.0\\.1:${port} .*connection refused`));
+      expect(down.stderr).toMatch(/hint: nothing listens on 127\.0\.0\.1:\d+/);
+      expect(down.stderr).not.toMatch(/\] building/);
       await start();
       const again = await cli(args);
       expect(again.exitCode, again.stderr).toBe(0);

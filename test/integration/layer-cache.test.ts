@@ -1,0 +1,73 @@
+// The layer facts cache as users meet it, with the real registry and the CLI: two verifies at
+// once sharing one cache folder (both right, no entry corrupt), the same verdicts on worker
+// threads, and a second `run` whose registry proof takes its base layer from the cache.
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
+
+beforeAll(requireInfrastructure);
+
+interface Report {
+  ok: boolean;
+  platforms: { platform: string; verdict: string; checks: { check: string; verdict: string; evidence: string }[]; files: { filesScanned: number; elfChecked: number; mismatches: number; layers: number; layersFromCache: number } }[];
+}
+const LIST = `${REGISTRY}/debian:bookworm`;
+const verify = async (cache: string, env: Record<string, string> = {}) => {
+  const r = await cli(['verify', '--static', LIST, '--json'], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: cache, ...env } });
+  expect(r.exitCode, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Report;
+};
+/** Verdicts and counts, without where the facts came from. */
+const verdicts = (r: Report) => r.platforms.map((p) => ({ platform: p.platform, verdict: p.verdict, checks: p.checks, files: { ...p.files, layersFromCache: undefined } }));
+
+describe('the layer cache, shared', () => {
+  it('two verifies at once sharing one folder: both right, every entry sound, the next verify reads no layer', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'cb-shared-cache-'));
+    const uncached = await verify('off');
+    const [a, b] = await Promise.all([verify(cache), verify(cache)]);
+    expect(verdicts(a)).toEqual(verdicts(uncached));
+    expect(verdicts(b)).toEqual(verdicts(uncached));
+    // Every entry names the digest it is filed under, and nothing half-written is left.
+    const files = readdirSync(cache);
+    expect(files.filter((f) => f.startsWith('.tmp-'))).toEqual([]);
+    const entries = files.filter((f) => f.startsWith('sha256-'));
+    expect(entries.length).toBe(3);
+    for (const f of entries) {
+      const head = JSON.parse(readFileSync(join(cache, f), 'utf8').split('\n')[0]!) as { digest: string };
+      expect(head.digest.replace(':', '-')).toBe(f.replace(/\.json$/, ''));
+    }
+    const warm = await verify(cache);
+    expect(verdicts(warm)).toEqual(verdicts(uncached));
+    expect(warm.platforms.map((p) => p.files.layersFromCache)).toEqual(warm.platforms.map((p) => p.files.layers));
+  });
+
+  it('worker threads (CROSSBUILD_LAYER_WORKERS=2) give the same verdicts and counts', async () => {
+    const uncached = await verify('off');
+    const workers = await verify('off', { CROSSBUILD_LAYER_WORKERS: '2' });
+    expect(verdicts(workers)).toEqual(verdicts(uncached));
+    expect(workers.platforms.reduce((n, p) => n + p.files.elfChecked, 0)).toBeGreaterThan(1500);
+  });
+});
+
+describe('the layer cache in run', () => {
+  it("a second run's registry proof takes the base layer from the cache, and the report says so", async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'cb-run-cache-'));
+    const repo = uniqueRepo('cached-proof');
+    const report = join(cache, 'report.json');
+    const run = async () => {
+      const r = await cli(['run', '--config', join(ROOT, 'example', 'busybox', 'platforms.json'), '--image', repo, '--report', report, '--quiet'], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: cache } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return JSON.parse(readFileSync(report, 'utf8')) as { platforms: { platform: string; proofSeconds: number; files: { layers: number; layersFromCache: number } }[] };
+    };
+    // The first fills the cache (platforms sharing a layer may already meet it there).
+    const first = await run();
+    expect(first.platforms.every((p) => p.files.layersFromCache < p.files.layers)).toBe(true);
+    const second = await run();
+    for (const p of second.platforms) {
+      expect(p.files.layersFromCache, p.platform).toBeGreaterThanOrEqual(1);
+      expect(p.proofSeconds).toBeGreaterThanOrEqual(0);
+    }
+  });
+});
