@@ -120,4 +120,22 @@ describe('run --sign --key', () => {
     const tags = await fetch(`http://${REGISTRY}/v2/${bad.replace(`${REGISTRY}/`, '')}/tags/list`).then((x) => x.json() as Promise<{ tags?: string[] | null }>).catch(() => ({ tags: [] }));
     expect((tags.tags ?? []).filter((t) => t.startsWith('sha256-'))).toEqual([]);
   });
+
+  it('a PKCS#8 PEM key (openssl) signs too, and given as env://VAR; the real cosign accepts both', async () => {
+    const pem = join(dir, 'ec.pem');
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', pem]);
+    const pemPub = join(dir, 'ec.pub');
+    execFileSync('openssl', ['pkey', '-in', pem, '-pubout', '-out', pemPub]);
+    for (const [name, keyArg, extra] of [['file', pem, {}], ['env', 'env://CB_TEST_KEY', { CB_TEST_KEY: readFileSync(pem, 'utf8') }]] as const) {
+      const r2 = uniqueRepo(`signed-pem-${name}`);
+      const run = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', r2, '--platform', 'linux/arm64', '--sign', '--key', keyArg], { env: { ...env, ...extra } });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const digest = /^Digest: (sha256:[0-9a-f]{64})/m.exec(run.stdout)![1];
+      const v = await cosign(['verify', '--key', pemPub, '--insecure-ignore-tlog=true', '--allow-http-registry', `${r2}:multiarch@${digest}`]);
+      expect(v.exitCode, v.stderr).toBe(0);
+      const a = await cosign(['verify-attestation', '--key', pemPub, '--type', 'https://crossbuild.dev/attestations/list-proof/v1', '--insecure-ignore-tlog=true', '--allow-http-registry', `${r2}@${digest}`]);
+      expect(a.exitCode, a.stderr).toBe(0);
+      expect(run.stdout + run.stderr).not.toContain(readFileSync(pem, 'utf8').split('\n')[1]!);
+    }
+  });
 });
