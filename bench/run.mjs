@@ -33,6 +33,16 @@ async function sh(cmd, args, opts = {}) {
   return r;
 }
 
+/** DOCKER_HOST, DOCKER_CONFIG and the CLI of one of ci/engines.sh's engines. */
+async function engineEnv(name) {
+  const env = {};
+  for (const line of (await sh('bash', [join(ROOT, 'ci', 'engines.sh'), 'env', name])).stdout.split('\n')) {
+    const x = /^export ([A-Z_]+)=(.*)$/.exec(line);
+    if (x) env[x[1]] = x[2].replace(/^'(.*)'$/, '$1');
+  }
+  return env;
+}
+
 /** Wall time of an async step, in ms. */
 async function timed(fn) {
   const t = performance.now();
@@ -149,17 +159,20 @@ async function appList(name, baseMiB, variant = '', content = () => randomBytes(
 const p2platforms = ['linux/amd64', 'linux/arm/v7', 'linux/arm64'];
 /**
  * The hand check: per platform `docker run --pull always … uname -m`. Cold: on an engine without
- * the image's layers — every local image of this bench's P2 repositories removed first (their
- * suffixed tags would keep the layers), so the pull really fetches them; warm: layers local.
+ * the image's layers — Docker 26.1 (ci/engines.sh docker-26), emptied (`image prune -af`) before
+ * each platform, so every pull really fetches and extracts them (the host engine keeps the
+ * layers of what it built in its build cache); warm: on the host engine that built it, layers
+ * local.
  */
+const e26 = await engineEnv('docker-26');
 const viaDocker = async (ref, keepLayers = false) => {
   for (const p of p2platforms) {
-    if (!keepLayers) {
-      const mine = (await sh('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((l) => l.includes(`/bench-p2-${runId}/`));
-      if (mine.length > 0) await execa('docker', ['rmi', '-f', ...mine], { reject: false });
-      await execa('docker', ['image', 'prune', '-f'], { reject: false });
+    if (keepLayers) {
+      await sh('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', p, '--entrypoint', 'uname', ref, '-m']);
+      continue;
     }
-    await sh('docker', ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', p, '--entrypoint', 'uname', ref, '-m']);
+    await sh(e26.CROSSBUILD_DOCKER, ['image', 'prune', '-af'], { env: e26 });
+    await sh(e26.CROSSBUILD_DOCKER, ['run', '--rm', '--network', 'none', '--pull', 'always', '--platform', p, '--entrypoint', 'uname', ref, '-m'], { env: e26 });
   }
 };
 /** A layer cache of its own for each timed run: empty (cold), or filled by verifying `fill` first (warm). */
@@ -173,7 +186,7 @@ const staticVerify = (ref, cacheDir = freshCache()) => sh(CB[0], [CB[1], 'verify
 /** Cold and warm pairs of one image against the hand check, warm filled by `other` (same base). */
 async function coldWarm(id, what, ref, other, targets, keepLayersForWarm = false) {
   const cold = await pair(id, () => staticVerify(ref), () => viaDocker(ref));
-  record(id, `${what}, cold (empty layer cache)`, 'per platform: `docker rmi`, `docker run --pull always --platform P … uname -m`', { kind: 'ratio', max: targets.cold }, cold);
+  record(id, `${what}, cold (empty layer cache)`, 'per platform: `docker run --pull always --platform P … uname -m` on an engine without the layers (Docker 26.1, emptied before each)', { kind: 'ratio', max: targets.cold }, cold);
   // Warm: the cache filled (untimed) by a verify of another image with the same base.
   let warmDir;
   const warm = await pair(
@@ -186,9 +199,13 @@ async function coldWarm(id, what, ref, other, targets, keepLayersForWarm = false
       await staticVerify(other, warmDir);
     },
   );
-  record(`${id}-warm`, `${what}, warm (layer cache filled by a verify of another image with the same base)`, keepLayersForWarm ? 'per platform: `docker run --pull always --platform P … uname -m`, layers already local' : 'the same hand check', { kind: 'ratio', max: targets.warm }, warm);
+  record(`${id}-warm`, `${what}, warm (layer cache filled by a verify of another image with the same base)`, keepLayersForWarm ? 'per platform: `docker run --pull always --platform P … uname -m` on the engine that built it, layers local' : 'the same hand check (engine without the layers)', { kind: 'ratio', max: targets.warm }, warm);
 }
+// The P2 rows: crossbuild reads the registry only; the images are built on the host engine, the
+// cold hand check runs on Docker 26.1 emptied, the warm one on the host engine.
+const p2Engine = () => `verify: registry only; images built on Docker ${engine} (host); cold hand check on Docker 26.1 (emptied), warm on the host's`;
 if (want('P2')) {
+  rowEngine = p2Engine();
   const app = await appList('app', 24);
   const app2 = await appList('app2', 24, 'two');
   await coldWarm('P2', '`crossbuild verify --static` of a 3-platform app list (24 MiB base layer, app binary on top)', app, app2, { cold: 0.4, warm: 0.15 });
@@ -203,12 +220,14 @@ if (want('P2')) {
   await execa('docker', ['rmi', '-f', app, app2, seedList], { reject: false });
 }
 if (want('P2-large')) {
+  rowEngine = p2Engine();
   const large = await appList('large', 192);
   const large2 = await appList('large2', 192, 'two');
   await coldWarm('P2-large', 'the same with a 192 MiB base layer', large, large2, { cold: 0.8, warm: 0.15 });
   await execa('docker', ['rmi', '-f', large, large2], { reject: false });
 }
 if (want('P2-text')) {
+  rowEngine = p2Engine();
   // The independent check's image: a 96 MiB text layer plus 150 ELF files, per platform.
   const text = function text() {
     const line = 'the quick brown fox jumps over the lazy dog 0123456789\n';
@@ -219,15 +238,17 @@ if (want('P2-text')) {
   const t2 = await appList('text2', 96, 'two', text, elves);
   // The text layer and the ELF layer are the base both share (built once, cached); the top layer differs.
   const cold = await pair('P2-text', () => staticVerify(t1), () => viaDocker(t1));
-  record('P2-text', '`crossbuild verify --static` of a 3-platform list, each image a 96 MiB text layer and 150 ELF files, cold', 'the hand check on an engine without the layers (`docker rmi`, `docker run --pull always --platform P … uname -m`)', { kind: 'ratio', max: 0.15 }, cold);
+  record('P2-text', '`crossbuild verify --static` of a 3-platform list, each image a 96 MiB text layer and 150 ELF files, cold', 'per platform: `docker run --pull always --platform P … uname -m` on an engine without the layers (Docker 26.1, emptied before each)', { kind: 'ratio', max: 0.15 }, cold);
   let warmDir;
   const warm = await pair('P2-text-warm', () => sh(CB[0], [CB[1], 'verify', '--static', t1, '--platform', p2platforms.join(',')], { env: { CROSSBUILD_LAYER_CACHE: warmDir } }), () => viaDocker(t1, true), RUNS, async () => {
     warmDir = freshCache();
     await staticVerify(t2, warmDir);
   });
-  record('P2-text-warm', 'the same, warm (layer cache filled by a verify of another image with the same text layer)', 'the hand check with the layers local (`docker run --pull always --platform P … uname -m`)', { kind: 'ratio', max: 0.3 }, warm);
+  record('P2-text-warm', 'the same, warm (layer cache filled by a verify of another image with the same text layer)', 'per platform: `docker run --pull always --platform P … uname -m` on the engine that built it, layers local', { kind: 'ratio', max: 0.3 }, warm);
   await execa('docker', ['rmi', '-f', t1, t2], { reject: false });
 }
+
+rowEngine = `Docker ${engine} (host), builder as detected`;
 
 // P2m: peak RSS of a static verify that must stream a 1 GiB incompressible layer.
 if (want('P2m')) {
@@ -432,11 +453,7 @@ if (want('R')) {
 
 // P3m, P5m: Docker 28.5 + buildx 0.29 on the containerd image store (ci/engines.sh docker-28c),
 // against what a buildx user types instead on the same engine.
-const m28 = {};
-for (const line of (await sh('bash', [join(ROOT, 'ci', 'engines.sh'), 'env', 'docker-28c'])).stdout.split('\n')) {
-  const x = /^export ([A-Z_]+)=(.*)$/.exec(line);
-  if (x) m28[x[1]] = x[2].replace(/^'(.*)'$/, '$1');
-}
+const m28 = await engineEnv('docker-28c');
 const d28 = m28.CROSSBUILD_DOCKER;
 const env28 = { ...m28, CI: 'true' };
 if (['P3m', 'P3m-check', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
@@ -525,7 +542,7 @@ if (want('P7')) {
   env28.COSIGN_PASSWORD = 'bench';
   const cfgFile = join(ROOT, 'test', 'fixtures', 'app', 'platforms.json');
   const args = (i, extra) => [CB[1], 'run', '--config', cfgFile, '--image', `localhost:5000/bench-p7-${runId}`, '--tag', `r${i + 1}${extra.length ? 's' : ''}`, '--quiet', ...extra];
-  await addedBy('P7', 'what `--sign --key` adds to `crossbuild run` of 3 platforms (each image signed and attested with its proof, the list signed and attested; cosign 3.1.1, offline key)', 'the same run without `--sign`', { kind: 'absolute', max: 1000 }, (i) => args(i, ['--sign', '--key', join(keyDir, 'cosign.key')]), (i) => args(i, []), Math.min(RUNS, 3));
+  await addedBy('P7', 'what `--sign --key` adds to `crossbuild run` of 3 platforms (each image signed and attested with its proof, the list signed and attested; a cosign key signed in process, checked by cosign 3.1.1)', 'the same run without `--sign`', { kind: 'absolute', max: 1000 }, (i) => args(i, ['--sign', '--key', join(keyDir, 'cosign.key')]), (i) => args(i, []), Math.min(RUNS, 3));
 }
 if (want('P8-cmd')) {
   const cfgFile = join(ROOT, 'test', 'fixtures', 'app', 'platforms.json');
@@ -561,15 +578,15 @@ const fmt = (x, unit) => (unit === 'MiB' ? `${x.toFixed(1)} MiB` : unit === 'rou
 const lines = [
   '# crossbuild benchmarks',
   '',
-  `Run ${date} on ${machine}. ${RUNS} interleaved runs per pair after one warm-up each (P4: ${Math.max(RUNS, 15)}; P5-flask: 2); figures are medians (min–max). Ratios are crossbuild's median over the baseline's, measured in the same run.${ONLY ? ` Rows ${[...ONLY].join(', ')} were measured again on ${now.slice(0, 16)}; the others come from the last full run.` : ''}`,
+  `Run ${date} on ${machine}. ${RUNS} interleaved runs per pair after one warm-up each (P4: ${Math.max(RUNS, 15)}; P5-flask: 2); figures are medians (min–max). Ratios are crossbuild's median over the baseline's, measured in the same run.${ONLY ? ` Rows ${[...ONLY].join(', ')} were measured again on ${now.slice(0, 16)}; each row says when it was measured (UTC).` : ''}`,
   '',
-  '| id | engine | crossbuild | median (min–max) | baseline | median (min–max) | ratio | target | met |',
-  '|---|---|---|---|---|---|---:|---|---|',
+  '| id | engine | crossbuild | median (min–max) | baseline | median (min–max) | ratio | target | met | measured |',
+  '|---|---|---|---|---|---|---:|---|---|---|',
 ];
 for (const r of results) {
   const target = r.target.max === Infinity ? '—' : r.target.kind === 'ratio' ? `≤ ${r.target.max}×` : `≤ ${r.target.max} ${r.unit}`;
   lines.push(
-    `| ${r.id} | ${r.engine || `Docker ${engine} (host)`} | ${r.what} | ${fmt(r.crossbuild.median, r.unit)} (${fmt(r.crossbuild.min, r.unit)}–${fmt(r.crossbuild.max, r.unit)}) | ${r.baseline} | ${r.base ? `${fmt(r.base.median, r.unit)} (${fmt(r.base.min, r.unit)}–${fmt(r.base.max, r.unit)})` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${target} | ${r.target.max === Infinity ? '—' : r.met ? 'yes' : '**no**'} |`,
+    `| ${r.id} | ${r.engine || `Docker ${engine} (host)`} | ${r.what} | ${fmt(r.crossbuild.median, r.unit)} (${fmt(r.crossbuild.min, r.unit)}–${fmt(r.crossbuild.max, r.unit)}) | ${r.baseline} | ${r.base ? `${fmt(r.base.median, r.unit)} (${fmt(r.base.min, r.unit)}–${fmt(r.base.max, r.unit)})` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${target} | ${r.target.max === Infinity ? '—' : r.met ? 'yes' : '**no**'} | ${(r.measured ?? date).slice(0, 16).replace('T', ' ')} |`,
   );
 }
 if (reliability.length > 0) {

@@ -1,6 +1,6 @@
 // Entry point: parses argv with commander and loads each command's module only when it runs,
 // so `crossbuild --version` stays close to bare node start-up.
-import { Command, CommanderError, Option, type Help } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option, type Help } from 'commander';
 import { describeError, UsageError } from '../errors.js';
 import { inFlight } from '../util/inflight.js';
 import { escapeControl } from '../util/text.js';
@@ -21,6 +21,14 @@ function collect(value: string, previous: string[] = []): string[] {
 /** Repeatable flags whose values contain commas (secrets, ssh): one per flag, or one per line from the environment. */
 function lines(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split('\n').map((v) => v.trim()).filter(Boolean)];
+}
+
+/** A flag that takes one value: given twice is an error, not the last one silently kept. */
+function once(flag: string): (value: string, previous: string | undefined) => string {
+  return (value, previous) => {
+    if (previous !== undefined && previous !== value) throw new InvalidArgumentError(`given twice (${previous}, ${value}); ${flag} takes one value here`);
+    return value;
+  };
 }
 
 function commaList(value: string, previous: string[] = []): string[] {
@@ -164,7 +172,7 @@ export function buildProgram(): Command {
       .description('join legs built elsewhere (run --no-list, a CI matrix, devices) into one list, once every leg is found and proven')
       .addOption(envOpt('-c, --config <file>', 'build matrix file: the image, tag and the platforms the list must have', 'CROSSBUILD_CONFIG').default('platforms.json'))
       .addOption(envOpt('--image <repo>', 'image repository (overrides the config)', 'CROSSBUILD_IMAGE'))
-      .addOption(envOpt('--tag <tag>', 'tag of the manifest list (overrides the config)', 'CROSSBUILD_TAG'))
+      .addOption(envOpt('--tag <tag>', 'tag of the manifest list (overrides the config)', 'CROSSBUILD_TAG').argParser(once('--tag')))
       .addOption(envOpt('--platform <platform>', 'only these platforms (repeatable or comma-separated)', 'CROSSBUILD_PLATFORMS').argParser(collect))
       .addOption(new Option('--type <type>', 'manifest list type (default: oci when the legs carry attestations, else docker)').choices(['docker', 'oci']))
       .option('--runtime', 'also run uname -m in each leg (needs Docker and QEMU handlers)')

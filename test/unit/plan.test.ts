@@ -107,3 +107,13 @@ describe('help', () => {
     expect(run).toMatch(/^ {2}--secret <id=ID,src=FILE\|env=VAR>\n {34}build secret/m);
   });
 });
+
+describe('flags that take one value', () => {
+  it('merge --tag given twice is a usage error naming both, not the last one silently kept', async () => {
+    const program = buildProgram();
+    const errors: string[] = [];
+    program.commands.find((c) => c.name() === 'merge')!.configureOutput({ writeErr: (s) => errors.push(s), outputError: (s, w) => w(s) });
+    await expect(program.parseAsync(['merge', '--tag', 'a', '--tag', 'b'], { from: 'user' })).rejects.toMatchObject({ code: 'commander.invalidArgument' });
+    expect(errors.join('')).toMatch(/option '--tag <tag>' argument 'b' is invalid\. given twice \(a, b\); --tag takes one value here/);
+  });
+});
