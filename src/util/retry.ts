@@ -78,11 +78,12 @@ export interface RetryOptions {
  */
 export async function retry<T>(op: (attempt: number, last: boolean) => Promise<T>, o: RetryOptions): Promise<T> {
   const started = Date.now();
+  let outOfTime = false;
   for (let attempt = 1; ; attempt++) {
     if (o.signal?.aborted) throw new CancelledError(o.what);
     await o.before?.();
     const spent = Date.now() - started;
-    const last = attempt >= o.policy.attempts || spent + backoffDelay(o.policy, attempt, undefined, () => 0) > o.policy.budgetMs;
+    const last = outOfTime || attempt >= o.policy.attempts || spent + backoffDelay(o.policy, attempt, undefined, () => 0) > o.policy.budgetMs;
     try {
       return await op(attempt, last);
     } catch (e) {
@@ -90,7 +91,12 @@ export async function retry<T>(op: (attempt: number, last: boolean) => Promise<T
       const d = last ? undefined : o.decide(e, attempt);
       if (!d) throw e;
       const delayMs = backoffDelay(o.policy, attempt, d.afterMs);
-      if (Date.now() - started + delayMs > o.policy.budgetMs) throw e;
+      if (Date.now() - started + delayMs > o.policy.budgetMs) {
+        // No time left for the wait (the attempt itself took it): one more attempt at once, told
+        // it is the last, so what it gets is reported as it is — never an internal retry signal.
+        outOfTime = true;
+        continue;
+      }
       if (d.afterMs !== undefined) o.onPause?.(Date.now() + delayMs);
       o.onRetry?.({ attempt: attempt + 1, attempts: o.policy.attempts, delayMs, reason: d.reason });
       await sleep(delayMs, o.signal, o.what);

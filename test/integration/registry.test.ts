@@ -168,7 +168,7 @@ describe('bad input gets one clear error and leaves the registry unchanged', () 
     ['missing image', `manifests:\n  - image: ${REGISTRY}/busybox:latest-amd64\n`, /: image: required/, 2],
     ['unknown arch', `image: ${REGISTRY}/x:t\nmanifests:\n  - image: ${REGISTRY}/busybox:latest-amd64\n    platform: {architecture: sparc9, os: linux}\n`, /manifests\[0\]\.platform\.architecture: unknown architecture "sparc9"/, 2],
     ['variant on an arch without variants', `image: ${REGISTRY}/x:t\nmanifests:\n  - image: ${REGISTRY}/busybox:latest-s390x\n    platform: {architecture: s390x, os: linux, variant: v2}\n`, /manifests\[0\]\.platform\.variant: variant "v2" is not valid for architecture s390x \(it has no variants\)/, 2],
-    ['unknown field', `image: ${REGISTRY}/x:t\nmanifest:\n  - image: a\n`, /unknown field "manifest" \(allowed: image, tags, annotations, manifests\)/, 2],
+    ['unknown field', `image: ${REGISTRY}/x:t\nmanifest:\n  - image: a\n`, /unknown field "manifest" \(did you mean "manifests"\?\) \(allowed: image, tags, annotations, manifests\)/, 2],
   ];
   for (const [name, yaml, msg, code] of cases) {
     it(name, async () => {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../src/errors.js';
 import { RegistryClient, type RetryInfo } from '../../src/registry/client.js';
 import { publishList } from '../../src/registry/publish.js';
-import { CancelledError } from '../../src/util/retry.js';
+import { CancelledError, retry } from '../../src/util/retry.js';
 import { startRegistryStub, type RegistryStub } from '../helpers/registry-stub.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -109,6 +109,22 @@ describe('one retry policy', () => {
     expect(e.message).toMatch(/GET manifest app:v1 on 127\.0\.0\.1:\d+ failed: HTTP 502/);
     expect(retries.length).toBeGreaterThan(1);
     await c.close();
+  });
+
+  it('when an attempt itself uses up the budget, one last attempt reports what it gets (never the internal retry signal)', async () => {
+    const seen: boolean[] = [];
+    const answer = await retry(
+      async (_n, last) => {
+        seen.push(last);
+        await new Promise((r) => setTimeout(r, 60));
+        if (!last) throw new Error('worth another try');
+        return 'the answer, as it is';
+      },
+      { policy: { attempts: 10, baseMs: 30, maxDelayMs: 1000, budgetMs: 100 }, what: 'op', decide: () => ({ reason: 'again' }) },
+    );
+    expect(answer).toBe('the answer, as it is');
+    expect(seen.at(-1)).toBe(true);
+    expect(seen.length).toBeLessThanOrEqual(3);
   });
 
   it('a missing manifest is not retried: kind not-found, with the registry code', async () => {

@@ -8,9 +8,8 @@ import { expectedUname, formatPlatform, parsePlatform, type Platform } from '../
 import { formatReference, parseReference, withTag, type ImageRef } from '../../oci/reference.js';
 import { formatReport, reportMarkdown, verifyReference, type VerifyReport } from '../../verify/verify.js';
 import { parseTestFlag, type PlatformTest } from '../../config/tests.js';
-import { runTest, type TestResult } from '../../gate/run.js';
+import type { TestResult } from '../../gate/run.js';
 import { toJunit } from '../../gate/junit.js';
-import { verifySignatures } from '../../sign/verify.js';
 import { OK, REPORTED, type Outcome } from '../failure.js';
 import { scrub } from '../../util/secrets.js';
 import { layerCacheOption } from '../../verify/layer-cache.js';
@@ -66,6 +65,8 @@ export function referenceFromMetadata(text: string, file: string): string {
 }
 
 async function testPublished(report: VerifyReport, docker: Docker, ref: ImageRef, testsOf: (platform: string) => readonly PlatformTest[], uname: Map<string, string> | undefined): Promise<VerifyReport> {
+  // Loaded only when there are tests (and signatures only with --key): a plain verify starts faster.
+  const { runTest } = await import('../../gate/run.js');
   const engineHasBridge = await docker.hasBridgeNetwork();
   const platforms = await Promise.all(
     report.platforms.map(async (p) => {
@@ -146,7 +147,7 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
       // The test gate, against what is published: each platform pulled by digest, tested under QEMU.
       if (anyTests && docker) report = await testPublished(report, docker, ref, (p) => testsFor.get(p) ?? flagTests, uname);
       // Signatures, recursively: the list's and every child's, and with --require-attestation each child's proof.
-      if (flags.key) report = await verifySignatures(report, ref, flags.key, { registry: ref.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, flags.requireAttestation === true, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {});
+      if (flags.key) report = await (await import('../../sign/verify.js')).verifySignatures(report, ref, flags.key, { registry: ref.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, flags.requireAttestation === true, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {});
     } catch (e) {
       const stopped = interrupted();
       if (stopped) await docker?.abort();
