@@ -296,15 +296,22 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
   if (overrides.platforms && overrides.platforms.length > 0) {
     // --platform picks from the matrix; a platform the file lacks is built as the file's
     // top-level settings say, under the suffix crossbuild derives (amd64, arm32, arm64, …).
-    selected = overrides.platforms.map((want) => {
+    const wants = overrides.platforms.filter((w, i, all) => all.findIndex((x) => formatPlatform(x) === formatPlatform(w)) === i);
+    selected = [];
+    for (const want of wants) {
       const t = targets.find((x) => formatPlatform(x.platform) === formatPlatform(want));
-      if (t) return t;
-      const suffix = platformSuffix(want);
-      const taken = targets.findIndex((x) => x.suffix === suffix);
-      if (taken >= 0) {
-        throw new ConfigError(file, '--platform', `${formatPlatform(want)} is not in ${file || 'the matrix'} and its derived suffix "${suffix}" is platforms[${taken}]'s (${formatPlatform(targets[taken]!.platform)}); add ${formatPlatform(want)} to the file with a suffix of its own`);
+      if (t) {
+        selected.push(t);
+        continue;
       }
-      return {
+      const suffix = platformSuffix(want);
+      const taken = [...targets, ...selected].find((x) => x.suffix === suffix);
+      if (taken) {
+        throw new ConfigError(file, '--platform', `${formatPlatform(want)} is not in ${file || 'the matrix'} and its derived suffix "${suffix}" is ${formatPlatform(taken.platform)}'s; add ${formatPlatform(want)} to the file with a suffix of its own`);
+      }
+      if (!isValidTag(`${tag}-${suffix}`)) throw new ConfigError(file, '--platform', `${formatPlatform(want)}: its derived suffix "${suffix}" does not make a valid tag "${tag}-${suffix}"; add it to the file with a suffix of its own`);
+      const node = overrides.nodes?.find((x) => formatPlatform(x.platform) === formatPlatform(want))?.node;
+      selected.push({
         platform: want,
         spec: formatPlatform(want),
         suffix,
@@ -312,10 +319,11 @@ export function validateConfig(raw: unknown, file: string, overrides: ConfigOver
         dockerfile,
         ...(target ? { target } : {}),
         network: network ?? 'default',
+        ...(node !== undefined && node !== '' && node !== 'local' ? { node } : {}),
         tests: overrides.tests ?? fileTests,
         added: true,
-      };
-    });
+      });
+    }
   }
   return {
     file,
@@ -344,6 +352,8 @@ export function flagsConfig(overrides: ConfigOverrides): BuildConfig {
   const platforms = overrides.platforms && overrides.platforms.length > 0 ? overrides.platforms : [hostPlatform()];
   platforms.forEach((p, i) => {
     if (platforms.findIndex((q) => formatPlatform(q) === formatPlatform(p)) < i) throw new UsageError(`--platform: ${formatPlatform(p)} is named twice`);
+    const same = platforms.findIndex((q) => platformSuffix(q) === platformSuffix(p));
+    if (same < i) throw new UsageError(`--platform: ${formatPlatform(platforms[same]!)} and ${formatPlatform(p)} would both be tagged -${platformSuffix(p)}`, { hint: 'give them suffixes of their own in a platforms.json (crossbuild init writes one)' });
   });
   const { platforms: _, ...rest } = overrides;
   return validateConfig({ image: overrides.image, platforms: platforms.map((p) => ({ platform: formatPlatform(p), suffix: platformSuffix(p) })) }, '', rest);

@@ -66,7 +66,9 @@ function hasRunSteps(dockerfile: string): boolean {
  * BuildKit cannot start even `RUN true` there ("network bridge not found"), so that is refused
  * before any build, once (exit 2); the classic builder runs them without a network, a warning.
  */
-export function noBridgeProblem(cfg: BuildConfig, engineHasBridge: boolean | undefined, builder: BuilderKind, runs: (dockerfile: string) => boolean = hasRunSteps): { refuse?: UsageError; warning?: string } {
+export function noBridgeProblem(cfg: BuildConfig, engineHasBridge: boolean | undefined, builder: BuilderKind, runs: (dockerfile: string) => boolean = hasRunSteps, driver?: string): { refuse?: UsageError; warning?: string } {
+  // Only the engine's own BuildKit (and buildx's docker driver, which is it) uses the engine's networks.
+  if (builder === 'buildx' && driver !== undefined && driver !== 'docker') return {};
   const onDefault = cfg.platforms.filter((t) => t.node === undefined && t.network === 'default' && runs(t.dockerfile));
   if (engineHasBridge !== false || onDefault.length === 0) return {};
   const names = onDefault.map((t) => formatPlatform(t.platform)).join(', ');
@@ -87,7 +89,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     engineInfo = e;
     engine = `${e.serverVersion} (API ${e.apiVersion}${e.imageStore ? `, ${e.imageStore} image store` : ''})`;
     builder = await chooseBuilder(o.place.docker, o.build.builder);
-    const net = noBridgeProblem(cfg, await o.place.docker.hasBridgeNetwork(), builder.kind);
+    const net = noBridgeProblem(cfg, await o.place.docker.hasBridgeNetwork(), builder.kind, undefined, builder.driver);
     if (net.refuse) throw net.refuse;
     if (net.warning) warnings.push(net.warning);
   } catch (err) {
@@ -318,7 +320,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           assertBuildsPlatforms(state.builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), state.engine);
           if (cfg.platforms.some((t) => t.network === 'default')) {
             buildCtx.engineHasBridge = await o.place.docker.hasBridgeNetwork();
-            const net = noBridgeProblem(cfg, buildCtx.engineHasBridge, state.builder.kind);
+            const net = noBridgeProblem(cfg, buildCtx.engineHasBridge, state.builder.kind, undefined, state.builder.driver);
             if (net.refuse) throw net.refuse;
             const w = net.warning;
             if (w) {
@@ -326,6 +328,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
               emit('preflight', 'warning', w);
             }
           }
+          // A key that will not open (a wrong COSIGN_PASSWORD) is said now, not after every build.
+          if (o.lifecycle.sign) await o.lifecycle.sign.cosign.localSigner();
           // The registry answers and takes our push before minutes of builds, not after them.
           if (o.lifecycle.push) {
             await o.place.client.checkPush(cfg.image.registry, cfg.image.repository);

@@ -354,6 +354,11 @@ export class RegistryClient {
           },
           (e) => (e instanceof RegistryError && e.retriable && e.status === undefined ? { reason: `${describeCause((e.cause as Error) ?? e)} (resuming at byte ${from})` } : undefined),
         );
+        if (checked.destroyed) {
+          // The reader gave up while we asked again: let the answer go.
+          await next.body.dump().catch(() => undefined);
+          return;
+        }
         const cr = header(next, 'content-range') ?? '';
         if (next.statusCode !== 206 || !cr.startsWith(`bytes ${from}-`)) {
           // The registry sent the whole blob again (or another range): no resuming here.

@@ -123,44 +123,53 @@ export class LocalSigner {
     const empty = Buffer.from('{}');
     const emptyDesc = { mediaType: EMPTY, size: empty.length, digest: sha(empty), artifactType: BUNDLE };
     const emptyPushed = client.pushBlob(registry, repository, emptyDesc.digest, empty.length, empty);
-    await Promise.all(
-      items.map(async (item) => {
-        const subject = await client.headManifest(registry, repository, item.digest);
-        if (!subject) throw new CrossbuildError(`signing ${formatReference(image)}@${item.digest}: the registry does not have it`);
-        const hex = item.digest.replace(/^sha256:/, '');
-        const created = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-        // As cosign 3 writes them: the signature's statement (v1) and the attestation's (v0.1, named).
-        const signature = this.bundle({ _type: 'https://in-toto.io/Statement/v1', subject: [{ digest: { sha256: hex }, annotations: {} }], predicateType: SIGN_PREDICATE, predicate: {} });
-        const attestation = this.bundle({ _type: 'https://in-toto.io/Statement/v0.1', subject: [{ name: formatReference(image), digest: { sha256: hex } }], predicateType: item.type, predicate: item.predicate });
-        const artifacts = [
-          { bundle: signature, predicateType: SIGN_PREDICATE },
-          { bundle: attestation, predicateType: item.type },
-        ].map(({ bundle, predicateType }) =>
-          Buffer.from(
-            JSON.stringify({
-              schemaVersion: 2,
-              mediaType: MANIFEST,
-              config: emptyDesc,
-              layers: [{ mediaType: BUNDLE, size: bundle.length, digest: sha(bundle) }],
-              annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': predicateType, 'org.opencontainers.image.created': created },
-              subject: { mediaType: subject.mediaType, size: subject.size, digest: subject.digest },
-              artifactType: BUNDLE,
-            }),
-          ),
-        );
-        await emptyPushed;
-        await Promise.all([signature, attestation].map((b) => client.pushBlob(registry, repository, sha(b), b.length, b)));
-        await Promise.all(artifacts.map((m) => client.putManifest(registry, repository, sha(m), m, MANIFEST)));
-        // The referrers tag (OCI 1.1's fallback): the subject's artifacts, newest first, as cosign keeps it.
-        const tag = `sha256-${hex}`;
-        const known = await client.manifest(registry, repository, tag).catch((e: unknown) => {
-          if ((e as { kind?: string }).kind === 'not-found') return undefined;
-          throw e;
-        });
-        const before = known?.kind === 'index' ? known.index.manifests.filter((d) => !artifacts.some((m) => sha(m) === d.digest)) : [];
-        const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [...artifacts.map((m) => ({ mediaType: MANIFEST, size: m.length, digest: sha(m), artifactType: EMPTY })), ...before] }));
-        await client.putManifest(registry, repository, tag, index, INDEX);
+    // Awaited with the rest below; handled now so a failure while the HEADs are out is not unhandled.
+    emptyPushed.catch(() => undefined);
+    // One subject's referrers tag is read, extended and written by one of these at a time.
+    const bySubject = new Map<string, LocalItem[]>();
+    for (const item of items) bySubject.set(item.digest, [...(bySubject.get(item.digest) ?? []), item]);
+    const signOne = async (item: LocalItem): Promise<void> => {
+      const subject = await client.headManifest(registry, repository, item.digest);
+      if (!subject) throw new CrossbuildError(`signing ${formatReference(image)}@${item.digest}: the registry does not have it`);
+      const hex = item.digest.replace(/^sha256:/, '');
+      const created = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      // As cosign 3 writes them: the signature's statement (v1) and the attestation's (v0.1, named).
+      const signature = this.bundle({ _type: 'https://in-toto.io/Statement/v1', subject: [{ digest: { sha256: hex }, annotations: {} }], predicateType: SIGN_PREDICATE, predicate: {} });
+      const attestation = this.bundle({ _type: 'https://in-toto.io/Statement/v0.1', subject: [{ name: formatReference(image), digest: { sha256: hex } }], predicateType: item.type, predicate: item.predicate });
+      const artifacts = [
+        { bundle: signature, predicateType: SIGN_PREDICATE },
+        { bundle: attestation, predicateType: item.type },
+      ].map(({ bundle, predicateType }) =>
+        Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MANIFEST,
+            config: emptyDesc,
+            layers: [{ mediaType: BUNDLE, size: bundle.length, digest: sha(bundle) }],
+            annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': predicateType, 'org.opencontainers.image.created': created },
+            subject: { mediaType: subject.mediaType, size: subject.size, digest: subject.digest },
+            artifactType: BUNDLE,
+          }),
+        ),
+      );
+      await emptyPushed;
+      await Promise.all([signature, attestation].map((b) => client.pushBlob(registry, repository, sha(b), b.length, b)));
+      await Promise.all(artifacts.map((m) => client.putManifest(registry, repository, sha(m), m, MANIFEST)));
+      // The referrers tag (OCI 1.1's fallback): the subject's artifacts, newest first, as cosign keeps it.
+      const tag = `sha256-${hex}`;
+      const known = await client.manifest(registry, repository, tag).catch((e: unknown) => {
+        if ((e as { kind?: string }).kind === 'not-found') return undefined;
+        throw e;
+      });
+      const before = known?.kind === 'index' ? known.index.manifests.filter((d) => !artifacts.some((m) => sha(m) === d.digest)) : [];
+      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [...artifacts.map((m) => ({ mediaType: MANIFEST, size: m.length, digest: sha(m), artifactType: EMPTY })), ...before] }));
+      await client.putManifest(registry, repository, tag, index, INDEX);
+    };
+    await Promise.all([
+      emptyPushed,
+      ...[...bySubject.values()].map(async (same) => {
+        for (const item of same) await signOne(item);
       }),
-    );
+    ]);
   }
 }

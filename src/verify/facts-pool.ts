@@ -42,7 +42,7 @@ interface Slot {
 }
 
 let slots: Slot[] | undefined;
-const waiting: ((s: Slot) => void)[] = [];
+const waiting: ((s: Slot | undefined) => void)[] = [];
 let seq = 0;
 
 function pool(): Slot[] | undefined {
@@ -61,6 +61,7 @@ function pool(): Slot[] | undefined {
     worker.on('exit', () => {
       slots = slots?.filter((s) => s !== slot);
       for (const h of slot.handlers.values()) h({ t: 'error', id: -1, name: 'Error', message: 'layer worker exited' });
+      if (slots?.length === 0) for (const w of waiting.splice(0)) w(undefined);
     });
     // An idle worker must not keep the command alive.
     worker.unref();
@@ -69,29 +70,47 @@ function pool(): Slot[] | undefined {
   return slots;
 }
 
-async function acquire(all: Slot[]): Promise<Slot> {
-  const free = all.find((s) => !s.busy);
-  const slot = free ?? (await new Promise<Slot>((r) => waiting.push(r)));
+/** A live worker, when one is free or frees up; none once every worker has died (the main thread reads). */
+async function acquire(): Promise<Slot | undefined> {
+  const live = slots ?? [];
+  if (live.length === 0) return undefined;
+  const free = live.find((s) => !s.busy);
+  const slot = free ?? (await new Promise<Slot | undefined>((r) => waiting.push(r)));
+  if (!slot) return undefined;
   slot.busy = true;
   slot.worker.ref();
   return slot;
 }
 
 function release(slot: Slot): void {
-  const next = waiting.shift();
-  if (next) {
-    next(slot);
+  const alive = slots?.includes(slot) ?? false;
+  if (alive) {
+    const next = waiting.shift();
+    if (next) {
+      next(slot);
+      return;
+    }
+    slot.busy = false;
+    slot.worker.unref();
     return;
   }
-  slot.busy = false;
-  slot.worker.unref();
+  // A dead worker is handed to nobody; with none left alive, the waiting read on the main thread.
+  if ((slots ?? []).length === 0) for (const w of waiting.splice(0)) w(undefined);
 }
 
 /** A layer's facts from its (digest-checked) byte stream, on a worker thread when there are any. */
 export async function factsOf(source: Readable, layer: Pick<Descriptor, 'mediaType'>): Promise<LayerFacts> {
-  const all = pool();
-  if (!all || all.length === 0) return readLayerFacts(source, layer);
-  const slot = await acquire(all);
+  if (!pool()) return readLayerFacts(source, layer);
+  // The body may fail while it waits for a worker: caught from now on, its verdict kept.
+  let early: Error | undefined;
+  const onEarly = (e: Error) => {
+    early ??= e;
+  };
+  source.on('error', onEarly);
+  const slot = await acquire();
+  source.off('error', onEarly);
+  if (early) throw early;
+  if (!slot) return readLayerFacts(source, layer);
   const id = ++seq;
   const post = (m: ToWorker, transfer?: ArrayBuffer[]) => slot.worker.postMessage(m, transfer);
   try {

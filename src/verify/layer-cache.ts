@@ -101,8 +101,12 @@ export class LayerCache {
       if (got.length !== want.length || !timingSafeEqual(got, want)) return undefined;
       const facts = JSON.parse(body) as LayerFacts;
       if (!Array.isArray(facts.entries)) return undefined;
-      const now = new Date();
-      utimesSync(f, now, now); // recently used
+      try {
+        const now = new Date();
+        utimesSync(f, now, now); // recently used (a read-only shared cache still serves)
+      } catch {
+        // not ours to touch
+      }
       return facts;
     } catch {
       return undefined;
@@ -153,11 +157,12 @@ export class LayerCache {
 export function layerCache(disabled: boolean, env: NodeJS.ProcessEnv = process.env): LayerCache | undefined {
   const setting = env.CROSSBUILD_LAYER_CACHE;
   if (disabled || setting === 'off' || setting === '0' || setting === 'false') return undefined;
-  const dir = setting && setting !== 'on' ? setting : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'crossbuild', 'layers');
+  const dir = setting && !['on', 'true', '1'].includes(setting) ? setting : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'crossbuild', 'layers');
   const mib = Number(env.CROSSBUILD_LAYER_CACHE_MAX);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
+    // Our own folder is private; one the user named is left as they made it.
+    if (!setting || ['on', 'true', '1'].includes(setting)) chmodSync(dir, 0o700);
   } catch {
     return undefined; // no writable home: no cache
   }

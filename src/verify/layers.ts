@@ -67,16 +67,23 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
 export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions = {}): Promise<ScanResult> {
   let fromCache = 0;
   const facts = layers.map((layer, i) => {
-    const cached = opts.cache?.get(layer.digest);
+    const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
+    // Only what the digest check vouches for (sha256) is kept or taken from the cache.
+    const cacheable = layer.digest.startsWith('sha256:');
+    const cached = cacheable ? opts.cache?.get(layer.digest) : undefined;
     if (cached) {
       fromCache++;
-      return Promise.resolve(cached);
+      // The facts are the layer's; that this repository still serves it (as a pull needs) is asked.
+      return client.hasBlob(registry, repository, layer.digest).then((there) => {
+        if (!there) throw new CrossbuildError(`${what} (${layer.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
+        return cached;
+      });
     }
-    const key = `${registry}/${layer.digest}`;
+    const key = `${registry}/${repository}/${layer.digest}`;
     let p = reading.get(key);
     if (!p) {
-      p = fetchFacts(client, registry, repository, layer, `layer ${i} of ${layers.length} of ${registry}/${repository}`).then((f) => {
-        opts.cache?.put(layer.digest, f);
+      p = fetchFacts(client, registry, repository, layer, what).then((f) => {
+        if (cacheable) opts.cache?.put(layer.digest, f);
         return f;
       });
       reading.set(key, p);

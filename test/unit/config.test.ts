@@ -63,7 +63,17 @@ describe('platforms.json', () => {
     // A derived suffix another platform of the file already uses is refused, naming both.
     const taken = write('taken.json', { ...good, platforms: [{ platform: 'linux/amd64', suffix: 's390x' }] });
     const e = errorOf(() => loadConfig(taken, { platforms: [parsePlatform('linux/s390x')] }));
-    expect(e.message).toMatch(/^--platform: linux\/s390x is not in .*taken\.json and its derived suffix "s390x" is platforms\[0\]'s \(linux\/amd64\)/);
+    expect(e.message).toMatch(/^--platform: linux\/s390x is not in .*taken\.json and its derived suffix "s390x" is linux\/amd64's; add linux\/s390x to the file/);
+    // Two added platforms deriving one suffix, and --node for an added one.
+    const armOnly = write('two.json', { ...good, platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] });
+    const two = errorOf(() => loadConfig(armOnly, { platforms: [parsePlatform('linux/amd64'), parsePlatform('windows/amd64')] }));
+    expect(two.message).toMatch(/^--platform: windows\/amd64 is not in .*two\.json and its derived suffix "amd64" is linux\/amd64's/);
+    const onNode = loadConfig(write('node.json', good), { platforms: [parsePlatform('linux/riscv64')], nodes: [{ platform: parsePlatform('linux/riscv64'), node: 'ssh://ci@riscv' }] });
+    expect(onNode.platforms[0]!.node).toBe('ssh://ci@riscv');
+  });
+
+  it('flags alone: two platforms that would share a suffix are refused, naming both', () => {
+    expect(() => flagsConfig({ image: 'localhost:5000/app', platforms: [parsePlatform('linux/amd64'), parsePlatform('windows/amd64')] })).toThrow(/^--platform: linux\/amd64 and windows\/amd64 would both be tagged -amd64$/);
   });
 
   const cases: [string, unknown, RegExp][] = [

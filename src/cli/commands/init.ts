@@ -85,7 +85,8 @@ export async function initCommand(flags: InitFlags, contextArg?: string): Promis
   });
   // What init writes, run reads: checked first, so a bad flag is an error now, not at the first run.
   validateConfig(parseJsonc(text), out);
-  writeFileSync(out, text);
+  // 'wx': never over a file that appeared since the check above (unless --force).
+  writeFileSync(out, text, { flag: flags.force ? 'w' : 'wx' });
   process.stderr.write(`wrote ${escapeControl(flags.config)}: ${image}:${tagged.tags[0] ?? 'latest'} for ${platforms.map(formatPlatform).join(', ')}; \`crossbuild run --dry-run\` shows the plan\n`);
   return OK;
 }
