@@ -14,6 +14,7 @@ import { CredentialStore } from './credentials.js';
 import { tracked } from '../util/inflight.js';
 import { DOCKER_HUB, isLoopbackRegistry } from '../oci/reference.js';
 import { CancelledError, DEFAULT_RETRY, retry, sleep, type RetryDecision, type RetryPolicy } from '../util/retry.js';
+import { setMaxListeners } from 'node:events';
 
 /** Deadlines, in ms. The body deadline is idle time between chunks, not the whole transfer. */
 export interface Timeouts {
@@ -102,6 +103,9 @@ export class Transport {
       budgetMs: opts.retryBudgetMs ?? DEFAULT_RETRY.budgetMs,
     };
     this.signal = opts.signal ? AbortSignal.any([opts.signal, this.controller.signal]) : this.controller.signal;
+    // Every request in flight listens to it: dozens at once (all of a list's layers) are normal,
+    // not the leak Node warns about at 11.
+    setMaxListeners(1024, this.signal);
   }
 
   get attempts(): number {

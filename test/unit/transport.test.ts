@@ -339,3 +339,21 @@ describe('a body that breaks off', () => {
     await c.close();
   });
 });
+
+describe('many requests at once', () => {
+  it('forty in flight on one client (all of a list\'s layers) raise no listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const c = client({ attempts: 1, signal: new AbortController().signal });
+    try {
+      const d = reg.putBlob('x');
+      expect(await Promise.all(Array.from({ length: 40 }, () => c.hasBlob(reg.addr, 'app', d)))).toEqual(Array(40).fill(true));
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await c.close();
+    }
+  });
+});
