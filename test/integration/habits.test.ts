@@ -123,6 +123,19 @@ describe('checks before the slow part', () => {
 });
 
 describe('robust output', () => {
+  it('a terminal that reports 0 columns (script -c, CI wrappers) gets plain lines, not one character a line', async () => {
+    const dir = bareFolder();
+    const repo = uniqueRepo('zero-cols');
+    const cmd = `node ${JSON.stringify(join(ROOT, 'bin', 'crossbuild.js'))} run -t ${repo}:v1 --platform linux/amd64,linux/arm64 --network none --no-push`;
+    // No CI variable: on a real terminal this would be the live view.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'CI' && k !== 'GITHUB_ACTIONS'));
+    const r = await execa('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: dir, reject: false, env, extendEnv: false });
+    expect(r.exitCode, r.stdout).toBe(0);
+    const lines = r.stdout.split(/\r?\n/).filter((l) => l.trim() !== '');
+    expect(lines.some((l) => /\[linux\/arm64\] building/.test(l))).toBe(true);
+    expect(lines.filter((l) => l.trim().length === 1)).toEqual([]);
+  });
+
   it('a closed pipe (`run … 2>&1 | head -1`) is not a failure: the run finishes, exits 0, and leaves no tag or container', async () => {
     const dir = bareFolder();
     const repo = uniqueRepo('pipe');
