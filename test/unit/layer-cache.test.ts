@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parsePlatform } from '../../src/platform/platform.js';
@@ -25,7 +25,7 @@ function layer(name: string, files: Record<string, string | { elf: string } | { 
   const root = join(work, name);
   for (const [path, what] of Object.entries(files)) {
     const p = join(root, path);
-    mkdirSync(join(p, '..'), { recursive: true });
+    mkdirSync(dirname(p), { recursive: true });
     if (typeof what === 'string') writeFileSync(p, what);
     else if ('elf' in what) copyFileSync(join(ELF, what.elf), p);
     else symlinkSync(what.link, p);
@@ -64,14 +64,14 @@ beforeAll(async () => {
     // the deep cases: one amd64 file among many arm64 ones; a dynamic binary whose loader is missing
     mixed: layer('mixed', { 'usr/bin/true': { elf: 'true-arm64' }, 'usr/bin/other': { elf: 'true-amd64' }, ...Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`usr/bin/t${i}`, { elf: 'true-arm64' }])) }),
     noLoader: layer('noloader', { 'usr/bin/true': { elf: 'true-arm64' } }),
-    shared: layer('shared', { 'etc/app.conf': 'port=8080\n', 'usr/bin/start': '#!/bin/sh\nexec true\n' }),
+    common: layer('common', { 'etc/app.conf': 'port=8080\n', 'usr/bin/start': '#!/bin/sh\nexec true\n' }),
     amd64: layer('amd64', { 'usr/bin/true': { elf: 'true-amd64' }, 'lib64/ld-linux-x86-64.so.2': { elf: 'busybox-amd64.head' } }),
   };
   pushImage('app', 'mixed', 'linux/arm64', [layers.base!, layers.mixed!]);
   pushImage('app', 'noloader', 'linux/arm64', [layers.noLoader!]);
   // A list whose platforms share a layer.
-  const a = pushImage('app', 'l-arm64', 'linux/arm64', [layers.base!, layers.shared!]);
-  const b = pushImage('app', 'l-amd64', 'linux/amd64', [layers.amd64!, layers.shared!]);
+  const a = pushImage('app', 'l-arm64', 'linux/arm64', [layers.base!, layers.common!]);
+  const b = pushImage('app', 'l-amd64', 'linux/amd64', [layers.amd64!, layers.common!]);
   reg.putManifest('app', 'list', JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: MANIFEST, ...a, platform: { os: 'linux', architecture: 'arm64' } }, { mediaType: MANIFEST, ...b, platform: { os: 'linux', architecture: 'amd64' } }] }), INDEX);
 });
 afterAll(async () => {
