@@ -12,6 +12,7 @@ import { CrossbuildError, UsageError } from '../errors.js';
 import type { ImageRef } from '../oci/reference.js';
 import { formatReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
+import { sha256Digest } from '../oci/digest.js';
 import { registerSecret } from '../util/secrets.js';
 
 const BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -95,7 +96,7 @@ function pae(type: string, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(type)} ${type} ${body.length} `), body]);
 }
 
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sha = sha256Digest;
 
 export class LocalSigner {
   private readonly hint: string;

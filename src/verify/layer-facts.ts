@@ -191,11 +191,8 @@ export function applyFacts(facts: LayerFacts, fs: ImageFs): void {
       continue;
     }
     if (f.warning) fs.warn(f.warning);
-    const visible = fs.add(f.name, { type: f.type, ...(f.link !== undefined ? { link: f.link } : {}), size: f.size, mode: f.mode, ...(f.unreadable ? { unreadable: f.unreadable } : {}) });
-    if (!visible) continue;
-    if (f.elf) visible.elf = f.elf;
-    if (f.malformedElf) visible.malformedElf = f.malformedElf;
-    if (f.shebang !== undefined) visible.shebang = f.shebang;
+    // add() keeps the fields an entry has (content facts included) only for the visible version.
+    fs.add(f.name, f);
   }
 }
 
