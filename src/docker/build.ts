@@ -102,8 +102,37 @@ export function assertSupported(b: Builder, inputs: BuildInputs): void {
  */
 export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: ReadonlyMap<string, string> = new Map()): string[] {
   const argv = kind === 'buildx' ? ['buildx', 'build', '--load'] : ['build'];
-  argv.push('--platform', formatPlatform(o.platform), '-t', o.tag, '-f', o.dockerfile);
-  argv.push('--pull');
+  argv.push('--platform', formatPlatform(o.platform), '-t', o.tag);
+  return [...argv, ...sharedArgv(kind, o, envFiles)];
+}
+
+/** One buildx solve for several platforms: what it builds and where its result goes. */
+export interface SolveOptions extends Omit<BuildOptions, 'platform' | 'tag'> {
+  readonly platforms: readonly Platform[];
+  /** The run's own local name for the multi-platform result (the engine's image store). */
+  readonly tag: string;
+  /** Where the OCI image layout of the result goes, for crossbuild to push by digest; absent in the dry run's picture. */
+  readonly layoutDir?: string;
+  /** Where buildx writes the digest of what it built (`--metadata-file`). */
+  readonly metadataFile?: string;
+}
+
+/**
+ * argv for one `docker buildx build` of every platform at once, exported twice in the same solve:
+ * into the engine's image store under the run's own name (for `uname -m` and the tests), and as an
+ * OCI image layout that crossbuild pushes by digest (buildx's docker driver has no
+ * push-by-digest), so no tag moves before the proofs. The digest is read from --metadata-file,
+ * as build-push-action reads it.
+ */
+export function solveArgv(o: SolveOptions, envFiles: ReadonlyMap<string, string> = new Map()): string[] {
+  const argv = ['buildx', 'build', '--platform', o.platforms.map(formatPlatform).join(','), '--output', `type=image,name=${o.tag}`, '--output', `type=oci,dest=${o.layoutDir ?? '<layout dir>'},tar=false`];
+  if (o.metadataFile !== undefined) argv.push('--metadata-file', o.metadataFile);
+  return [...argv, ...sharedArgv('buildx', o, envFiles)];
+}
+
+/** Everything after the platform and the output: the Dockerfile, inputs, cache and context. */
+function sharedArgv(kind: BuilderKind, o: Omit<BuildOptions, 'platform' | 'tag'>, envFiles: ReadonlyMap<string, string>): string[] {
+  const argv = ['-f', o.dockerfile, '--pull'];
   if (o.noCache) argv.push('--no-cache');
   if (o.network !== 'default') argv.push('--network', o.network);
   if (kind !== 'classic') argv.push('--progress=plain');
@@ -129,6 +158,17 @@ export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: Readonly
   if (o.cache) argv.push(...o.cache.args);
   argv.push(o.context);
   return argv;
+}
+
+/** `--metadata-file` as buildx writes it: the digest it pushed (an index for several platforms). */
+export function parseBuildMetadata(json: string): { digest: string } | undefined {
+  try {
+    const j = JSON.parse(json) as Record<string, unknown>;
+    const d = j['containerimage.digest'];
+    return typeof d === 'string' && /^sha256:[a-f0-9]{64}$/.test(d) ? { digest: d } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 // Build cache through the registry, so a fresh CI runner reuses what the last run built. Per
 // platform: each platform's cache lives under its own suffix, so a cache written by one platform is
-// never offered to another's build. The best mechanism each builder has (pure; tested without an
+// never offered to another's build; one buildx solve of every platform keeps one multi-platform
+// cache (`:buildcache`), as buildx users write it. The best mechanism each builder has (pure; tested without an
 // engine):
 //   buildx, a driver that can export a cache (docker-container, kubernetes, remote) →
 //     --cache-from/--cache-to type=registry,ref=<cache repo>:buildcache-<suffix>,mode=max
@@ -33,8 +34,8 @@ export interface CachePlan {
 }
 
 export interface PlatformCacheTarget {
-  /** Tag suffix of the platform (arm64, arm32). */
-  readonly suffix: string;
+  /** Tag suffix of the platform (arm64, arm32); absent for one solve of every platform, whose cache is one multi-platform ref. */
+  readonly suffix?: string;
   /** `<image>:<tag>-<suffix>`: what the last run pushed for this platform. */
   readonly suffixedRef: string;
   /** `<cache repo>` without tag. */
@@ -96,8 +97,9 @@ function plainRef(spec: string, flag: string, b: Builder): string {
 
 export function cachePlan(b: Builder & { readonly driver?: string }, s: CacheSettings, t: PlatformCacheTarget): CachePlan {
   if (s.to.length > 0 && b.kind !== 'buildx') throw new UsageError(`--cache-to needs docker buildx; the builder here is ${b.kind}`);
-  const userFrom = s.from.map((x) => suffixCacheSpec(x, t.suffix));
-  const userTo = s.to.map((x) => suffixCacheSpec(x, t.suffix));
+  const own = (x: string) => (t.suffix === undefined ? x : suffixCacheSpec(x, t.suffix));
+  const userFrom = s.from.map(own);
+  const userTo = s.to.map(own);
   const passthrough = (): string[] => [
     ...userFrom.flatMap((x) => ['--cache-from', b.kind === 'buildx' ? x : plainRef(x, '--cache-from', b)]),
     ...userTo.flatMap((x) => ['--cache-to', x]),
@@ -106,7 +108,7 @@ export function cachePlan(b: Builder & { readonly driver?: string }, s: CacheSet
     return { mechanism: userFrom.length + userTo.length > 0 ? `as given: ${[...userFrom, ...userTo].join('; ')}` : 'none', args: passthrough(), buildArgs: {} };
   }
   if (b.kind === 'buildx' && exportsRegistryCache(b)) {
-    const ref = `${t.cacheRepo}:buildcache-${t.suffix}`;
+    const ref = `${t.cacheRepo}:buildcache${t.suffix === undefined ? '' : `-${t.suffix}`}`;
     return {
       mechanism: `registry cache ${ref} (mode=max)`,
       args: ['--cache-from', `type=registry,ref=${ref}`, '--cache-to', `type=registry,ref=${ref},mode=max`, ...passthrough()],

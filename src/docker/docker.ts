@@ -53,6 +53,22 @@ export function parseImageStore(infoJson: string): string | undefined {
   }
 }
 
+/**
+ * `docker info --format '{{json .}}'`'s ClientInfo: the CLI's version (CLIs ≥ 23 say it there)
+ * and buildx's, when the CLI has that plugin — answers that otherwise cost a `docker version` and
+ * a `docker buildx version` (~0.4 s: the plugin is a large binary to start).
+ */
+export function parseClientInfo(infoJson: string): { clientVersion?: string; buildxVersion?: string } {
+  try {
+    const j = JSON.parse(infoJson) as { ClientInfo?: { Version?: string; Plugins?: { Name?: string; Version?: string; Err?: string }[] | null } | null };
+    const c = j.ClientInfo ?? {};
+    const bx = (c.Plugins ?? []).find((p) => p.Name === 'buildx' && !p.Err && p.Version);
+    return { ...(c.Version ? { clientVersion: c.Version } : {}), ...(bx ? { buildxVersion: parseBuildxVersion(bx.Version!) ?? bx.Version! } : {}) };
+  } catch {
+    return {};
+  }
+}
+
 /** `--platform` on build needs engine API 1.38+ (engine 18.06+). */
 export function honoursPlatform(engine: EngineInfo): boolean {
   const [maj, min] = engine.apiVersion.split('.').map(Number);
@@ -291,6 +307,8 @@ export class Docker {
   }
 
   async engine(): Promise<EngineInfo> {
+    // Both asked at once: each is a CLI start (~0.1 s) on the way to the first build.
+    const store = this.imageStore();
     const r = await execa(this.cli, [...this.globalArgs, 'version', '--format', '{{json .}}'], { reject: false, timeout: 20_000, env: { ...this.env } });
     const text = r.stdout.trim();
     const info = text.startsWith('{') ? parseVersion(text, this.cli) : undefined;
@@ -299,16 +317,22 @@ export class Docker {
         hint: 'start it: sudo dockerd --bridge=none --iptables=false & (or bash ci/provision.sh)',
       });
     }
-    const imageStore = await this.imageStore();
+    const imageStore = await store;
     return imageStore ? { ...info, imageStore } : info;
   }
 
-  private store?: Promise<string | undefined>;
+  private info?: Promise<string | undefined>;
 
-  /** The engine's image store, asked once (`docker info`) for the engine and its builders alike. */
-  private imageStore(): Promise<string | undefined> {
-    this.store ??= this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 }).then((r) => (r.exitCode === 0 ? parseImageStore(r.stdout.trim()) : undefined));
-    return this.store;
+  /** `docker info` as JSON, asked once for the engine and its builders alike. */
+  private infoJson(): Promise<string | undefined> {
+    this.info ??= this.exec(['info', '--format', '{{json .}}'], { timeout: 20_000 }).then((r) => (r.exitCode === 0 ? r.stdout.trim() : undefined));
+    return this.info;
+  }
+
+  /** The engine's image store. */
+  private async imageStore(): Promise<string | undefined> {
+    const j = await this.infoJson();
+    return j === undefined ? undefined : parseImageStore(j);
   }
 
   /**
@@ -318,21 +342,40 @@ export class Docker {
   async builders(upTo?: Builder['kind']): Promise<Builder[]> {
     const clis = await candidateClis(this.cli);
     const out: Builder[] = [];
+    const inspect = (cli: string) => execa(cli, [...this.globalArgs, 'buildx', 'inspect'], { reject: false, timeout: 20_000, env: { ...this.env } });
+    // Asked while `docker info` runs: buildx's driver is the slowest answer (~0.45 s).
+    const first = inspect(this.cli);
     const imageStore = await this.imageStore();
     for (const cli of clis) {
       if (upTo !== undefined && out.some((b) => b.kind === upTo)) break;
-      const v = await execa(cli, [...this.globalArgs, 'version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000, env: { ...this.env } });
-      const clientVersion = v.stdout.trim();
-      if (v.exitCode !== 0 && !clientVersion) continue;
-      const bx = await execa(cli, ['buildx', 'version'], { reject: false, timeout: 20_000 });
-      if (bx.exitCode === 0) {
-        const inspect = await execa(cli, [...this.globalArgs, 'buildx', 'inspect'], { reject: false, timeout: 20_000, env: { ...this.env } });
-        const driver = parseBuildxDriver(inspect.stdout);
-        out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion: parseBuildxVersion(bx.stdout) ?? 'unknown', ...(driver ? { driver } : {}), ...(imageStore ? { imageStore } : {}) });
+      // This CLI's `docker info` already said its version and buildx's (CLIs ≥ 23).
+      const known = cli === this.cli ? parseClientInfo((await this.infoJson()) ?? '') : {};
+      let clientVersion: string;
+      let buildxVersion: string | undefined;
+      let driverOut: string;
+      if (known.clientVersion !== undefined) {
+        clientVersion = known.clientVersion;
+        buildxVersion = known.buildxVersion;
+        driverOut = buildxVersion !== undefined ? (await first).stdout : '';
+      } else {
+        // The three questions to a CLI at once (an inspect without buildx just fails).
+        const [v, bx, ins] = await Promise.all([
+          execa(cli, [...this.globalArgs, 'version', '--format', '{{.Client.Version}}'], { reject: false, timeout: 20_000, env: { ...this.env } }),
+          execa(cli, ['buildx', 'version'], { reject: false, timeout: 20_000 }),
+          cli === this.cli ? first : inspect(cli),
+        ]);
+        clientVersion = v.stdout.trim();
+        if (v.exitCode !== 0 && !clientVersion) continue;
+        buildxVersion = bx.exitCode === 0 ? (parseBuildxVersion(bx.stdout) ?? 'unknown') : undefined;
+        driverOut = ins.stdout;
+      }
+      if (buildxVersion !== undefined) {
+        const driver = parseBuildxDriver(driverOut);
+        out.push({ kind: 'buildx', cli, env: {}, clientVersion, buildxVersion, ...(driver ? { driver } : {}), ...(imageStore ? { imageStore } : {}) });
       }
       // Before 23.0 the CLI drives the engine's built-in BuildKit itself; later CLIs need buildx for it.
       const major = Number.parseInt(clientVersion, 10);
-      if (bx.exitCode !== 0 && Number.isFinite(major) && major < 23) out.push({ kind: 'buildkit', cli, env: { DOCKER_BUILDKIT: '1' }, clientVersion, ...(imageStore ? { imageStore } : {}) });
+      if (buildxVersion === undefined && Number.isFinite(major) && major < 23) out.push({ kind: 'buildkit', cli, env: { DOCKER_BUILDKIT: '1' }, clientVersion, ...(imageStore ? { imageStore } : {}) });
     }
     out.push({ kind: 'classic', cli: this.cli, env: { DOCKER_BUILDKIT: '0' }, clientVersion: '', ...(imageStore ? { imageStore } : {}) });
     return out;
@@ -458,12 +501,15 @@ export class Docker {
   async runOnce(o: Omit<ContainerRunOptions, 'name'>, timeoutMs: number, prefix = 'crossbuild-verify'): Promise<{ exitCode: number | undefined; stdout: string; stderr: string; timedOut: boolean }> {
     const name = `${prefix}-${randomBytes(6).toString('hex')}`;
     const argv = runArgv({ ...o, name, ...(this.runId ? { labels: { [RUN_LABEL]: this.runId } } : {}) });
+    // A run that ended well was removed by --rm (the CLI waits for that): no second command.
+    let ended = false;
     try {
       this.containers.add(name);
       const r = await this.exec(argv, { timeout: timeoutMs, forceKillAfterDelay: 2_000 });
+      ended = r.exitCode === 0 && !r.timedOut && r.signal === undefined && !this.aborted;
       return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
     } finally {
-      await execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+      if (!ended) await execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
       if (this.aborted) {
         // Killed mid-create, the engine may still start the container just after: look again.
         await new Promise((r) => setTimeout(r, 1000));

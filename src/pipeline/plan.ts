@@ -2,8 +2,8 @@
 // argv's options (with the cache plan), the run's own local name, the suffixed tag, the node, and
 // whether this host's kernel needs a QEMU handler for it.
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import type { BuildOptions } from '../docker/build.js';
-import type { Builder } from '../docker/builder.js';
+import type { BuildOptions, SolveOptions } from '../docker/build.js';
+import { buildxAtLeast, type Builder } from '../docker/builder.js';
 import { cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
 import { formatReference, withTag } from '../oci/reference.js';
 import { formatPlatform, isNative } from '../platform/platform.js';
@@ -50,15 +50,60 @@ export function needsHandler(t: PlatformTarget, node: NodeFacts | undefined): bo
   return !isNative(t.platform);
 }
 
-function cacheFor(cfg: BuildConfig, t: PlatformTarget, o: Pick<BuildRequest, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
+function cacheFor(cfg: BuildConfig, t: PlatformTarget | undefined, o: Pick<BuildRequest, 'cache'>, builder: Builder | undefined): CachePlan | undefined {
   if (!builder) return undefined;
   const settings: CacheSettings = { ...o.cache, mode: cfg.cache };
   if (settings.mode === 'none' && settings.from.length === 0 && settings.to.length === 0) return undefined;
   return cachePlan(builder, settings, {
-    suffix: t.suffix,
-    suffixedRef: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
+    ...(t ? { suffix: t.suffix } : {}),
+    suffixedRef: formatReference(withTag(cfg.image, t ? suffixedTag(cfg, t) : cfg.tag)),
     cacheRepo: o.cache.ref ?? formatReference(cfg.image),
   });
+}
+
+/** One buildx solve for several local platforms, pushed by digest (see solveArgv). */
+export interface SolvePlan {
+  /** The platforms it builds, in the matrix's order. */
+  readonly plans: readonly PlatformPlan[];
+  readonly build: SolveOptions;
+  /** How its build cache is used, in words. */
+  readonly cache: string;
+}
+
+/** What must be equal for platforms to share one solve: all of the build but its platform. */
+function solveKey(b: BuildOptions): string {
+  return JSON.stringify([b.context, b.dockerfile, b.target ?? null, b.buildArgs ?? {}, b.labels ?? {}, b.network, b.noCache ?? false]);
+}
+
+/**
+ * The local platforms buildx builds in one solve, pushed by crossbuild by digest (measured on
+ * Docker 28.5 + buildx 0.29: one solve of three platforms beats three solves with --load + docker
+ * push, see bench/RESULTS.md). Where it is measured: buildx ≥ 0.13 (two exports of one solve)
+ * with its docker driver on the containerd image store; when pushing; for the largest set of
+ * platforms that differ in nothing but the platform. `CROSSBUILD_BUILDX_OUTPUT=load` keeps one
+ * build per platform with --load + docker push.
+ */
+export function planSolve(o: BuildRequest, plans: readonly PlatformPlan[], builder: Builder | undefined, push: boolean, runId: string, env: NodeJS.ProcessEnv = process.env): SolvePlan | undefined {
+  if (!builder || builder.kind !== 'buildx' || !buildxAtLeast(builder, 13) || builder.driver !== 'docker' || builder.imageStore !== 'containerd' || !push) return undefined;
+  if ((env.CROSSBUILD_BUILDX_OUTPUT ?? '') === 'load') return undefined;
+  const groups = new Map<string, PlatformPlan[]>();
+  for (const p of plans) {
+    if (p.target.node !== undefined) continue;
+    const k = solveKey(p.build);
+    groups.set(k, [...(groups.get(k) ?? []), p]);
+  }
+  const best = [...groups.values()].sort((a, b) => b.length - a.length)[0];
+  if (!best) return undefined;
+  const cfg = o.config;
+  const cache = cacheFor(cfg, undefined, o, builder);
+  const { platform: _p, tag: _t, cache: _c, ...shared } = best[0]!.build;
+  const own = `${cfg.tag}-cb-${runId}`;
+  const tag = formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}`));
+  return {
+    plans: best,
+    build: { ...shared, platforms: best.map((p) => p.target.platform), tag, ...(cache ? { cache } : {}) },
+    cache: cache?.mechanism ?? 'none',
+  };
 }
 
 export function planPlatform(o: BuildRequest, t: PlatformTarget, runId: string, builder: Builder | undefined, node?: NodeFacts): PlatformPlan {

@@ -6,11 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildConfig, PlatformTarget } from '../config/config.js';
 import { buildArgv, looksLikeNetworkFailure, networkHint, type BuildOptions } from '../docker/build.js';
-import { CacheImportWatcher, cacheExportRefused } from '../docker/cache.js';
+import { CacheImportWatcher, cacheExportRefused, type CachePlan } from '../docker/cache.js';
 import { StepTracker, type BuildStep } from '../docker/steps.js';
 import type { Builder, Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
 import { expectedUname, formatPlatform, isNative } from '../platform/platform.js';
+import { suffixedTag } from '../config/config.js';
+import type { ListEntry } from '../oci/list.js';
+import { publishList } from '../registry/publish.js';
+import type { Solve, SolvedPlatform } from './solve.js';
 import { runTest, type TestResult } from '../gate/run.js';
 import { registerSecret, scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
@@ -33,6 +37,59 @@ interface BuildOutcome {
   readonly warnings: string[];
 }
 
+/** A finished build's output: its end, the last lines, and what they said of the network and cache. */
+export interface Streamed {
+  readonly exitCode: number | undefined;
+  readonly signal?: string;
+  readonly spawnError?: string;
+  readonly tail: string[];
+  readonly log: string[];
+  readonly networkFailure?: string;
+}
+
+/**
+ * Run one build, its output scrubbed line by line into `out` (the log files) and to `onLine`; a
+ * --cache-from that is not there yet is said once in `notes`.
+ */
+export async function streamBuild(docker: Docker, builder: Builder, argv: readonly string[], out: readonly NodeJS.WritableStream[], notes: string[], where: string, onLine: (line: string) => void): Promise<Streamed> {
+  for (const o of out) o.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
+  const tail: string[] = [];
+  const all: string[] = [];
+  let networkFailure: string | undefined;
+  const imports = new CacheImportWatcher();
+  const r = await docker.build(builder, argv, (raw) => {
+    const line = scrub(raw);
+    for (const o of out) o.write(`${line}\n`);
+    if (line.trim() === '') return;
+    if (all.length < 5000) all.push(line);
+    networkFailure ??= looksLikeNetworkFailure(line);
+    const missing = imports.feed(line);
+    if (missing && !notes.some((n) => n.startsWith(`${where}: no cache yet`))) notes.push(`${where}: no cache yet at ${missing} (first run, or the cache was deleted); building without one`);
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    onLine(line);
+  });
+  return { ...r, tail, log: all, ...(networkFailure ? { networkFailure } : {}) };
+}
+
+/** The same build without exporting its cache (a registry that refused it costs the cache, not the run). */
+export function withoutCacheExport<T extends { cache?: CachePlan }>(o: T): T {
+  if (!o.cache) return o;
+  return { ...o, cache: { ...o.cache, args: o.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to') } };
+}
+
+/** Did the build fail only because the registry would not take its cache? */
+export function refusedCacheExport(r: Streamed, o: { cache?: CachePlan }): boolean {
+  return r.exitCode !== 0 && (o.cache?.args.includes('--cache-to') ?? false) && cacheExportRefused(r.log.join('\n'));
+}
+
+/** The failure line of a build: how it ended, a network hint where it looks like one, the log and its last lines. */
+export function buildFailure(what: string, r: Streamed, network: PlatformTarget['network'], engineHasBridge: boolean | undefined, logFile: string, detail = ''): string {
+  const hint = r.networkFailure ? `; looks like a network failure ("${r.networkFailure}"): ${networkHint(network, engineHasBridge)}` : '';
+  const how = r.spawnError ? `could not start (${r.spawnError === 'E2BIG' ? 'E2BIG: the argument list is too long — a build arg, label or path too large?' : r.spawnError})` : `failed (exit ${r.exitCode ?? r.signal ?? 'signal'})`;
+  return `${what} ${how}${detail}${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`;
+}
+
 async function buildOne(docker: Docker, builder: Builder, plan: PlatformPlan, ctx: BuildContext, logFile: string, report: (line: string) => void, onStep: (step: string) => void): Promise<BuildOutcome> {
   const t = plan.target;
   let opts = plan.build;
@@ -49,45 +106,24 @@ async function buildOne(docker: Docker, builder: Builder, plan: PlatformPlan, ct
       opts = rest;
     }
   }
-  const run = async (o2: BuildOptions): Promise<{ exitCode: number | undefined; signal?: string; spawnError?: string; tail: string[]; networkFailure?: string; log: string[]; tracker: StepTracker }> => {
-    const argv = buildArgv(builder.kind, o2, ctx.envSecretFiles);
-    out.write(`$ ${builder.cli} ${argv.join(' ')}\n`);
-    const tail: string[] = [];
-    const all: string[] = [];
-    let networkFailure: string | undefined;
-    const tracker = new StepTracker(!isNative(t.platform));
-    const imports = new CacheImportWatcher();
-    const r = await docker.build(builder, argv, (raw) => {
-      const line = scrub(raw);
-      out.write(`${line}\n`);
-      if (line.trim() === '') return;
-      if (all.length < 5000) all.push(line);
-      networkFailure ??= looksLikeNetworkFailure(line);
-      const missing = imports.feed(line);
-      if (missing && !notes.some((n) => n.startsWith(`${where}: no cache yet`))) notes.push(`${where}: no cache yet at ${missing} (first run, or the cache was deleted); building without one`);
+  let tracker = new StepTracker(!isNative(t.platform));
+  const run = (o2: BuildOptions) => {
+    tracker = new StepTracker(!isNative(t.platform));
+    return streamBuild(docker, builder, buildArgv(builder.kind, o2, ctx.envSecretFiles), [out], notes, where, (line) => {
       const step = tracker.feed(line, Date.now());
       if (step) onStep(step);
-      tail.push(line);
-      if (tail.length > 20) tail.shift();
       report(line);
     });
-    return { ...r, tail, log: all, tracker, ...(networkFailure ? { networkFailure } : {}) };
   };
   let r = await run(opts);
-  if (r.exitCode !== 0 && opts.cache?.args.includes('--cache-to') && cacheExportRefused(r.log.join('\n'))) {
-    // A registry that will not store the cache costs the cache, not the run.
+  if (refusedCacheExport(r, opts)) {
     warnings.push(`${where}: the registry refused the build cache (${r.tail.filter((l) => /cache/i.test(l)).pop()?.slice(0, 160) ?? 'export failed'}); built again without exporting it`);
-    const args = opts.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to');
-    opts = { ...opts, cache: { ...opts.cache, args } };
+    opts = withoutCacheExport(opts);
     r = await run(opts);
   }
   await new Promise<void>((resolve) => out.end(resolve));
-  if (r.exitCode !== 0) {
-    const hint = r.networkFailure ? `; looks like a network failure ("${r.networkFailure}"): ${networkHint(t.network, ctx.engineHasBridge)}` : '';
-    const how = r.spawnError ? `could not start (${r.spawnError === 'E2BIG' ? 'E2BIG: the argument list is too long — a build arg, label or path too large?' : r.spawnError})` : `failed (exit ${r.exitCode ?? r.signal ?? 'signal'})`;
-    throw new StageError('build', `build of ${where} ${how}${hint}; log: ${logFile}\n${r.tail.slice(-12).join('\n')}`);
-  }
-  return { steps: r.tracker.steps(Date.now()), notes, warnings };
+  if (r.exitCode !== 0) throw new StageError('build', buildFailure(`build of ${where}`, r, t.network, ctx.engineHasBridge, logFile));
+  return { steps: tracker.steps(Date.now()), notes, warnings };
 }
 
 /** What every platform's build shares, found out once in preflight. */
@@ -164,7 +200,7 @@ async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, l
       engineHasBridge,
       // A stage built for the platform, not pushed: its own name, removed after.
       buildTarget: async (target) => {
-        const argvOpts: BuildOptions = { ...plan.build, target, tag: `${plan.runTag}-test`, ...(plan.build.cache ? { cache: { ...plan.build.cache, args: plan.build.cache.args.filter((a, i, all) => a !== '--cache-to' && all[i - 1] !== '--cache-to') } } : {}) };
+        const argvOpts: BuildOptions = withoutCacheExport({ ...plan.build, target, tag: `${plan.runTag}-test` });
         const argv = buildArgv(builder.kind, argvOpts, buildCtx.envSecretFiles);
         const lines: string[] = [];
         const out = createWriteStream(logFile, { flags: 'a' });
@@ -212,6 +248,8 @@ export interface PlatformEnv {
   readonly buildCtx: BuildContext;
   /** The classic builder's builds take turns on one engine. */
   readonly classicTurn: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** The one buildx solve this platform is built in, when it is. */
+  readonly solve?: Solve;
 }
 
 /** How a platform reports: progress states, build output, title, notes and warnings. */
@@ -222,6 +260,78 @@ export interface PlatformHooks {
   title(title: string): void;
   note(note: string): void;
   warning(warning: string): void;
+}
+
+/**
+ * A platform the solve built and pushed by digest: its config and `uname -m` of exactly that
+ * digest, its tests, the registry proof, and only then its suffixed tag (an index of the image
+ * and its attestations when it has any, as `docker push` of a buildx image writes it).
+ */
+async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResult, hooks: PlatformHooks, solved: Extract<SolvedPlatform, { kind: 'built' }>, mark: (s: Stage) => void): Promise<void> {
+  const { o, docker } = env;
+  const t = plan.target;
+  const cfg = o.build.config;
+  const { registry, repository } = cfg.image;
+  const client = o.place.client;
+  const index = solved.index;
+  const entry = solved.image;
+  mark('verify');
+  throwIfInterrupted(o.lifecycle);
+  hooks.step('verifying', `built in ${r.buildSeconds}s (one buildx solve ${index.slice(0, 19)}…)`);
+  // The engine holds the same solve's result under the run's own name: the platform picks the image.
+  const local = env.solve!.localName;
+  const meta = checkMetadata(t.platform, entry.config, 'image config');
+  const runtime = await checkRuntime(docker, local, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.lifecycle.verifyTimeoutMs });
+  r.checks.push(meta, runtime);
+  const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
+  if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
+  if (t.tests.length > 0 && !o.lifecycle.noTest) {
+    mark('test');
+    throwIfInterrupted(o.lifecycle);
+    hooks.step('testing', `${t.tests.length} test${t.tests.length > 1 ? 's' : ''}`);
+    r.tests = await runTests(env, plan, local, r.log, hooks);
+    const bad = r.tests.filter((x) => x.verdict === 'fail');
+    if (bad.length > 0) {
+      const b = bad[0]!;
+      throw new StageError('test', `${r.platform}: test "${b.name}" failed: ${b.reason ?? 'failed'}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}${b.output ? `\n${b.output.split('\n').slice(-12).join('\n')}` : ''}`);
+    }
+  }
+  // Its bytes reach the registry by digest (pushed while the checks above ran); then the proof.
+  mark('push');
+  await solved.pushed;
+  mark('registry-verify');
+  throwIfInterrupted(o.lifecycle);
+  hooks.step('verifying-registry', entry.digest);
+  const proofStarted = Date.now();
+  const inReg = await verifyInRegistry(o, t, index);
+  r.proofSeconds = Math.round((Date.now() - proofStarted) / 100) / 10;
+  if (inReg.image.digest !== entry.digest) throw new StageError('registry-verify', `${r.platform}: the registry's ${index} holds ${inReg.image.digest}, not ${entry.digest}`);
+  r.checks.push(...inReg.checks);
+  const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
+  if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
+  r.digest = entry.digest;
+  r.attestations = inReg.attestations;
+  r.mediaType = inReg.image.mediaType;
+  r.size = inReg.image.size;
+  if (inReg.files) r.files = inReg.files;
+
+  // Proven and tested: now its tag moves.
+  mark('push');
+  throwIfInterrupted(o.lifecycle);
+  hooks.step('pushing', r.ref);
+  const tag = suffixedTag(cfg, t);
+  if (r.attestations.length > 0) {
+    const image: ListEntry = { mediaType: inReg.image.mediaType, digest: entry.digest, size: inReg.image.size, platform: entry.platform };
+    const own = await publishList(client, cfg.image, tag, 'oci', [image, ...r.attestations]);
+    r.pushedDigest = own.digest;
+  } else {
+    const m = await client.getManifest(registry, repository, entry.digest);
+    await client.putManifest(registry, repository, tag, m.bytes, m.mediaType);
+  }
+  r.ok = true;
+  const att = r.attestations.length > 0 ? `, ${r.attestations.length} attestation${r.attestations.length > 1 ? 's' : ''}` : '';
+  hooks.title(`${r.platform} → ${r.ref}@${r.digest.slice(0, 19)}… (${runtime.evidence}${att})`);
+  hooks.event('done', `${r.digest} (${runtime.evidence}${att})`);
 }
 
 /** Build, check, push and verify one platform; fills `r`, throws (after filling it) on failure. */
@@ -251,6 +361,18 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
           hooks.event('step', s);
         },
       );
+    if (env.solve) {
+      const solved = await env.solve.forPlatform(plan.platform, (line, s) => hooks.output(line, s));
+      if (solved.kind === 'failed') throw new StageError('build', solved.error);
+      if (solved.kind === 'built') {
+        r.buildSeconds = solved.seconds;
+        r.steps = solved.steps;
+        await proveSolved(env, plan, r, hooks, solved, (s) => (stage = s));
+        return;
+      }
+      hooks.note(solved.why);
+      hooks.event('note', solved.why);
+    }
     const outcome = await (builder.kind === 'classic' ? classicTurn(build) : build());
     r.buildSeconds = Math.round((Date.now() - started) / 100) / 10;
     r.steps = outcome.steps;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Listr, ProcessOutput, type ListrTask } from 'listr2';
 import { binfmtMounted, installHandlers, platformStatus, readHandlers } from '../binfmt/binfmt.js';
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import { assertBuildsPlatforms, assertSupported, buildArgv, describeBuilder, expectsAttestations } from '../docker/build.js';
+import { assertBuildsPlatforms, assertSupported, buildArgv, describeBuilder, expectsAttestations, solveArgv } from '../docker/build.js';
 import { emulationAdvice } from '../docker/steps.js';
 import { assertHonoursPlatform, describeNode, nodeArgs, type Builder, type BuilderKind, type Docker, type EngineInfo } from '../docker/docker.js';
 import { CrossbuildError, UsageError } from '../errors.js';
@@ -20,7 +20,8 @@ import { scrub } from '../util/secrets.js';
 import { limiter } from '../util/limit.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, RunResult } from './types.js';
-import { planPlatform, type PlatformPlan } from './plan.js';
+import { planPlatform, planSolve, type PlatformPlan } from './plan.js';
+import { Solve } from './solve.js';
 import { listPredicate, platformPredicate, PREDICATE_TYPES, proofOf, signWithProofs, type ProofContext, type ToSign } from '../sign/proof.js';
 import { prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
 
@@ -101,6 +102,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
   // Nodes are asked as the run asks them, so the plan's builder, command and handlers are the run's.
   const nodes = await probeNodes(o);
   const plans = cfg.platforms.map((t) => platformPlan(o, t, builder, nodes));
+  const solve = planSolve(o.build, plans, builder, o.lifecycle.push, o.place.runId);
   let registry = 'not checked (--no-push)';
   if (o.lifecycle.push) {
     registry = await o.place.client.checkPush(cfg.image.registry, cfg.image.repository).then(
@@ -144,6 +146,7 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
     platforms: plans.map((p) => {
       const t = p.target;
       const b = t.node ? nodes.get(t.node)?.builder : builder;
+      const solved = solve?.plans.includes(p) === true;
       return {
         platform: p.platform,
         tag: p.ref,
@@ -152,8 +155,8 @@ export async function planRun(o: RunOptions): Promise<RunPlan> {
         dockerfile: t.dockerfile,
         target: t.target ?? null,
         node: t.node ?? 'local',
-        cache: p.cache,
-        command: [b?.cli ?? 'docker', ...(t.node ? nodeArgs(t.node) : []), ...buildArgv(b?.kind ?? 'classic', p.build)],
+        cache: solved ? solve!.cache : p.cache,
+        command: solved ? [b!.cli, ...solveArgv(solve!.build)] : [b?.cli ?? 'docker', ...(t.node ? nodeArgs(t.node) : []), ...buildArgv(b?.kind ?? 'classic', p.build)],
         expectUname: t.uname ?? expectedUname(t.platform).machines.join(' or '),
         tests: o.lifecycle.noTest ? (t.tests.length > 0 ? ['skipped (--no-test)'] : []) : t.tests.map((x) => x.name),
       };
@@ -234,6 +237,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   const nodes = new Map<string, NodeState>();
   const buildCtx: BuildContext = { envSecretFiles: new Map() };
   let secretsDir: string | undefined;
+  /** The one buildx solve of the local platforms, when they share one (see planSolve). */
+  let solve: Solve | undefined;
   const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.show.logDir, startedAt: new Date().toISOString(), ...(o.lifecycle.noTest && cfg.platforms.some((t) => t.tests.length > 0) ? { testsSkipped: true } : {}) };
 
   const stopIfInterrupted = () => throwIfInterrupted(o.lifecycle);
@@ -257,7 +262,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     };
     const plan = plans[cfg.platforms.indexOf(t)]!;
     if (t.node === undefined) {
-      await localSlots(() => runPlatform({ o, docker: o.place.docker, builder: state.builder!, buildCtx, classicTurn }, plan, r, hooks));
+      const inSolve = solve?.plan.plans.includes(plan) === true ? { solve: solve! } : {};
+      await localSlots(() => runPlatform({ o, docker: o.place.docker, builder: state.builder!, buildCtx, classicTurn, ...inSolve }, plan, r, hooks));
       return;
     }
     const n = nodes.get(t.node)!;
@@ -313,13 +319,26 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
         title: 'Preflight: Docker engine and builder',
         task: async (_ctx, task) => {
           emit('preflight', 'started');
-          state.engine = await o.place.docker.engine();
-          state.builder = await chooseBuilder(o.place.docker, o.build.builder);
+          // Every question of preflight is asked at once; the answers are judged in this order.
+          const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
+          const take = <T>(x: { value: T } | { error: unknown }): T => {
+            if ('error' in x) throw x.error;
+            return x.value;
+          };
+          const asked = {
+            engine: settled(o.place.docker.engine()),
+            builder: settled(chooseBuilder(o.place.docker, o.build.builder)),
+            bridge: settled(cfg.platforms.some((t) => t.network === 'default') ? o.place.docker.hasBridgeNetwork() : Promise.resolve(undefined)),
+            push: settled(o.lifecycle.push ? o.place.client.checkPush(cfg.image.registry, cfg.image.repository) : Promise.resolve()),
+            nodes: settled(probeNodes(o)),
+          };
+          state.engine = take(await asked.engine);
+          state.builder = take(await asked.builder);
           assertHonoursPlatform(state.engine);
           assertSupported(state.builder, cfg.inputs);
           assertBuildsPlatforms(state.builder, cfg.platforms.filter((t) => t.node === undefined).map((t) => t.platform), state.engine);
           if (cfg.platforms.some((t) => t.network === 'default')) {
-            buildCtx.engineHasBridge = await o.place.docker.hasBridgeNetwork();
+            buildCtx.engineHasBridge = take(await asked.bridge);
             const net = noBridgeProblem(cfg, buildCtx.engineHasBridge, state.builder.kind, undefined, state.builder.driver);
             if (net.refuse) throw net.refuse;
             const w = net.warning;
@@ -332,14 +351,30 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           if (o.lifecycle.sign) await o.lifecycle.sign.cosign.localSigner();
           // The registry answers and takes our push before minutes of builds, not after them.
           if (o.lifecycle.push) {
-            await o.place.client.checkPush(cfg.image.registry, cfg.image.repository);
+            take(await asked.push);
             emit('preflight', 'started', `registry ${cfg.image.registry}: push to ${cfg.image.repository} allowed`);
           }
           secretsDir = await prepareSecrets(state.builder, cfg, buildCtx);
           // Every build node answers (or its platforms fail, naming it), in parallel.
-          for (const [name, n] of await probeNodes(o)) nodes.set(name, n);
+          for (const [name, n] of take(await asked.nodes)) nodes.set(name, n);
           // One plan per platform, from here on the only source of its build, names and handler.
           plans.push(...cfg.platforms.map((t) => platformPlan(o, t, state.builder, nodes)));
+          const sp = planSolve(o.build, plans, state.builder, o.lifecycle.push, o.place.runId);
+          if (sp) {
+            const logs = new Map(sp.plans.map((p) => [p.platform, results[plans.indexOf(p)]!.log] as const));
+            solve = new Solve(sp, o.place.docker, state.builder, { client: o.place.client, image: cfg.image }, buildCtx, logs, o.show.logDir, {
+              note: (n) => {
+                result.notes.push(n);
+                emit('build', 'note', n);
+              },
+              warning: (w) => {
+                result.warnings.push(w);
+                emit('build', 'warning', w);
+              },
+              step: (platform, s) => emit(platform, 'step', s),
+            });
+            emit('preflight', 'started', `${solve.platforms.join(', ')}: one buildx solve, pushed by digest (${sp.cache === 'none' ? 'no cache' : sp.cache})`);
+          }
           for (const [name, n] of nodes) {
             if (n.error) emit('preflight', 'warning', n.error);
             else emit('preflight', 'started', `node ${name} (${describeNode(name)}): engine ${n.engine!.serverVersion} ${n.engine!.os}/${n.engine!.arch}, ${n.cpus ?? '?'} CPUs, builder ${n.builder!.kind}`);
@@ -451,6 +486,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     if (why) result.error = `interrupted by ${why}`;
   } finally {
     if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
+    // The solve's own local name goes (every platform's image under it), as a run tag does.
+    if (solve) await o.place.docker.untag(solve.localName);
   }
   // Said once: the usual cure when emulation is where a platform's time went.
   const advice = results.map((r) => (r.steps && r.buildSeconds !== undefined ? emulationAdvice(r.platform, r.buildSeconds, r.steps) : undefined)).find((a) => a !== undefined);

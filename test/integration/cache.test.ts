@@ -63,10 +63,13 @@ describe('--cache registry', () => {
     const r = await cli(['run', '--config', join(FIXTURES, 'cache', 'platforms.json'), '--image', uniqueRepo('cache-plan'), '--dry-run', '--builder', 'buildkit'], { env: { CI: 'true', ...HOST_ENGINE } });
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/network: none, cache: inline cache in .*:v1-arm64\n +\S+ build .*--build-arg BUILDKIT_INLINE_CACHE=1 .*--cache-from \S+:v1-arm64/);
-    // buildx's docker driver on the containerd store (28.5): a registry cache of its own, mode=max.
+    // buildx's docker driver on the containerd store (28.5): both platforms in one solve, one registry cache of its own, mode=max.
     const c = await cli(['run', '--config', join(FIXTURES, 'cache', 'platforms.json'), '--image', uniqueRepo('cache-plan'), '--dry-run'], { env: { CI: 'true', ...engineEnv('docker-28c') } });
     expect(c.exitCode, c.stderr).toBe(0);
-    expect(c.stdout).toMatch(/cache: registry cache \S+:buildcache-arm64 \(mode=max\)\n +\S+ buildx build .*--cache-from type=registry,ref=\S+:buildcache-arm64 --cache-to type=registry,ref=\S+:buildcache-arm64,mode=max/);
+    expect(c.stdout).toMatch(/cache: registry cache \S+:buildcache \(mode=max\)\n +\S+ buildx build --platform linux\/arm64,linux\/arm\/v7 .*--cache-from type=registry,ref=\S+:buildcache --cache-to type=registry,ref=\S+:buildcache,mode=max/);
+    // One build per platform as before with CROSSBUILD_BUILDX_OUTPUT=load: a cache per platform.
+    const l = await cli(['run', '--config', join(FIXTURES, 'cache', 'platforms.json'), '--image', uniqueRepo('cache-plan'), '--dry-run'], { env: { CI: 'true', ...engineEnv('docker-28c'), CROSSBUILD_BUILDX_OUTPUT: 'load' } });
+    expect(l.stdout).toMatch(/cache: registry cache \S+:buildcache-arm64 \(mode=max\)\n +\S+ buildx build --load .*--cache-from type=registry,ref=\S+:buildcache-arm64 --cache-to type=registry,ref=\S+:buildcache-arm64,mode=max/);
     const none = await cli(['run', '--config', join(FIXTURES, 'cache', 'platforms.json'), '--image', uniqueRepo('cache-plan'), '--dry-run', '--cache', 'none']);
     expect(none.stdout).not.toMatch(/cache-from/);
   });

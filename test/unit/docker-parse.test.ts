@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NO_INPUTS } from '../../src/config/build-inputs.js';
-import { buildArgv, parseBuildxVersion, parseImageInspect, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
+import { buildArgv, parseBuildxVersion, parseClientInfo, parseImageInspect, parseImageStore, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 // Output captured from the Debian docker.io 20.10 engine and the 28.x / 20.10 CLIs on this machine.
@@ -96,5 +96,16 @@ describe('build nodes', () => {
     expect(loadConfig(f, { nodes: [{ platform: parsePlatform('linux/arm64'), node: 'ssh://ci@arm' }, { platform: parsePlatform('linux/amd64'), node: 'local' }] }).platforms.map((t) => t.node)).toEqual([undefined, 'ssh://ci@arm']);
     writeFileSync(f, JSON.stringify({ image: 'localhost:5000/a', platforms: [{ platform: 'linux/arm64', suffix: 'arm64', node: 'has space' }] }));
     expect(() => loadConfig(f)).toThrow(/platforms\[0\]\.node: "has space" is neither an engine URL/);
+  });
+});
+
+describe('docker info answers for the CLI and buildx', () => {
+  it("reads a current CLI's version and its buildx plugin's from ClientInfo (captured from Docker 28.5)", () => {
+    expect(parseClientInfo(fx('info-containerd-28.5.json'))).toEqual({ clientVersion: '28.5.2+dfsg4', buildxVersion: '0.29.1+ds1' });
+    expect(parseImageStore(fx('info-containerd-28.5.json'))).toBe('containerd');
+  });
+  it('says nothing for a 20.10 CLI, which has no version there (asked the old way)', () => {
+    expect(parseClientInfo(fx('info-20.10.json'))).toEqual({});
+    expect(parseClientInfo('not json')).toEqual({});
   });
 });

@@ -3,11 +3,14 @@
 import { describe, expect, it, vi } from 'vitest';
 import { splitTags } from '../../src/cli/commands/run.js';
 import { listKindFor } from '../../src/oci/list.js';
-import { needsHandler } from '../../src/pipeline/plan.js';
+import { needsHandler, planPlatform, planSolve } from '../../src/pipeline/plan.js';
+import { solveArgv } from '../../src/docker/build.js';
+import type { Builder } from '../../src/docker/builder.js';
+import type { BuildRequest } from '../../src/pipeline/types.js';
 import { heartbeat } from '../../src/pipeline/progress.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 import { printable } from '../../src/util/text.js';
-import type { BuildConfig, PlatformTarget } from '../../src/config/config.js';
+import { validateConfig, type BuildConfig, type PlatformTarget } from '../../src/config/config.js';
 import { noBridgeProblem } from '../../src/pipeline/run.js';
 import { UsageError } from '../../src/errors.js';
 import { buildProgram } from '../../src/cli/main.js';
@@ -115,5 +118,39 @@ describe('flags that take one value', () => {
     program.commands.find((c) => c.name() === 'merge')!.configureOutput({ writeErr: (s) => errors.push(s), outputError: (s, w) => w(s) });
     await expect(program.parseAsync(['merge', '--tag', 'a', '--tag', 'b'], { from: 'user' })).rejects.toMatchObject({ code: 'commander.invalidArgument' });
     expect(errors.join('')).toMatch(/option '--tag <tag>' argument 'b' is invalid\. given twice \(a, b\); --tag takes one value here/);
+  });
+});
+
+describe('one buildx solve: which platforms share it, and its argv', () => {
+  const bx = (o: Partial<Builder> = {}): Builder => ({ kind: 'buildx', cli: 'docker', env: {}, clientVersion: '28.5.2', buildxVersion: '0.29.1', driver: 'docker', imageStore: 'containerd', ...o });
+  const request = (raw: Record<string, unknown>, cache: BuildRequest['cache'] = { from: [], to: [] }): BuildRequest => ({ config: validateConfig({ image: 'localhost:5000/app', tag: 'v1', ...raw }, ''), extraBuildArgs: {}, noCache: false, cache });
+  const three = { platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64' }, { platform: 'linux/arm/v7', suffix: 'arm32' }] };
+  const plansOf = (r: BuildRequest, b: Builder) => r.config.platforms.map((t) => planPlatform(r, t, 'r1', b));
+
+  it("takes every local platform that differs only in its platform, on buildx's docker driver with the containerd store", () => {
+    const r = request(three);
+    const s = planSolve(r, plansOf(r, bx()), bx(), true, 'r1', {});
+    expect(s?.plans.map((p) => p.platform)).toEqual(['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
+    const argv = solveArgv({ ...s!.build, layoutDir: '/tmp/l', metadataFile: '/tmp/m.json' });
+    expect(argv.slice(0, 11)).toEqual(['buildx', 'build', '--platform', 'linux/amd64,linux/arm64,linux/arm/v7', '--output', 'type=image,name=localhost:5000/app:v1-cb-r1', '--output', 'type=oci,dest=/tmp/l,tar=false', '--metadata-file', '/tmp/m.json', '-f']);
+    expect(argv).not.toContain('--load');
+    expect(argv).not.toContain('--push');
+  });
+
+  it('keeps one build per platform where it cannot, or was told not to', () => {
+    const r = request(three);
+    for (const b of [bx({ imageStore: 'overlay2' }), bx({ driver: 'docker-container' }), bx({ buildxVersion: '0.12.1' }), { ...bx(), kind: 'buildkit' as const }]) expect(planSolve(r, plansOf(r, b), b, true, 'r1', {})).toBeUndefined();
+    expect(planSolve(r, plansOf(r, bx()), bx(), false, 'r1', {})).toBeUndefined();
+    expect(planSolve(r, plansOf(r, bx()), bx(), true, 'r1', { CROSSBUILD_BUILDX_OUTPUT: 'load' })).toBeUndefined();
+  });
+
+  it('leaves out build nodes and platforms with a build of their own; one multi-platform cache ref', () => {
+    const r = request(
+      { platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64', buildArgs: { X: '1' } }, { platform: 'linux/arm/v7', suffix: 'arm32' }, { platform: 'linux/s390x', suffix: 's390x' }, { platform: 'linux/ppc64le', suffix: 'ppc', node: 'ssh://ci@power' }], cache: 'registry' },
+    );
+    const s = planSolve(r, plansOf(r, bx()), bx(), true, 'r1', {});
+    expect(s?.plans.map((p) => p.platform)).toEqual(['linux/amd64', 'linux/arm/v7', 'linux/s390x']);
+    expect(s?.cache).toBe('registry cache localhost:5000/app:buildcache (mode=max)');
+    expect(solveArgv(s!.build).join(' ')).toContain('--cache-from type=registry,ref=localhost:5000/app:buildcache --cache-to type=registry,ref=localhost:5000/app:buildcache,mode=max');
   });
 });

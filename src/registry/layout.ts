@@ -1,0 +1,104 @@
+// An OCI image layout on disk (what `buildx build --output type=oci,tar=false` writes), pushed by
+// digest: every blob, then each manifest, then the index on top — no tag is written, so nothing
+// is published until the caller moves one. Bytes are checked against their digests on the way.
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CrossbuildError } from '../errors.js';
+import { sha256Digest } from '../oci/digest.js';
+import type { ImageRef } from '../oci/reference.js';
+import { isIndexMediaType } from '../oci/types.js';
+import { limiter } from '../util/limit.js';
+import type { RegistryClient } from './client.js';
+
+export interface LayoutDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+}
+
+function blobPath(dir: string, digest: string): string {
+  const m = /^sha256:([a-f0-9]{64})$/.exec(digest);
+  if (!m) throw new CrossbuildError(`${dir}: not a sha256 digest: ${digest}`);
+  return join(dir, 'blobs', 'sha256', m[1]!);
+}
+
+function descriptors(value: unknown, where: string): LayoutDescriptor[] {
+  if (!Array.isArray(value)) throw new CrossbuildError(`${where}: expected a list of descriptors`);
+  return value.map((d: unknown, i) => {
+    const x = d as Partial<LayoutDescriptor> | null;
+    if (!x || typeof x.mediaType !== 'string' || typeof x.digest !== 'string' || typeof x.size !== 'number') throw new CrossbuildError(`${where}[${i}]: not a descriptor (mediaType, digest, size)`);
+    return { mediaType: x.mediaType, digest: x.digest, size: x.size };
+  });
+}
+
+/** The layout's one top-level entry, pushed whole by digest; what was pushed. */
+export async function pushLayout(client: RegistryClient, image: ImageRef, dir: string, opts: { parallel?: number } = {}): Promise<LayoutDescriptor> {
+  const { registry, repository } = image;
+  const top = await layoutTop(dir);
+  const slots = limiter(opts.parallel ?? 8);
+  const blobs = new Map<string, Promise<unknown>>();
+
+  const pushBlob = (d: LayoutDescriptor): Promise<unknown> => {
+    let p = blobs.get(d.digest);
+    if (!p) {
+      const file = blobPath(dir, d.digest);
+      p = slots(async () => {
+        const size = (await stat(file)).size;
+        if (size !== d.size) throw new CrossbuildError(`${file}: ${size} bytes, its descriptor says ${d.size}`);
+        return client.pushBlob(registry, repository, d.digest, d.size, () => createReadStream(file));
+      });
+      blobs.set(d.digest, p);
+    }
+    return p;
+  };
+
+  const readManifest = async (d: LayoutDescriptor): Promise<{ bytes: Buffer; json: Record<string, unknown> }> => {
+    const bytes = await readFile(blobPath(dir, d.digest));
+    if (sha256Digest(bytes) !== d.digest) throw new CrossbuildError(`${dir}: manifest ${d.digest} does not hash to its digest`);
+    return { bytes, json: JSON.parse(bytes.toString('utf8')) as Record<string, unknown> };
+  };
+
+  // Children before parents: a registry refuses a manifest whose blobs or entries it lacks.
+  const push = async (d: LayoutDescriptor): Promise<void> => {
+    const m = await readManifest(d);
+    if (isIndexMediaType(d.mediaType)) {
+      await Promise.all(descriptors(m.json.manifests, `${d.digest} manifests`).map(push));
+    } else {
+      const config = descriptors([m.json.config], `${d.digest} config`);
+      await Promise.all([...config, ...descriptors(m.json.layers ?? [], `${d.digest} layers`)].map(pushBlob));
+    }
+    await client.putManifest(registry, repository, d.digest, m.bytes, d.mediaType);
+  };
+  await push(top);
+  return top;
+}
+
+/** One platform's image in a layout: its manifest's descriptor and its config's platform fields. */
+export interface LayoutImage extends LayoutDescriptor {
+  readonly platform: { readonly os: string; readonly architecture: string; readonly variant?: string };
+  readonly config: { readonly os: string; readonly architecture: string; readonly variant?: string };
+}
+
+/** The images of a layout's top-level index (attestations left out), each with its config read from disk. */
+export async function layoutImages(dir: string, top: LayoutDescriptor): Promise<LayoutImage[]> {
+  const bytes = await readFile(blobPath(dir, top.digest));
+  if (sha256Digest(bytes) !== top.digest) throw new CrossbuildError(`${dir}: ${top.digest} does not hash to its digest`);
+  const index = JSON.parse(bytes.toString('utf8')) as { manifests?: (LayoutDescriptor & { platform?: LayoutImage['platform'] })[] };
+  const out: LayoutImage[] = [];
+  for (const d of index.manifests ?? []) {
+    if (!d.platform || d.platform.os === 'unknown') continue;
+    const manifest = JSON.parse(await readFile(blobPath(dir, d.digest), 'utf8')) as { config?: LayoutDescriptor };
+    if (!manifest.config) continue;
+    const config = JSON.parse(await readFile(blobPath(dir, manifest.config.digest), 'utf8')) as LayoutImage['config'];
+    out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform, config: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) } });
+  }
+  return out;
+}
+
+/** The layout's one top-level entry. */
+export async function layoutTop(dir: string): Promise<LayoutDescriptor> {
+  const top = descriptors((JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests?: unknown }).manifests, `${dir}/index.json manifests`);
+  if (top.length !== 1) throw new CrossbuildError(`${dir}/index.json: expected one image or index, found ${top.length}`);
+  return top[0]!;
+}
