@@ -456,7 +456,7 @@ if (want('R')) {
 const m28 = await engineEnv('docker-28c');
 const d28 = m28.CROSSBUILD_DOCKER;
 const env28 = { ...m28, CI: 'true' };
-if (['P3m', 'P3m-check', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
+if (['P3m', 'P3m-check', 'P3m-solve', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
   rowEngine = `Docker ${(await sh(d28, ['version', '--format', '{{.Server.Version}}'], { env: env28 })).stdout.trim()}, buildx ${(await sh(d28, ['buildx', 'version'], { env: env28 })).stdout.split(' ')[1]}, containerd image store`;
 }
 const p3mPlatforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'];
@@ -480,6 +480,15 @@ if (want('P3m-check')) {
   };
   const m = await pair('P3m-check', a, b);
   record('P3m-check', 'the same `crossbuild run`', 'the same `docker buildx build … --push`, then per platform `docker run --pull always --platform P … uname -m`', { kind: 'ratio', max: 0.7 }, m);
+}
+// Item 3 of the engines issue, measured side by side: crossbuild's two buildx paths on the same
+// build — one solve of every platform pushed by digest (the default where buildx can) against one
+// `buildx build --load` + `docker push` per platform (CROSSBUILD_BUILDX_OUTPUT=load).
+if (want('P3m-solve')) {
+  const a = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cbs-${runId}-${i + 1}`], { env: env28 });
+  const b = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cbl-${runId}-${i + 1}`], { env: { ...env28, CROSSBUILD_BUILDX_OUTPUT: 'load' } });
+  const m = await pair('P3m-solve', a, b);
+  record('P3m-solve', 'the same `crossbuild run`: every platform in one buildx solve, exported to the engine and as an OCI layout pushed by digest (the default here)', 'the same `crossbuild run` with one `buildx build --load` + `docker push` per platform (`CROSSBUILD_BUILDX_OUTPUT=load`)', { kind: 'ratio', max: 1 }, m);
 }
 async function emptyEngine28(repo) {
   const ls = await sh(d28, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo], { env: env28 });
@@ -511,7 +520,7 @@ if (want('P5m') || want('P5m-buildx')) {
     bx.push(await timed(() => sh(d28, bxArgs('warm', 'bx'), { env: env28 })));
     log(`P5m: run ${i + 1}/${runs}: crossbuild warm ${warm.at(-1).toFixed(0)} ms, cold ${cold.at(-1).toFixed(0)} ms, buildx warm ${bx.at(-1).toFixed(0)} ms`);
   }
-  if (want('P5m')) record('P5m', '`crossbuild run --cache registry`, 2 emulated platforms with a CPU-heavy RUN, emptied engine, warm registry cache (per-platform `mode=max` caches)', 'the same `crossbuild run --cache registry` on the same emptied engine, cold', { kind: 'ratio', max: 0.15 }, { a: warm, b: cold });
+  if (want('P5m')) record('P5m', '`crossbuild run --cache registry`, 2 emulated platforms with a CPU-heavy RUN, emptied engine, warm registry cache (one solve, one multi-platform `mode=max` cache)', 'the same `crossbuild run --cache registry` on the same emptied engine, cold', { kind: 'ratio', max: 0.15 }, { a: warm, b: cold });
   if (want('P5m-buildx')) record('P5m-buildx', 'the same warm `crossbuild run --cache registry` (build, proof, push, list)', '`docker buildx build --cache-from/--cache-to type=registry,mode=max --push` of the same build on the same emptied engine, warm (no proof)', { kind: 'ratio', max: 1 }, { a: warm, b: bx });
 }
 
@@ -562,7 +571,7 @@ for (let n = 1; n <= cacheN; n++) rmSync(join(WORK, `layer-cache-${runId}-${n}`)
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P1-rtt', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P7', 'P8-cmd', 'P8'];
+const ORDER = ['P4', 'P1', 'P1-rtt', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {

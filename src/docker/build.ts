@@ -115,6 +115,11 @@ export interface SolveOptions extends Omit<BuildOptions, 'platform' | 'tag'> {
   readonly layoutDir?: string;
   /** Where buildx writes the digest of what it built (`--metadata-file`). */
   readonly metadataFile?: string;
+  /**
+   * Ask for buildx's default provenance by name: it attaches it to a solve of several platforms
+   * but not of one (measured, buildx 0.29 with these two exports), where `--load` gets it.
+   */
+  readonly defaultProvenance?: boolean;
 }
 
 /**
@@ -127,6 +132,7 @@ export interface SolveOptions extends Omit<BuildOptions, 'platform' | 'tag'> {
 export function solveArgv(o: SolveOptions, envFiles: ReadonlyMap<string, string> = new Map()): string[] {
   const argv = ['buildx', 'build', '--platform', o.platforms.map(formatPlatform).join(','), '--output', `type=image,name=${o.tag}`, '--output', `type=oci,dest=${o.layoutDir ?? '<layout dir>'},tar=false`];
   if (o.metadataFile !== undefined) argv.push('--metadata-file', o.metadataFile);
+  if (o.defaultProvenance === true && o.inputs.provenance === undefined) argv.push('--provenance=mode=min');
   return [...argv, ...sharedArgv('buildx', o, envFiles)];
 }
 

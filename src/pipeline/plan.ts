@@ -2,7 +2,8 @@
 // argv's options (with the cache plan), the run's own local name, the suffixed tag, the node, and
 // whether this host's kernel needs a QEMU handler for it.
 import { suffixedTag, type BuildConfig, type PlatformTarget } from '../config/config.js';
-import type { BuildOptions, SolveOptions } from '../docker/build.js';
+import { expectsAttestations, type BuildOptions, type SolveOptions } from '../docker/build.js';
+import { wantsAttestations } from '../config/build-inputs.js';
 import { buildxAtLeast, type Builder } from '../docker/builder.js';
 import { cachePlan, type CachePlan, type CacheSettings } from '../docker/cache.js';
 import { formatReference, withTag } from '../oci/reference.js';
@@ -101,7 +102,7 @@ export function planSolve(o: BuildRequest, plans: readonly PlatformPlan[], build
   const tag = formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}`));
   return {
     plans: best,
-    build: { ...shared, platforms: best.map((p) => p.target.platform), tag, ...(cache ? { cache } : {}) },
+    build: { ...shared, platforms: best.map((p) => p.target.platform), tag, ...(cache ? { cache } : {}), ...(!wantsAttestations(cfg.inputs) && expectsAttestations(builder, cfg.inputs, env) ? { defaultProvenance: true } : {}) },
     cache: cache?.mechanism ?? 'none',
   };
 }

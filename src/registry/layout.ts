@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CrossbuildError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
 import type { ImageRef } from '../oci/reference.js';
-import { isIndexMediaType } from '../oci/types.js';
+import { ATTESTATION_MANIFEST, ATTESTATION_REF_TYPE, isIndexMediaType } from '../oci/types.js';
 import { limiter } from '../util/limit.js';
 import type { RegistryClient } from './client.js';
 
@@ -80,18 +80,24 @@ export interface LayoutImage extends LayoutDescriptor {
   readonly config: { readonly os: string; readonly architecture: string; readonly variant?: string };
 }
 
-/** The images of a layout's top-level index (attestations left out), each with its config read from disk. */
+/**
+ * The images of a layout's top-level entry (attestations left out), each with its config read
+ * from disk: every image of an index, or the one image when the top is an image (one platform
+ * without attestations). An entry without a platform takes its config's.
+ */
 export async function layoutImages(dir: string, top: LayoutDescriptor): Promise<LayoutImage[]> {
   const bytes = await readFile(blobPath(dir, top.digest));
   if (sha256Digest(bytes) !== top.digest) throw new CrossbuildError(`${dir}: ${top.digest} does not hash to its digest`);
-  const index = JSON.parse(bytes.toString('utf8')) as { manifests?: (LayoutDescriptor & { platform?: LayoutImage['platform'] })[] };
+  type Entry = LayoutDescriptor & { platform?: LayoutImage['platform']; annotations?: Record<string, string> };
+  const entries: Entry[] = isIndexMediaType(top.mediaType) ? ((JSON.parse(bytes.toString('utf8')) as { manifests?: Entry[] }).manifests ?? []) : [top];
   const out: LayoutImage[] = [];
-  for (const d of index.manifests ?? []) {
-    if (!d.platform || d.platform.os === 'unknown') continue;
+  for (const d of entries) {
+    if (d.annotations?.[ATTESTATION_REF_TYPE] === ATTESTATION_MANIFEST || d.platform?.os === 'unknown') continue;
     const manifest = JSON.parse(await readFile(blobPath(dir, d.digest), 'utf8')) as { config?: LayoutDescriptor };
     if (!manifest.config) continue;
-    const config = JSON.parse(await readFile(blobPath(dir, manifest.config.digest), 'utf8')) as LayoutImage['config'];
-    out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform, config: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) } });
+    const c = JSON.parse(await readFile(blobPath(dir, manifest.config.digest), 'utf8')) as LayoutImage['config'];
+    const config = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) };
+    out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform ?? config, config });
   }
   return out;
 }

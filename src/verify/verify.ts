@@ -126,7 +126,9 @@ export async function verifyPushed(client: RegistryClient, ref: ImageRef, digest
     return { ...report, pushed: m.descriptor, image: m.descriptor, attestations: [] };
   }
   const images = m.index.manifests.filter((d) => !isAttestation(d));
-  const hit = images.filter((d) => d.platform !== undefined && samePlatform(platformOf(d.platform), expected));
+  let hit = images.filter((d) => d.platform !== undefined && samePlatform(platformOf(d.platform), expected));
+  // buildx writes a one-platform index without its image's platform: the config says it (judged below).
+  if (hit.length === 0 && images.length === 1 && images[0]!.platform === undefined) hit = images;
   const fail = (evidence: string): PushedPlatform => ({ platform, digest, verdict: 'fail', checks: [{ check: 'metadata', verdict: 'fail', evidence }], pushed: m.descriptor, attestations: [] });
   if (hit.length !== 1) {
     const held = images.map((d) => (d.platform ? formatPlatform(platformOf(d.platform)) : `${d.digest} without a platform`));

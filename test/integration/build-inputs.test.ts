@@ -60,7 +60,7 @@ describe('the build network', () => {
     const plan = await cli(['run', '--config', file, '--image', repo, '--dry-run']);
     expect(plan.exitCode).toBe(0);
     expect(plan.stdout).toMatch(/linux\/arm\/v7 → .*\n +network: host\n/);
-    expect(plan.stdout).toMatch(/build (--load )?--platform linux\/arm\/v7 .*--network host/);
+    expect(plan.stdout).toMatch(/build (--load )?--platform (linux\/amd64,)?linux\/arm\/v7 .*--network host/);
     const r = await cli(['run', '--config', file, '--image', repo]);
     expect(r.exitCode).toBe(0);
     expect(imageEntries((await listOf(`${repo}:multiarch`)).manifests).map((m) => platformOf(m.platform))).toEqual(['linux/amd64', 'linux/arm/v7']);

@@ -132,9 +132,14 @@ describe('one buildx solve: which platforms share it, and its argv', () => {
     const s = planSolve(r, plansOf(r, bx()), bx(), true, 'r1', {});
     expect(s?.plans.map((p) => p.platform)).toEqual(['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
     const argv = solveArgv({ ...s!.build, layoutDir: '/tmp/l', metadataFile: '/tmp/m.json' });
-    expect(argv.slice(0, 11)).toEqual(['buildx', 'build', '--platform', 'linux/amd64,linux/arm64,linux/arm/v7', '--output', 'type=image,name=localhost:5000/app:v1-cb-r1', '--output', 'type=oci,dest=/tmp/l,tar=false', '--metadata-file', '/tmp/m.json', '-f']);
+    expect(argv.slice(0, 11)).toEqual(['buildx', 'build', '--platform', 'linux/amd64,linux/arm64,linux/arm/v7', '--output', 'type=image,name=localhost:5000/app:v1-cb-r1', '--output', 'type=oci,dest=/tmp/l,tar=false', '--metadata-file', '/tmp/m.json', '--provenance=mode=min']);
     expect(argv).not.toContain('--load');
     expect(argv).not.toContain('--push');
+    // buildx's default provenance, asked by name; not where the user turned it off or chose their own.
+    const off = planSolve(r, plansOf(r, bx()), bx(), true, 'r1', { BUILDX_NO_DEFAULT_ATTESTATIONS: '1' });
+    expect(solveArgv(off!.build).join(' ')).not.toMatch(/provenance/);
+    const own = request({ ...three, provenance: 'mode=max' });
+    expect(solveArgv(planSolve(own, plansOf(own, bx()), bx(), true, 'r1', {})!.build).filter((a) => a.startsWith('--provenance'))).toEqual(['--provenance=mode=max']);
   });
 
   it('keeps one build per platform where it cannot, or was told not to', () => {
