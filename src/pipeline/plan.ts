@@ -69,6 +69,8 @@ export interface SolvePlan {
   readonly build: SolveOptions;
   /** How its build cache is used, in words. */
   readonly cache: string;
+  /** The run it belongs to (names its temporary folders, which a later run sweeps if this one is killed). */
+  readonly runId: string;
 }
 
 /** What must be equal for platforms to share one solve: all of the build but its platform. */
@@ -104,6 +106,7 @@ export function planSolve(o: BuildRequest, plans: readonly PlatformPlan[], build
     plans: best,
     build: { ...shared, platforms: best.map((p) => p.target.platform), tag, ...(cache ? { cache } : {}), ...(!wantsAttestations(cfg.inputs) && expectsAttestations(builder, cfg.inputs, env) ? { defaultProvenance: true } : {}) },
     cache: cache?.mechanism ?? 'none',
+    runId,
   };
 }
 

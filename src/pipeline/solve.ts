@@ -12,6 +12,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { layoutImages, layoutTop, pushLayout, type LayoutImage } from '../registry/layout.js';
 import { samePlatform, normalizeLenient } from '../platform/platform.js';
 import { scrub } from '../util/secrets.js';
+import { LAYOUT_PREFIX } from './sweep.js';
 import { parseBuildMetadata, solveArgv, type SolveOptions } from '../docker/build.js';
 import { StepTracker, type BuildStep } from '../docker/steps.js';
 import type { Builder, Docker } from '../docker/docker.js';
@@ -112,7 +113,7 @@ export class Solve {
     const started = Date.now();
     const metadataFile = join(this.logDir, `solve-${process.pid}-${started}.json`);
     // The layout holds compressed layers only until they are pushed.
-    const layoutDir = mkdtempSync(join(tmpdir(), 'crossbuild-layout-'));
+    const layoutDir = mkdtempSync(join(tmpdir(), `${LAYOUT_PREFIX}${this.plan.runId}-`));
     const outs = [...new Set(this.logs.values())].map((f) => createWriteStream(f, { flags: 'a' }));
     const notes: string[] = [];
     const where = this.platforms.join(', ');

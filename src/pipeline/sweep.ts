@@ -3,11 +3,15 @@
 // SIGKILL cannot, so every run claims its id in a marker (with its pid), and the next run sweeps
 // what runs whose process is gone left behind.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_LABEL, type Docker } from '../docker/docker.js';
 import { privateBase } from '../registry/credentials.js';
 
 const markers = (): string => join(privateBase(), 'crossbuild-runs');
+
+/** A solve's OCI layout folder: `<tmp>/crossbuild-layout-<run id>-XXXXXX`, swept with its run. */
+export const LAYOUT_PREFIX = 'crossbuild-layout-';
 
 function alive(pid: number): boolean {
   try {
@@ -48,6 +52,8 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
     for (const t of tags) await docker.untag(t);
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
+    // A solve's OCI layout (compressed layers waiting to be pushed).
+    for (const l of readdirSync(tmpdir()).filter((n) => n.startsWith(`${LAYOUT_PREFIX}${id}-`))) rmSync(join(tmpdir(), l), { recursive: true, force: true });
     rmSync(join(markers(), id), { force: true });
     if (tags.length + containers + configs.length > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}`);
   }
