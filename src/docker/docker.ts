@@ -503,15 +503,17 @@ export class Docker {
     const argv = runArgv({ ...o, name, ...(this.runId ? { labels: { [RUN_LABEL]: this.runId } } : {}) });
     // A run that ended well was removed by --rm (the CLI waits for that): no second command.
     let ended = false;
+    let killed = false;
     try {
       this.containers.add(name);
       const r = await this.exec(argv, { timeout: timeoutMs, forceKillAfterDelay: 2_000 });
       ended = r.exitCode === 0 && !r.timedOut && r.signal === undefined && !this.aborted;
+      killed = r.timedOut;
       return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
     } finally {
       if (!ended) await execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
-      if (this.aborted) {
-        // Killed mid-create, the engine may still start the container just after: look again.
+      if (this.aborted || killed) {
+        // Killed mid-create (or a busy engine still tearing down a timed-out one), it may still be there just after: look again.
         await new Promise((r) => setTimeout(r, 1000));
         await execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
       }

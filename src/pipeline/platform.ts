@@ -328,6 +328,9 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
     const m = await client.getManifest(registry, repository, entry.digest);
     await client.putManifest(registry, repository, tag, m.bytes, m.mediaType);
   }
+  // The suffixed name stays in the engine, as after `docker push`: on the solve's result (every
+  // platform of it, this one picked with --platform).
+  await docker.tag(local, r.ref).catch(() => undefined);
   r.ok = true;
   const att = r.attestations.length > 0 ? `, ${r.attestations.length} attestation${r.attestations.length > 1 ? 's' : ''}` : '';
   hooks.title(`${r.platform} → ${r.ref}@${r.digest.slice(0, 19)}… (${runtime.evidence}${att})`);
@@ -365,6 +368,7 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
       const solved = await env.solve.forPlatform(plan.platform, (line, s) => hooks.output(line, s));
       if (solved.kind === 'failed') throw new StageError('build', solved.error);
       if (solved.kind === 'built') {
+        r.cache = env.solve.plan.cache;
         r.buildSeconds = solved.seconds;
         r.steps = solved.steps;
         await proveSolved(env, plan, r, hooks, solved, (s) => (stage = s));

@@ -372,6 +372,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
                 emit('build', 'warning', w);
               },
               step: (platform, s) => emit(platform, 'step', s),
+              pushing: (platform, message) => emit(platform, 'pushing', message),
             });
             emit('preflight', 'started', `${solve.platforms.join(', ')}: one buildx solve, pushed by digest (${sp.cache === 'none' ? 'no cache' : sp.cache})`);
           }

@@ -12,6 +12,10 @@ import type { RegistryClient } from '../registry/client.js';
 import { layoutImages, layoutTop, pushLayout, type LayoutImage } from '../registry/layout.js';
 import { samePlatform, normalizeLenient } from '../platform/platform.js';
 import { scrub } from '../util/secrets.js';
+import { retry } from '../util/retry.js';
+import { formatReference } from '../oci/reference.js';
+import { AuthError, RegistryError } from '../errors.js';
+import { PUSH_RETRY_BUDGET_MS } from '../docker/docker.js';
 import { LAYOUT_PREFIX } from './sweep.js';
 import { parseBuildMetadata, solveArgv, type SolveOptions } from '../docker/build.js';
 import { StepTracker, type BuildStep } from '../docker/steps.js';
@@ -71,7 +75,7 @@ export class Solve {
     /** Each platform's log file: every line of the solve goes to each. */
     private readonly logs: ReadonlyMap<string, string>,
     private readonly logDir: string,
-    private readonly say: { note(n: string): void; warning(w: string): void; step(platform: string, step: string): void },
+    private readonly say: { note(n: string): void; warning(w: string): void; step(platform: string, step: string): void; pushing(platform: string, message: string): void },
   ) {
     for (const p of plan.plans) {
       this.trackers.set(p.platform, new StepTracker(!isNative(p.target.platform)));
@@ -178,7 +182,16 @@ export class Solve {
     }
     if (digest !== undefined) {
       // Pushed by digest while each platform is checked from the engine's copy; awaited before its proof.
-      pushed = pushLayout(this.registry.client, this.registry.image, layoutDir).then(
+      const ref = `${formatReference({ registry: this.registry.image.registry, repository: this.registry.image.repository })}@${digest}`;
+      // Retried as `docker push` is (3 attempts, 2 s then 4 s, 30 s in all) around the client's own retries.
+      pushed = retry(() => pushLayout(this.registry.client, this.registry.image, layoutDir), {
+        policy: { attempts: 3, baseMs: 2000, maxDelayMs: 10_000, budgetMs: PUSH_RETRY_BUDGET_MS },
+        what: `push of ${ref}`,
+        decide: (e) => (e instanceof RegistryError && e.retriable && !(e instanceof AuthError) ? { reason: e.message.split('\n')[0]!.slice(0, 200) } : undefined),
+        onRetry: (n) => {
+          for (const p of this.platforms) this.say.pushing(p, `${ref} again (attempt ${n.attempt} of ${n.attempts}) in ${(n.delayMs / 1000).toFixed(1)}s: ${n.reason}`);
+        },
+      }).then(
         () => undefined,
         (e: unknown) => {
           throw new StageError('push', `push of the solve's result ${digest} by digest failed: ${scrub((e as Error).message)}`);
