@@ -170,3 +170,35 @@ describe('crossbuild run', () => {
     expect(await dockerRun(`${repo}:v1`, 'linux/ppc64le', [])).toBe('ppc64le 42');
   });
 });
+
+describe('buildx on the containerd store: one solve pushed by digest, or one build per platform', () => {
+  const tagsOf = async (repo: string): Promise<string[]> => {
+    const [host, ...path] = repo.split('/');
+    const r = await fetch(`http://${host}/v2/${path.join('/')}/tags/list`);
+    return ((await r.json()) as { tags: string[] }).tags.sort();
+  };
+  it.runIf(TEST_ENGINE === 'docker-28c')('both paths write the same shape of list; the solve moves no tag but the suffixed ones and the list', async () => {
+    const shapes: string[] = [];
+    for (const output of ['solve', 'load']) {
+      const repo = uniqueRepo(`paths-${output}`);
+      const dir = mkdtempSync(join(tmpdir(), 'cb-paths-'));
+      const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--report', join(dir, 'r.json')], { env: output === 'load' ? { CROSSBUILD_BUILDX_OUTPUT: 'load' } : {} });
+      expect(r.exitCode, r.stderr).toBe(0);
+      if (output === 'solve') expect(r.stderr).toMatch(/linux\/amd64, linux\/arm\/v7, linux\/arm64: one buildx solve, pushed by digest/);
+      else expect(r.stderr).not.toMatch(/one buildx solve/);
+      // Nothing but what is published is named in the registry (the solve pushed its result by digest).
+      expect(await tagsOf(repo)).toEqual(['multiarch', 'multiarch-amd64', 'multiarch-arm32', 'multiarch-arm64']);
+      const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { platforms: { platform: string; digest: string; pushedDigest: string | null; attestations: string[] }[] };
+      const list = JSON.parse((await skopeoRaw(`${repo}:multiarch`))!.toString()) as Index;
+      expect(validateOci('image-index-schema.json', list)).toEqual([]);
+      for (const p of report.platforms) {
+        // The suffixed tag serves an index of the image and its provenance, as `docker push` of a buildx image does.
+        const own = JSON.parse((await skopeoRaw(`${repo}@${p.pushedDigest!}`))!.toString()) as Index;
+        expect(own.manifests.map((m) => m.digest)).toEqual([p.digest, ...p.attestations]);
+        expect(await dockerRun(`${repo}:multiarch`, p.platform, ['uname', '-m'])).toBe({ 'linux/amd64': 'x86_64', 'linux/arm/v7': 'armv7l', 'linux/arm64': 'aarch64' }[p.platform]);
+      }
+      shapes.push(JSON.stringify([list.mediaType, imageEntries(list.manifests).map(entryPlatform), attestationEntries(list.manifests).length]));
+    }
+    expect(shapes[0]).toBe(shapes[1]);
+  });
+});
