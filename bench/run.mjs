@@ -576,7 +576,8 @@ const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {
   const prev = JSON.parse(readFileSync(join(ROOT, 'bench', 'results.json'), 'utf8'));
-  const kept = (prev.results ?? []).filter((r) => !results.some((n) => n.id === r.id));
+  // A kept row without its own date was measured in the previous file's run.
+  const kept = (prev.results ?? []).filter((r) => !results.some((n) => n.id === r.id)).map((r) => ({ ...r, measured: r.measured ?? prev.date }));
   results.splice(0, results.length, ...[...kept, ...results].sort((a, b) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id)));
   if (!ONLY.has('R') && prev.reliability) reliability.push(...prev.reliability);
 }
