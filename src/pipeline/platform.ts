@@ -262,6 +262,49 @@ export interface PlatformHooks {
   warning(warning: string): void;
 }
 
+/** The local checks' verdict: a failed config or `uname -m` stops the platform here. */
+function requireLocalChecks(r: PlatformResult, checks: readonly CheckResult[]): void {
+  r.checks.push(...checks);
+  const failed = checks.filter((c) => c.verdict === 'fail');
+  if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
+}
+
+/** The test gate: every test of the platform passes before anything of it is published. */
+async function gateTests(env: PlatformEnv, plan: PlatformPlan, image: string, r: PlatformResult, hooks: PlatformHooks, mark: (s: Stage) => void): Promise<void> {
+  const t = plan.target;
+  if (t.tests.length === 0 || env.o.lifecycle.noTest) return;
+  mark('test');
+  throwIfInterrupted(env.o.lifecycle);
+  hooks.step('testing', `${t.tests.length} test${t.tests.length > 1 ? 's' : ''}`);
+  r.tests = await runTests(env, plan, image, r.log, hooks);
+  const bad = r.tests.filter((x) => x.verdict === 'fail');
+  if (bad.length > 0) {
+    const b = bad[0]!;
+    throw new StageError('test', `${r.platform}: test "${b.name}" failed: ${b.reason ?? 'failed'}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}${b.output ? `\n${b.output.split('\n').slice(-12).join('\n')}` : ''}`);
+  }
+}
+
+/** What the registry proof found, kept in the result; a failed proof stops the platform. */
+function keepRegistryProof(r: PlatformResult, inReg: InRegistry): void {
+  r.digest = inReg.image.digest;
+  r.attestations = inReg.attestations;
+  r.checks.push(...inReg.checks);
+  r.mediaType = inReg.image.mediaType;
+  r.size = inReg.image.size;
+  if (inReg.files) r.files = inReg.files;
+  const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
+  if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
+}
+
+/** A platform done: its title and last event name the image, what `uname -m` said, its attestations. */
+function announce(r: PlatformResult, runtime: CheckResult, hooks: PlatformHooks): void {
+  r.ok = true;
+  const n = r.attestations?.length ?? 0;
+  const att = n > 0 ? `, ${n} attestation${n > 1 ? 's' : ''}` : '';
+  hooks.title(`${r.platform} → ${r.ref}@${r.digest!.slice(0, 19)}… (${runtime.evidence}${att})`);
+  hooks.event('done', `${r.digest!} (${runtime.evidence}${att})`);
+}
+
 /**
  * A platform the solve built and pushed by digest: its config and `uname -m` of exactly that
  * digest, its tests, the registry proof, and only then its suffixed tag (an index of the image
@@ -282,20 +325,8 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   const local = env.solve!.localName;
   const meta = checkMetadata(t.platform, entry.config, 'image config');
   const runtime = await checkRuntime(docker, local, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.lifecycle.verifyTimeoutMs });
-  r.checks.push(meta, runtime);
-  const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
-  if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
-  if (t.tests.length > 0 && !o.lifecycle.noTest) {
-    mark('test');
-    throwIfInterrupted(o.lifecycle);
-    hooks.step('testing', `${t.tests.length} test${t.tests.length > 1 ? 's' : ''}`);
-    r.tests = await runTests(env, plan, local, r.log, hooks);
-    const bad = r.tests.filter((x) => x.verdict === 'fail');
-    if (bad.length > 0) {
-      const b = bad[0]!;
-      throw new StageError('test', `${r.platform}: test "${b.name}" failed: ${b.reason ?? 'failed'}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}${b.output ? `\n${b.output.split('\n').slice(-12).join('\n')}` : ''}`);
-    }
-  }
+  requireLocalChecks(r, [meta, runtime]);
+  await gateTests(env, plan, local, r, hooks, mark);
   // Its bytes reach the registry by digest (pushed while the checks above ran); then the proof.
   mark('push');
   await solved.pushed;
@@ -306,23 +337,16 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   const inReg = await verifyInRegistry(o, t, index);
   r.proofSeconds = Math.round((Date.now() - proofStarted) / 100) / 10;
   if (inReg.image.digest !== entry.digest) throw new StageError('registry-verify', `${r.platform}: the registry's ${index} holds ${inReg.image.digest}, not ${entry.digest}`);
-  r.checks.push(...inReg.checks);
-  const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
-  if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
-  r.digest = entry.digest;
-  r.attestations = inReg.attestations;
-  r.mediaType = inReg.image.mediaType;
-  r.size = inReg.image.size;
-  if (inReg.files) r.files = inReg.files;
+  keepRegistryProof(r, inReg);
 
   // Proven and tested: now its tag moves.
   mark('push');
   throwIfInterrupted(o.lifecycle);
   hooks.step('pushing', r.ref);
   const tag = suffixedTag(cfg, t);
-  if (r.attestations.length > 0) {
+  if (inReg.attestations.length > 0) {
     const image: ListEntry = { mediaType: inReg.image.mediaType, digest: entry.digest, size: inReg.image.size, platform: entry.platform };
-    const own = await publishList(client, cfg.image, tag, 'oci', [image, ...r.attestations]);
+    const own = await publishList(client, cfg.image, tag, 'oci', [image, ...inReg.attestations]);
     r.pushedDigest = own.digest;
   } else {
     const m = await client.getManifest(registry, repository, entry.digest);
@@ -331,10 +355,7 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   // The suffixed name stays in the engine, as after `docker push`: on the solve's result (every
   // platform of it, this one picked with --platform).
   await docker.tag(local, r.ref).catch(() => undefined);
-  r.ok = true;
-  const att = r.attestations.length > 0 ? `, ${r.attestations.length} attestation${r.attestations.length > 1 ? 's' : ''}` : '';
-  hooks.title(`${r.platform} → ${r.ref}@${r.digest.slice(0, 19)}… (${runtime.evidence}${att})`);
-  hooks.event('done', `${r.digest} (${runtime.evidence}${att})`);
+  announce(r, runtime, hooks);
 }
 
 /** Build, check, push and verify one platform; fills `r`, throws (after filling it) on failure. */
@@ -396,22 +417,8 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
     const inspect = await docker.inspect(own);
     const meta = checkMetadata(t.platform, inspect, 'image config');
     const runtime = await checkRuntime(docker, inspect.id, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.lifecycle.verifyTimeoutMs });
-    r.checks.push(meta, runtime);
-    const failed = [meta, runtime].filter((c) => c.verdict === 'fail');
-    if (failed.length > 0) throw new StageError('verify', `${r.platform} failed verification: ${failed.map((c) => `${c.check}: ${c.evidence}`).join('; ')}`);
-
-    // The test gate: every test of the platform passes before anything of it is pushed.
-    if (t.tests.length > 0 && !o.lifecycle.noTest) {
-      stage = 'test';
-      stopIfInterrupted();
-      step('testing', `${t.tests.length} test${t.tests.length > 1 ? 's' : ''}`);
-      r.tests = await runTests(env, plan, inspect.id, r.log, hooks);
-      const bad = r.tests.filter((x) => x.verdict === 'fail');
-      if (bad.length > 0) {
-        const b = bad[0]!;
-        throw new StageError('test', `${r.platform}: test "${b.name}" failed: ${b.reason ?? 'failed'}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}${b.output ? `\n${b.output.split('\n').slice(-12).join('\n')}` : ''}`);
-      }
-    }
+    requireLocalChecks(r, [meta, runtime]);
+    await gateTests(env, plan, inspect.id, r, hooks, (s) => (stage = s));
 
     if (!o.lifecycle.push) {
       await docker.tag(inspect.id, r.ref);
@@ -442,19 +449,9 @@ export async function runPlatform(env: PlatformEnv, plan: PlatformPlan, r: Platf
       stage = 'push';
       step('pushing', `${r.ref} again: another run moved the tag (pushed config ${inReg.configDigest ?? '?'}, this run's image ${inspect.id})`);
     }
-    r.digest = inReg.image.digest;
     if (pushed.digest !== inReg.image.digest) r.pushedDigest = pushed.digest;
-    r.attestations = inReg.attestations;
-    r.checks.push(...inReg.checks);
-    r.mediaType = inReg.image.mediaType;
-    r.size = inReg.image.size;
-    if (inReg.files) r.files = inReg.files;
-    const regFailed = inReg.checks.filter((c) => c.verdict === 'fail');
-    if (regFailed.length > 0) throw new StageError('registry-verify', `${r.platform} in the registry: ${regFailed.map((c) => c.evidence).join('; ')}`);
-    r.ok = true;
-    const att = r.attestations.length > 0 ? `, ${r.attestations.length} attestation${r.attestations.length > 1 ? 's' : ''}` : '';
-    hooks.title(`${r.platform} → ${r.ref}@${r.digest.slice(0, 19)}… (${runtime.evidence}${att})`);
-    hooks.event('done', `${r.digest} (${runtime.evidence}${att})`);
+    keepRegistryProof(r, inReg);
+    announce(r, runtime, hooks);
   } catch (e) {
     r.ok = false;
     r.failedAt = e instanceof StageError ? e.stage : stage;

@@ -1,28 +1,24 @@
 // One buildx solve for every local platform that differs in nothing but its platform: kept in the
 // engine under the run's own name and pushed by digest from its OCI layout (no tag moves), the
-// digest read from --metadata-file. Each
-// platform then goes on alone: config, `uname -m` of exactly that digest, tests, the registry
+// digest read from --metadata-file. Each platform then goes on alone: config, `uname -m` of exactly that digest, tests, the registry
 // proof, and only then its suffixed tag (platform.ts). A solve that one platform's RUN breaks
 // blames that platform; the others are built again alone, so they are still reported as before.
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ImageRef } from '../oci/reference.js';
+import { parseBuildMetadata, solveArgv, type SolveOptions } from '../docker/build.js';
+import { PUSH_RETRY_BUDGET_MS, type Builder, type Docker } from '../docker/docker.js';
+import { StepTracker, type BuildStep } from '../docker/steps.js';
+import { AuthError, RegistryError } from '../errors.js';
+import { formatReference, type ImageRef } from '../oci/reference.js';
+import { formatPlatform, isNative, normalizeLenient, samePlatform } from '../platform/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { layoutImages, layoutTop, pushLayout, type LayoutImage } from '../registry/layout.js';
-import { samePlatform, normalizeLenient } from '../platform/platform.js';
-import { scrub } from '../util/secrets.js';
 import { retry } from '../util/retry.js';
-import { formatReference } from '../oci/reference.js';
-import { AuthError, RegistryError } from '../errors.js';
-import { PUSH_RETRY_BUDGET_MS } from '../docker/docker.js';
-import { LAYOUT_PREFIX } from './sweep.js';
-import { parseBuildMetadata, solveArgv, type SolveOptions } from '../docker/build.js';
-import { StepTracker, type BuildStep } from '../docker/steps.js';
-import type { Builder, Docker } from '../docker/docker.js';
-import { formatPlatform, isNative } from '../platform/platform.js';
+import { scrub } from '../util/secrets.js';
 import type { SolvePlan } from './plan.js';
 import { buildFailure, refusedCacheExport, StageError, streamBuild, withoutCacheExport, type BuildContext, type Streamed } from './platform.js';
+import { LAYOUT_PREFIX } from './sweep.js';
 
 /** What the solve gave one platform. */
 export type SolvedPlatform =
@@ -48,13 +44,13 @@ interface SolveResult {
   readonly images?: readonly LayoutImage[];
   readonly pushed?: Promise<void>;
   readonly seconds: number;
-  /** Platforms whose own step failed, each with its error line. */
-  readonly blamed: Map<string, string>;
+  /** Platforms whose own step failed. */
+  readonly blamed: ReadonlySet<string>;
 }
 
 /** `#12 [linux/arm64 2/3] RUN …`: a step that belongs to one platform of the solve. */
 const VERTEX = /^#(\d+) \[([^\] ]+)[ \]]/;
-const VERTEX_ERROR = /^#(\d+) ERROR: (.*)$/;
+const VERTEX_ERROR = /^#(\d+) ERROR: /;
 /** Any line of a step (`#12 0.254 output`, `#12 DONE 1.2s`). */
 const VERTEX_LINE = /^#(\d+) /;
 
@@ -105,11 +101,10 @@ export class Solve {
       if (image) return { kind: 'built', index: r.digest, seconds: r.seconds, steps: this.trackers.get(platform)!.steps(Date.now()), image, pushed: r.pushed! };
       return { kind: 'failed', error: `build of ${platform}: the solve's result ${r.digest} holds no ${platform} image (it holds ${r.images!.map((i) => formatPlatform(normalizeLenient(i.platform))).join(', ') || 'none'})` };
     }
-    const mine = r.blamed.get(platform);
     const log = this.logs.get(platform)!;
     const solve = ` in one buildx solve of ${this.platforms.join(', ')}`;
-    if (mine !== undefined) return { kind: 'failed', error: buildFailure(`build of ${platform}`, { ...r.streamed, tail: this.tails.get(platform)! }, this.plan.build.network, this.ctx.engineHasBridge, log, solve) };
-    if (r.blamed.size > 0 && r.streamed.spawnError === undefined) return { kind: 'alone', why: `the solve of ${this.platforms.join(', ')} failed on ${[...r.blamed.keys()].join(', ')}: ${platform} is built alone` };
+    if (r.blamed.has(platform)) return { kind: 'failed', error: buildFailure(`build of ${platform}`, { ...r.streamed, tail: this.tails.get(platform)! }, this.plan.build.network, this.ctx.engineHasBridge, log, solve) };
+    if (r.blamed.size > 0 && r.streamed.spawnError === undefined) return { kind: 'alone', why: `the solve of ${this.platforms.join(', ')} failed on ${[...r.blamed].join(', ')}: ${platform} is built alone` };
     return { kind: 'failed', error: buildFailure(`build of ${platform}`, r.streamed, this.plan.build.network, this.ctx.engineHasBridge, log, solve) };
   }
 
@@ -122,7 +117,7 @@ export class Solve {
     const notes: string[] = [];
     const where = this.platforms.join(', ');
     const vertexOf = new Map<string, string>();
-    const blamed = new Map<string, string>();
+    const blamed = new Set<string>();
     const known = new Set(this.platforms);
     const attempt = (o: SolveOptions) =>
       streamBuild(this.docker, this.builder, solveArgv({ ...o, metadataFile, layoutDir }, this.ctx.envSecretFiles), outs, notes, where, (line) => {
@@ -130,7 +125,7 @@ export class Solve {
         const owner = v && known.has(v[2]!) ? v[2]! : undefined;
         if (v && owner) vertexOf.set(v[1]!, owner);
         const err = VERTEX_ERROR.exec(line);
-        if (err && vertexOf.has(err[1]!)) blamed.set(vertexOf.get(err[1]!)!, line);
+        if (err && vertexOf.has(err[1]!)) blamed.add(vertexOf.get(err[1]!)!);
         const any = VERTEX_LINE.exec(line);
         const lineOwner = any ? vertexOf.get(any[1]!) : undefined;
         for (const [p, tail] of this.tails) {
@@ -205,7 +200,3 @@ export class Solve {
   }
 }
 
-/** The platforms of a solve, for messages: "linux/amd64, linux/arm64". */
-export function describeSolve(s: SolvePlan): string {
-  return s.plans.map((p) => formatPlatform(p.target.platform)).join(', ');
-}

@@ -32,6 +32,13 @@ function descriptors(value: unknown, where: string): LayoutDescriptor[] {
   });
 }
 
+/** A JSON blob of the layout (a manifest, an index, a config), its bytes checked against its digest. */
+async function readJson<T>(dir: string, d: Pick<LayoutDescriptor, 'digest'>, what = 'manifest'): Promise<{ bytes: Buffer; json: T }> {
+  const bytes = await readFile(blobPath(dir, d.digest));
+  if (sha256Digest(bytes) !== d.digest) throw new CrossbuildError(`${dir}: ${what} ${d.digest} does not hash to its digest`);
+  return { bytes, json: JSON.parse(bytes.toString('utf8')) as T };
+}
+
 /** The layout's one top-level entry, pushed whole by digest; what was pushed. */
 export async function pushLayout(client: RegistryClient, image: ImageRef, dir: string, opts: { parallel?: number } = {}): Promise<LayoutDescriptor> {
   const { registry, repository } = image;
@@ -53,15 +60,9 @@ export async function pushLayout(client: RegistryClient, image: ImageRef, dir: s
     return p;
   };
 
-  const readManifest = async (d: LayoutDescriptor): Promise<{ bytes: Buffer; json: Record<string, unknown> }> => {
-    const bytes = await readFile(blobPath(dir, d.digest));
-    if (sha256Digest(bytes) !== d.digest) throw new CrossbuildError(`${dir}: manifest ${d.digest} does not hash to its digest`);
-    return { bytes, json: JSON.parse(bytes.toString('utf8')) as Record<string, unknown> };
-  };
-
   // Children before parents: a registry refuses a manifest whose blobs or entries it lacks.
   const push = async (d: LayoutDescriptor): Promise<void> => {
-    const m = await readManifest(d);
+    const m = await readJson<Record<string, unknown>>(dir, d);
     if (isIndexMediaType(d.mediaType)) {
       await Promise.all(descriptors(m.json.manifests, `${d.digest} manifests`).map(push));
     } else {
@@ -86,16 +87,14 @@ export interface LayoutImage extends LayoutDescriptor {
  * without attestations). An entry without a platform takes its config's.
  */
 export async function layoutImages(dir: string, top: LayoutDescriptor): Promise<LayoutImage[]> {
-  const bytes = await readFile(blobPath(dir, top.digest));
-  if (sha256Digest(bytes) !== top.digest) throw new CrossbuildError(`${dir}: ${top.digest} does not hash to its digest`);
   type Entry = LayoutDescriptor & { platform?: LayoutImage['platform']; annotations?: Record<string, string> };
-  const entries: Entry[] = isIndexMediaType(top.mediaType) ? ((JSON.parse(bytes.toString('utf8')) as { manifests?: Entry[] }).manifests ?? []) : [top];
+  const entries: Entry[] = isIndexMediaType(top.mediaType) ? ((await readJson<{ manifests?: Entry[] }>(dir, top, 'index')).json.manifests ?? []) : [top];
   const out: LayoutImage[] = [];
   for (const d of entries) {
     if (d.annotations?.[ATTESTATION_REF_TYPE] === ATTESTATION_MANIFEST || d.platform?.os === 'unknown') continue;
-    const manifest = JSON.parse(await readFile(blobPath(dir, d.digest), 'utf8')) as { config?: LayoutDescriptor };
+    const manifest = (await readJson<{ config?: LayoutDescriptor }>(dir, d)).json;
     if (!manifest.config) continue;
-    const c = JSON.parse(await readFile(blobPath(dir, manifest.config.digest), 'utf8')) as LayoutImage['config'];
+    const c = (await readJson<LayoutImage['config']>(dir, manifest.config, 'config')).json;
     const config = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) };
     out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform ?? config, config });
   }
