@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 import { escapeControl } from '../util/text.js';
 import { parsePlatform, PlatformError, type Platform } from '../platform/platform.js';
-import { RegistryClient, timeoutsFromSeconds, type Timeouts } from '../registry/client.js';
+import { RegistryClient, timeoutsFromSeconds, type RequestInfo, type Timeouts } from '../registry/client.js';
 import { CredentialStore } from '../registry/credentials.js';
 import { registerSecret, scrub } from '../util/secrets.js';
 
@@ -15,6 +15,7 @@ export interface RegistryFlags {
   username?: string;
   passwordStdin?: boolean;
   registryTimeout?: string;
+  debug?: boolean;
 }
 
 /** A registry client; `--username` credentials apply to `targetRegistry` (the image's) alone. */
@@ -45,6 +46,9 @@ export function clientFromFlags(flags: RegistryFlags, targetRegistry?: string, s
     ...(signal ? { signal } : {}),
     // Every retry is said, with the request and the reason, so a slow run is never a silent one.
     onRetry: (r) => process.stderr.write(`crossbuild: retrying ${r.method} ${r.registry}${r.path} (attempt ${r.attempt} of ${r.attempts}) in ${r.delayMs} ms: ${scrub(r.reason).split('\n')[0]}\n`),
+    // The request log: when each request left (ms since start) and how long its answer took, so
+    // the requests that waited for each other can be counted. Never a header or a query.
+    ...(flags.debug ? { onRequest: (r: RequestInfo) => process.stderr.write(`debug: +${r.startedMs}ms ${r.method} ${r.registry}${r.path} → ${typeof r.outcome === 'number' ? r.outcome : scrub(r.outcome).split('\n')[0]} (${r.ms} ms)\n`) } : {}),
   });
 }
 

@@ -42,6 +42,7 @@ function registryOptions(cmd: Command): Command {
     .option('--docker-cfg <path>', 'Docker config folder or config.json with registry credentials')
     .option('--username <user>', "username for the target image's registry only; other registries use the Docker config (password from --password-stdin)")
     .option('--password-stdin', 'read the registry password from standard input')
+    .addOption(new Option('--debug', 'log every registry request (when it left, method, path, status, time taken) to stderr').env('CROSSBUILD_DEBUG'))
     .addOption(new Option('--registry-timeout <seconds>', 'deadline for a registry connection, its response headers, and each pause in a body (default 30; connect at most 10)').env('CROSSBUILD_REGISTRY_TIMEOUT'));
 }
 

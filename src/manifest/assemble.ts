@@ -1,6 +1,7 @@
 // Resolve a list's children (flattening child lists, filling platforms from configs), bring
 // children from other repositories or registries into the target repository, then write the list.
-// Everything is read and checked before anything is written: bad input leaves the registry as it was.
+// Everything is read and checked before any manifest or tag is written: bad input leaves no tag moved
+// and no manifest behind (blob mounts, reachable by nothing, start early: see BlobTransfers).
 import { CrossbuildError, RegistryError } from '../errors.js';
 import { buildList, type ListEntry } from '../oci/list.js';
 import {
@@ -11,7 +12,7 @@ import {
 } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform } from '../platform/platform.js';
 import type { RegistryClient, RemoteManifest } from '../registry/client.js';
-import { readBackList } from '../registry/publish.js';
+import { writeListTag } from '../registry/publish.js';
 import { formatReference, manifestReference, withTag, type ImageRef } from '../oci/reference.js';
 import type { SpecChild, SpecPlatform } from './spec.js';
 
@@ -30,8 +31,9 @@ interface Resolved {
 }
 
 export interface PushPlan extends Resolved {
-  /** The list to write, built (and so checked) before anything is written. */
+  /** The list to write, built (and so checked) before any manifest is written. */
   readonly list: ReturnType<typeof buildList>;
+  readonly blobs: BlobTransfers;
 }
 
 export interface PushResult {
@@ -63,12 +65,56 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
   };
 }
 
+/**
+ * One mount or copy per blob into the target repository, shared by every child that needs it (a
+ * child's manifest waits for its blobs, else the registry may refuse it with MANIFEST_BLOB_UNKNOWN).
+ * Mounts within one registry start as soon as a child is read, beside the reads still to come: a
+ * mounted blob is reachable by nothing until a manifest names it, so bad input still leaves no
+ * manifest and no tag behind. Copies from another registry wait until the plan is checked.
+ */
+class BlobTransfers {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  readonly counts = { mounted: 0, copied: 0, existed: 0 };
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly target: ImageRef,
+  ) {}
+
+  /** Start what may start early (mounts); nothing waits for it yet. */
+  begin(job: CopyJob): void {
+    if (job.from.registry !== this.target.registry) return;
+    for (const b of job.blobs) this.transfer(job, b).catch(() => undefined);
+  }
+
+  /** Every blob of `job` in the target repository. */
+  async complete(job: CopyJob): Promise<void> {
+    await Promise.all(job.blobs.map((b) => this.transfer(job, b)));
+  }
+
+  private transfer(job: CopyJob, b: { digest: string; size: number }): Promise<void> {
+    let p = this.inFlight.get(b.digest);
+    if (!p) {
+      const { client, target } = this;
+      p = (async () => {
+        const how =
+          job.from.registry === target.registry
+            ? await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository)
+            : await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest, { size: b.size, what: `copy of ${b.digest} from ${job.from.registry}/${job.from.repository}` }));
+        this.counts[how === 'exists' ? 'existed' : how === 'mounted' ? 'mounted' : 'copied']++;
+      })();
+      this.inFlight.set(b.digest, p);
+    }
+    return p;
+  }
+}
+
 /** The blobs an image manifest needs in its repository: config and layers. */
 function manifestBlobs(m: RemoteManifest): Descriptor[] {
   return m.kind === 'image' ? [m.manifest.config, ...m.manifest.layers] : [];
 }
 
-async function resolveChild(client: RegistryClient, target: ImageRef, child: SpecChild, kind: ListKind): Promise<Resolved> {
+async function resolveChild(client: RegistryClient, target: ImageRef, child: SpecChild, kind: ListKind, blobs: BlobTransfers): Promise<Resolved> {
   const { registry, repository } = child.ref;
   const sameRepo = registry === target.registry && repository === target.repository;
   const fetched = await client.manifest(registry, repository, manifestReference(child.ref));
@@ -78,7 +124,9 @@ async function resolveChild(client: RegistryClient, target: ImageRef, child: Spe
   const addCopy = async (digest: string, mediaType: string, read?: RemoteManifest): Promise<void> => {
     if (sameRepo) return;
     const m = read ?? (await client.manifest(registry, repository, digest));
-    copies.push({ from: { registry, repository }, digest, mediaType, bytes: m.bytes, blobs: manifestBlobs(m) });
+    const job = { from: { registry, repository }, digest, mediaType, bytes: m.bytes, blobs: manifestBlobs(m) };
+    copies.push(job);
+    blobs.begin(job);
   };
 
   if (fetched.kind === 'index') {
@@ -110,6 +158,9 @@ async function resolveChild(client: RegistryClient, target: ImageRef, child: Spe
     return { entries, copies, warnings };
   }
 
+  const d = fetched.descriptor;
+  // Its blobs start moving while its config is read.
+  await addCopy(d.digest, d.mediaType, fetched);
   const needConfig = child.platform.os === undefined || child.platform.architecture === undefined || child.platform.osVersion === undefined;
   let config: Parameters<typeof toOciPlatform>[1] = {};
   // An artifact's config need not be an image config: then the spec must give the platform.
@@ -118,18 +169,17 @@ async function resolveChild(client: RegistryClient, target: ImageRef, child: Spe
   if (!platform.os || !platform.architecture) {
     throw new CrossbuildError(`${child.field}: no platform given and ${child.text}'s config names none`);
   }
-  const d = fetched.descriptor;
   entries.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform });
-  await addCopy(d.digest, d.mediaType, fetched);
   return { entries, copies, warnings };
 }
 
-/** Read-only: resolve every child (in parallel) and check the list can be built. */
+/** Resolve every child (in parallel) and check the list can be built; writes no manifest and no tag (see BlobTransfers). */
 export async function planList(client: RegistryClient, target: ImageRef, children: readonly SpecChild[], kind: ListKind, opts: { ignoreMissing?: boolean; annotations?: Record<string, string> } = {}): Promise<PushPlan> {
+  const blobs = new BlobTransfers(client, target);
   const results = await Promise.all(
     children.map(async (c) => {
       try {
-        return await resolveChild(client, target, c, kind);
+        return await resolveChild(client, target, c, kind, blobs);
       } catch (e) {
         if (isNotFound(e)) {
           if (opts.ignoreMissing) return { entries: [], copies: [], warnings: [`${c.field}.image ${c.text} does not exist: skipped (--ignore-missing)`] };
@@ -143,48 +193,30 @@ export async function planList(client: RegistryClient, target: ImageRef, childre
   if (entries.length === 0) throw new CrossbuildError('no manifests left to put in the list');
   // Duplicates and annotation rules are checked here, before anything is written.
   const list = buildList(kind, entries, opts.annotations ? { annotations: opts.annotations } : {});
-  return { entries, copies: results.flatMap((r) => r.copies), warnings: results.flatMap((r) => r.warnings), list };
+  return { entries, copies: results.flatMap((r) => r.copies), warnings: results.flatMap((r) => r.warnings), list, blobs };
 }
 
 /** Write: copy children into the target repository, then the list under each tag. */
 export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, opts: { tags?: readonly string[] } = {}): Promise<PushResult> {
   const { list } = plan;
-  const copied = { mounted: 0, copied: 0, existed: 0, manifests: 0 };
-  // One upload or mount per blob, shared: a child whose blob is already in flight for another
-  // child waits for that transfer to finish before its manifest is written (else the registry
-  // may refuse the manifest with MANIFEST_BLOB_UNKNOWN).
-  const inFlight = new Map<string, Promise<void>>();
-  const transfer = (job: PushPlan['copies'][number], b: { digest: string; size: number }): Promise<void> => {
-    let p = inFlight.get(b.digest);
-    if (!p) {
-      p = (async () => {
-        let how: 'exists' | 'mounted' | 'copied' | 'uploaded';
-        if (job.from.registry === target.registry) {
-          how = await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository);
-        } else {
-          how = await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest, { size: b.size, what: `copy of ${b.digest} from ${job.from.registry}/${job.from.repository}` }));
-        }
-        if (how === 'exists') copied.existed++;
-        else if (how === 'mounted') copied.mounted++;
-        else copied.copied++;
-      })();
-      inFlight.set(b.digest, p);
-    }
-    return p;
-  };
+  let manifests = 0;
   await Promise.all(
     plan.copies.map(async (job) => {
-      await Promise.all(job.blobs.map((b) => transfer(job, b)));
+      await plan.blobs.complete(job);
       await client.putManifest(target.registry, target.repository, job.digest, job.bytes, job.mediaType);
-      copied.manifests++;
+      manifests++;
     }),
   );
+  const copied = { ...plan.blobs.counts, manifests };
   // Every tag, or an error that says exactly which tags now serve the new list and which do not.
+  // The first is read back as it is written (nothing is reported before it is true: it serves the
+  // list, every entry resolves).
   const tags = [target.tag ?? 'latest', ...(opts.tags ?? [])];
+  const entries = plan.entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest);
   const moved: string[] = [];
   for (const t of tags) {
     try {
-      const digest = await client.putManifest(target.registry, target.repository, t, list.bytes, list.mediaType);
+      const digest = t === tags[0] ? (await writeListTag(client, withTag(target, t), t, list, entries)).digest : await client.putManifest(target.registry, target.repository, t, list.bytes, list.mediaType);
       if (digest !== list.digest) throw new RegistryError(`${formatReference(withTag(target, t))} stored as ${digest}, expected ${list.digest}`);
       moved.push(t);
     } catch (e) {
@@ -193,8 +225,6 @@ export async function pushList(client: RegistryClient, target: ImageRef, plan: P
       throw e instanceof RegistryError ? new RegistryError(msg, { ...(e.status !== undefined ? { status: e.status } : {}), ...(e.code !== undefined ? { code: e.code } : {}), retriable: e.retriable, cause: e }) : new RegistryError(msg, { cause: e });
     }
   }
-  // Nothing is reported before it is true: the first tag must serve the list, every entry must resolve.
-  await readBackList(client, target, tags[0]!, list.digest, plan.entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
   const warnings = [...plan.warnings, ...list.dropped.map((d) => `dropped attestation ${d.digest}`)];
   return { digest: list.digest, size: list.size, mediaType: list.mediaType, tags, warnings, copied };
 }

@@ -13,7 +13,7 @@ import { request } from './http.js';
 import { describeCause, errorInfo, header, stripQuery, Transport, USER_AGENT, type ClientOptions, type ReqOpts, type Resp } from './transport.js';
 import type { CredentialStore } from './credentials.js';
 
-export type { ClientOptions, RetryInfo, Timeouts } from './transport.js';
+export type { ClientOptions, RequestInfo, RetryInfo, Timeouts } from './transport.js';
 export { DEFAULT_TIMEOUTS, timeoutsFromSeconds } from './transport.js';
 
 export interface FetchedManifest {
@@ -164,21 +164,24 @@ export class RegistryClient {
   async getManifest(registry: string, repository: string, reference: string): Promise<FetchedManifest> {
     const path = `/v2/${repository}/manifests/${reference}`;
     const what = `manifest ${repository}:${reference}`;
-    return this.readRetrying(registry, what, path, async () => {
-      const res = await this.send(registry, 'GET', path, { scopes: [repositoryScope(repository, 'pull')], headers: { accept: MANIFEST_ACCEPT.join(', ') }, idempotent: true, what });
-      if (res.statusCode !== 200) throw await this.failure(registry, `GET manifest ${repository}:${reference}`, res);
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, new RateGuard(this.transport.timeouts.bodyIdleMs), `GET ${registry}${path} (${what})`);
-      const digest = sha256Digest(bytes);
-      const claimed = header(res, 'docker-content-digest');
-      if (claimed && claimed !== digest) {
-        throw new RegistryError(`registry ${registry} sent manifest ${repository}:${reference} with Docker-Content-Digest ${claimed} but its body hashes to ${digest}`, { retriable: true });
-      }
-      if (reference.includes(':') && reference !== digest) {
-        throw new RegistryError(`registry ${registry} returned content hashing to ${digest} for ${repository}@${reference}`, { retriable: true });
-      }
-      const mediaType = mediaTypeOf(parseJson(bytes), header(res, 'content-type'));
-      return { bytes, mediaType, digest, size: bytes.length };
-    });
+    return this.readRetrying(registry, what, path, async () => this.fetchedFrom(registry, repository, reference, await this.send(registry, 'GET', path, manifestGet(repository, what))));
+  }
+
+  /** A manifest GET's answer, read within limits and checked against its digest. */
+  private async fetchedFrom(registry: string, repository: string, reference: string, res: Resp): Promise<FetchedManifest> {
+    const path = `/v2/${repository}/manifests/${reference}`;
+    if (res.statusCode !== 200) throw await this.failure(registry, `GET manifest ${repository}:${reference}`, res);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, new RateGuard(this.transport.timeouts.bodyIdleMs), `GET ${registry}${path} (manifest ${repository}:${reference})`);
+    const digest = sha256Digest(bytes);
+    const claimed = header(res, 'docker-content-digest');
+    if (claimed && claimed !== digest) {
+      throw new RegistryError(`registry ${registry} sent manifest ${repository}:${reference} with Docker-Content-Digest ${claimed} but its body hashes to ${digest}`, { retriable: true });
+    }
+    if (reference.includes(':') && reference !== digest) {
+      throw new RegistryError(`registry ${registry} returned content hashing to ${digest} for ${repository}@${reference}`, { retriable: true });
+    }
+    const mediaType = mediaTypeOf(parseJson(bytes), header(res, 'content-type'));
+    return { bytes, mediaType, digest, size: bytes.length };
   }
 
   /**
@@ -187,23 +190,7 @@ export class RegistryClient {
    * kind is an `invalid` error naming the digest.
    */
   async manifest(registry: string, repository: string, reference: string, expect: { size?: number } = {}): Promise<RemoteManifest> {
-    const m = await this.getManifest(registry, repository, reference);
-    const descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size };
-    const where = `${registry}/${repository}@${m.digest}`;
-    if (expect.size !== undefined && expect.size !== m.size) {
-      throw new RegistryError(`manifest ${where} is ${m.size} bytes, not the ${expect.size} its descriptor says`, { kind: 'invalid' });
-    }
-    const json = parseJson(m.bytes);
-    if (json === undefined) throw new RegistryError(`manifest ${where} is not JSON`, { kind: 'invalid' });
-    const asIndex = isIndexMediaType(m.mediaType) || (m.mediaType === '' && Array.isArray((json as { manifests?: unknown }).manifests));
-    const parsed = (asIndex ? ImageIndexSchema : ImageManifestSchema).safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new RegistryError(`manifest ${where} (${m.mediaType || 'no media type'}) is not a valid ${asIndex ? 'index' : 'image manifest'}: ${issue ? `${issue.path.join('.') || 'top level'}: ${issue.message}` : 'schema mismatch'}`, { kind: 'invalid' });
-    }
-    return asIndex
-      ? { kind: 'index', descriptor, index: parsed.data as ImageIndex, bytes: m.bytes }
-      : { kind: 'image', descriptor, manifest: parsed.data as ImageManifest, bytes: m.bytes };
+    return typed(registry, repository, await this.getManifest(registry, repository, reference), expect);
   }
 
   /** An image's config blob, checked against its descriptor's size and digest, parsed. */
@@ -249,12 +236,10 @@ export class RegistryClient {
   }
 
   async putManifest(registry: string, repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
-    const res = await this.send(registry, 'PUT', `/v2/${repository}/manifests/${reference}`, {
-      scopes: [repositoryScope(repository, 'pull,push')],
-      headers: { 'content-type': mediaType },
-      body: bytes,
-      idempotent: true,
-    });
+    return this.putAnswer(registry, repository, reference, bytes, await this.send(registry, 'PUT', `/v2/${repository}/manifests/${reference}`, manifestPut(repository, bytes, mediaType)));
+  }
+
+  private async putAnswer(registry: string, repository: string, reference: string, bytes: Buffer, res: Resp): Promise<string> {
     if (res.statusCode !== 201 && res.statusCode !== 200 && res.statusCode !== 202) {
       throw await this.failure(registry, `PUT manifest ${repository}:${reference}`, res);
     }
@@ -265,6 +250,37 @@ export class RegistryClient {
       throw new RegistryError(`registry ${registry} stored ${repository}:${reference} as ${claimed}, expected ${digest}`);
     }
     return digest;
+  }
+
+  /**
+   * PUT a manifest by tag and read back what the tag then serves, in one round trip where the
+   * registry allows (the GET pipelined behind the PUT on one connection, see Transport.pipelined),
+   * else one after the other with the usual retries. `served` is the typed read, or its failure.
+   */
+  async putManifestAndRead(registry: string, repository: string, tag: string, bytes: Buffer, mediaType: string): Promise<{ digest: string; served: Promise<RemoteManifest> }> {
+    const path = `/v2/${repository}/manifests/${tag}`;
+    const what = `manifest ${repository}:${tag}`;
+    const pair = await this.transport.pipelined(registry, { method: 'PUT', path, o: manifestPut(repository, bytes, mediaType) }, { method: 'GET', path, o: manifestGet(repository, what) });
+    if (!pair) {
+      const digest = await this.putManifest(registry, repository, tag, bytes, mediaType);
+      return { digest, served: this.manifest(registry, repository, tag) };
+    }
+    const [put, got] = pair;
+    let digest: string;
+    try {
+      digest = await this.putAnswer(registry, repository, tag, bytes, put);
+    } catch (e) {
+      await got.body.dump().catch(() => undefined);
+      throw e;
+    }
+    // Only an answer that agrees is taken from the pipelined read. A server may (against RFC 9112)
+    // run pipelined requests side by side and answer the GET from before the PUT; anything else —
+    // another digest, a 404, a read that broke off — is read again the ordinary way, after the
+    // PUT's answer, and that read decides.
+    const served = this.fetchedFrom(registry, repository, tag, got)
+      .then((m) => (m.digest === digest ? typed(registry, repository, m) : undefined), () => undefined)
+      .then((m) => m ?? this.manifest(registry, repository, tag));
+    return { digest, served };
   }
 
   async hasBlob(registry: string, repository: string, digest: string): Promise<boolean> {
@@ -461,6 +477,34 @@ export class RegistryClient {
     if (res.statusCode !== 201) throw await this.failure(registry, `upload ${digest} to ${repository}`, res);
     await res.body.dump();
   }
+}
+
+/** A fetched manifest as an image or an index; a body that is not a manifest of its kind is an `invalid` error naming the digest. */
+function typed(registry: string, repository: string, m: FetchedManifest, expect: { size?: number } = {}): RemoteManifest {
+  const descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size };
+  const where = `${registry}/${repository}@${m.digest}`;
+  if (expect.size !== undefined && expect.size !== m.size) {
+    throw new RegistryError(`manifest ${where} is ${m.size} bytes, not the ${expect.size} its descriptor says`, { kind: 'invalid' });
+  }
+  const json = parseJson(m.bytes);
+  if (json === undefined) throw new RegistryError(`manifest ${where} is not JSON`, { kind: 'invalid' });
+  const asIndex = isIndexMediaType(m.mediaType) || (m.mediaType === '' && Array.isArray((json as { manifests?: unknown }).manifests));
+  const parsed = (asIndex ? ImageIndexSchema : ImageManifestSchema).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new RegistryError(`manifest ${where} (${m.mediaType || 'no media type'}) is not a valid ${asIndex ? 'index' : 'image manifest'}: ${issue ? `${issue.path.join('.') || 'top level'}: ${issue.message}` : 'schema mismatch'}`, { kind: 'invalid' });
+  }
+  return asIndex
+    ? { kind: 'index', descriptor, index: parsed.data as ImageIndex, bytes: m.bytes }
+    : { kind: 'image', descriptor, manifest: parsed.data as ImageManifest, bytes: m.bytes };
+}
+
+function manifestPut(repository: string, bytes: Buffer, mediaType: string): ReqOpts {
+  return { scopes: [repositoryScope(repository, 'pull,push')], headers: { 'content-type': mediaType }, body: bytes, idempotent: true };
+}
+
+function manifestGet(repository: string, what: string): ReqOpts {
+  return { scopes: [repositoryScope(repository, 'pull')], headers: { accept: MANIFEST_ACCEPT.join(', ') }, idempotent: true, what };
 }
 
 async function readLimited(res: Resp, limit: number, rate: RateGuard, what: string): Promise<Buffer> {

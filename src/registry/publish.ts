@@ -6,7 +6,7 @@ import { CrossbuildError } from '../errors.js';
 import { buildList, type ListEntry } from '../oci/list.js';
 import { formatReference, withTag, type ImageRef } from '../oci/reference.js';
 import type { ListKind } from '../oci/types.js';
-import type { RegistryClient } from './client.js';
+import type { ManifestHead, RegistryClient, RemoteManifest } from './client.js';
 
 export interface PublishedList {
   readonly ref: string;
@@ -35,9 +35,20 @@ export async function publishList(
     await client.putManifest(registry, repository, list.digest, list.bytes, list.mediaType);
     await opts.beforeTag(list.digest);
   }
-  const digest = await client.putManifest(registry, repository, tag, list.bytes, list.mediaType);
-  const back = await readBackList(client, image, tag, digest, entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
-  return { ref, digest, size: list.size, mediaType: list.mediaType, dropped: list.dropped, ...back };
+  const back = await writeListTag(client, image, tag, list, entries.filter((e) => !list.dropped.includes(e)).map((e) => e.digest));
+  return { ref, size: list.size, mediaType: list.mediaType, dropped: list.dropped, ...back };
+}
+
+/**
+ * PUT a built list under `tag` and prove it (readBackList). The entries were written before the
+ * list, so whether each resolves is asked while the list goes out, and the tag is read back on
+ * the PUT's connection right behind it: one round trip for write and proof where the registry allows.
+ */
+export async function writeListTag(client: RegistryClient, image: ImageRef, tag: string, list: { bytes: Buffer; mediaType: string }, entries: readonly string[]): Promise<{ digest: string; tagMovedTo?: string }> {
+  const { registry, repository } = image;
+  const heads = Promise.allSettled(entries.map((d) => client.headManifest(registry, repository, d)));
+  const { digest, served } = await client.putManifestAndRead(registry, repository, tag, list.bytes, list.mediaType);
+  return { digest, ...(await readBackList(client, image, tag, digest, entries, { served, heads })) };
 }
 
 /**
@@ -45,15 +56,22 @@ export async function publishList(
  * entry resolves by digest in the repository. A registry that answered 201 but stored nothing (or
  * something else) is named as such.
  */
-export async function readBackList(client: RegistryClient, image: ImageRef, tag: string, digest: string, entries: readonly string[]): Promise<{ tagMovedTo?: string }> {
+export async function readBackList(
+  client: RegistryClient,
+  image: ImageRef,
+  tag: string,
+  digest: string,
+  entries: readonly string[],
+  asked: { served?: Promise<RemoteManifest>; heads?: Promise<PromiseSettledResult<ManifestHead | undefined>[]> } = {},
+): Promise<{ tagMovedTo?: string }> {
   const { registry, repository } = image;
   const ref = formatReference(withTag(image, tag));
-  // The tag and every entry are asked at once: one round trip, not two.
+  // The tag and every entry are asked at once (or were already, by the writer): one round trip, not two.
   const [tagged, heads] = await Promise.all([
-    client.manifest(registry, repository, tag).catch((e: unknown) => {
+    (asked.served ?? client.manifest(registry, repository, tag)).catch((e: unknown) => {
       throw new CrossbuildError(`read back: ${ref} was accepted (${digest}) but the registry does not serve it: ${(e as Error).message}`, { cause: e });
     }),
-    Promise.allSettled(entries.map((d) => client.headManifest(registry, repository, d))),
+    asked.heads ?? Promise.allSettled(entries.map((d) => client.headManifest(registry, repository, d))),
   ]);
   let back = tagged;
   let tagMovedTo: string | undefined;

@@ -6,7 +6,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from './http.js';
+import { Agent, Client, request, type Dispatcher } from './http.js';
 import { AuthError, RegistryError } from '../errors.js';
 import { registerSecret } from '../util/secrets.js';
 import { parseWwwAuthenticate, type Challenge } from './auth.js';
@@ -60,6 +60,19 @@ export interface ClientOptions {
   readonly timeouts?: Timeouts;
   /** Told about every retry, so it can be shown as a progress line. */
   readonly onRetry?: (info: RetryInfo) => void;
+  /** Told about every answer (or failure) of every request: `--debug`'s request log. */
+  readonly onRequest?: (info: RequestInfo) => void;
+}
+
+/** One request as the request log shows it: no headers, no query (they may carry credentials). */
+export interface RequestInfo {
+  readonly method: string;
+  readonly registry: string;
+  readonly path: string;
+  /** The HTTP status, or the failure. */
+  readonly outcome: number | string;
+  readonly startedMs: number;
+  readonly ms: number;
 }
 
 export interface ReqOpts {
@@ -82,6 +95,8 @@ export class Transport {
   readonly credentials: CredentialStore;
   readonly timeouts: Timeouts;
   private readonly bases = new Map<string, Promise<string>>();
+  /** Per registry, the base an answer came from: no ping needs waiting for once one request was answered. */
+  private readonly confirmed = new Map<string, string>();
   private readonly challenges = new Map<string, Challenge | null>();
   private readonly tokens = new Map<string, Promise<string>>();
   private readonly agents = new Map<string, Agent>();
@@ -151,28 +166,72 @@ export class Transport {
   agent(registry: string): Agent {
     let a = this.agents.get(registry);
     if (!a) {
-      const certsDir = this.opts.certsDir ?? process.env.CROSSBUILD_CERTS_D ?? '/etc/docker/certs.d';
-      const caFile = `${certsDir}/${registry}/ca.crt`;
-      const ca = existsSync(caFile) ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
-      a = new Agent({
-        connections: 16,
-        keepAliveTimeout: 10_000,
-        // TLS is verified unless --insecure, loopback included: a loopback registry without TLS is
-        // reached through the plain-HTTP fallback instead.
-        connect: { rejectUnauthorized: this.opts.insecure !== true, timeout: this.timeouts.connectMs, ...(ca ? { ca } : {}) },
-        headersTimeout: this.timeouts.headersMs,
-        bodyTimeout: this.timeouts.bodyIdleMs,
-      });
+      a = new Agent({ connections: 16, keepAliveTimeout: 10_000, ...this.connectionOptions(registry) });
       this.agents.set(registry, a);
     }
     return a;
   }
 
+  private connectionOptions(registry: string) {
+    const certsDir = this.opts.certsDir ?? process.env.CROSSBUILD_CERTS_D ?? '/etc/docker/certs.d';
+    const caFile = `${certsDir}/${registry}/ca.crt`;
+    const ca = existsSync(caFile) ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
+    return {
+      // TLS is verified unless --insecure, loopback included: a loopback registry without TLS is
+      // reached through the plain-HTTP fallback instead.
+      connect: { rejectUnauthorized: this.opts.insecure !== true, timeout: this.timeouts.connectMs, ...(ca ? { ca } : {}) },
+      headersTimeout: this.timeouts.headersMs,
+      bodyTimeout: this.timeouts.bodyIdleMs,
+    };
+  }
+
+  /**
+   * A write and a read of what it wrote in one round trip: both on one new connection, the read
+   * sent right behind the write (HTTP/1.1 pipelining). A server answers pipelined requests in
+   * order and may not start a read before an unsafe request ahead of it is done (RFC 9112 §9.3.2),
+   * so the read sees the write — on a server that keeps to that: a read that disagrees proves
+   * nothing and must be asked again after the write's answer. Only once the registry has answered (its scheme and challenge are
+   * known). Undefined whenever it did not go cleanly in one go (a 401, a 429/5xx, a connection
+   * that broke): the caller then takes the ordinary way, with its retries.
+   */
+  async pipelined(registry: string, write: { method: string; path: string; o: ReqOpts }, read: { method: string; path: string; o: ReqOpts }): Promise<[Resp, Resp] | undefined> {
+    const base = this.confirmed.get(registry);
+    if (!base || !(write.o.body === undefined || Buffer.isBuffer(write.o.body))) return undefined;
+    const client = new Client(base, { pipelining: 2, ...this.connectionOptions(registry) });
+    const one = async (r: typeof write, first: boolean): Promise<Resp> => {
+      const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...(r.o.headers ?? {}) };
+      const auth = await this.authHeader(registry, r.o.scopes);
+      if (auth) headers.authorization = auth;
+      return this.logged(r.method, registry, r.path, () =>
+        request(`${base}${r.path}`, { method: r.method as Dispatcher.HttpMethod, headers, ...(r.o.body !== undefined ? { body: r.o.body } : {}), dispatcher: client, signal: this.signal, ...(first ? { blocking: false, idempotent: true } : {}) }),
+      );
+    };
+    try {
+      // Queued in this order on the one connection: the write goes out first.
+      const [w, r] = await Promise.allSettled([one(write, true), one(read, false)]);
+      const bad = (x: PromiseSettledResult<Resp>) => x.status === 'rejected' || x.value.statusCode === 401 || x.value.statusCode === 429 || x.value.statusCode >= 500;
+      if (bad(w) || bad(r)) {
+        for (const x of [w, r]) if (x.status === 'fulfilled') await x.value.body.dump().catch(() => undefined);
+        if (this.signal.aborted) throw new CancelledError(`${write.method} ${registry}${stripQuery(write.path)}`);
+        return undefined;
+      }
+      return [(w as PromiseFulfilledResult<Resp>).value, (r as PromiseFulfilledResult<Resp>).value];
+    } finally {
+      // Closed once both answers are read (or at once on failure).
+      void client.close().catch(() => undefined);
+    }
+  }
+
   /** http or https, decided once per registry: plain when asked, https else, http fallback for insecure/loopback. */
   base(registry: string): Promise<string> {
+    const known = this.confirmed.get(registry);
+    if (known) return Promise.resolve(known);
     let b = this.bases.get(registry);
     if (!b) {
-      b = this.resolveBase(registry);
+      b = this.resolveBase(registry).then((base) => {
+        if (!this.confirmed.has(registry)) this.confirmed.set(registry, base);
+        return this.confirmed.get(registry)!;
+      });
       this.bases.set(registry, b);
       b.catch(() => this.bases.delete(registry));
     }
@@ -213,7 +272,7 @@ export class Transport {
       async (_attempt, last) => {
         let r: Resp;
         try {
-          r = await request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent(registry), headers: { 'user-agent': USER_AGENT }, signal: this.signal });
+          r = await this.logged('GET', registry, '/v2/', () => request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent(registry), headers: { 'user-agent': USER_AGENT }, signal: this.signal }));
         } catch (e) {
           if (this.signal.aborted) throw new CancelledError(`GET ${base}/v2/`);
           const why = `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`;
@@ -328,18 +387,17 @@ export class Transport {
   }
 
   private async sendUntracked(registry: string, method: string, path: string, o: ReqOpts): Promise<Resp> {
-    const base = await this.base(registry);
     const replayable = o.body === undefined || Buffer.isBuffer(o.body);
     const canRetry = o.idempotent && replayable;
     let authRetried = false;
-    const exchange = async (last: boolean): Promise<Resp> => {
+    const exchange = async (base: string, last: boolean): Promise<Resp> => {
       const url = path.startsWith('http') ? path : `${base}${path}`;
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...(o.headers ?? {}) };
       const auth = await this.authHeader(registry, o.scopes);
       if (auth) headers.authorization = auth;
       let res: Resp;
       try {
-        res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(o.body !== undefined ? { body: o.body } : {}), dispatcher: this.agent(registry), signal: this.signal });
+        res = await this.logged(method, registry, path, () => request(url, { method: method as Dispatcher.HttpMethod, headers, ...(o.body !== undefined ? { body: o.body } : {}), dispatcher: this.agent(registry), signal: this.signal }));
       } catch (e) {
         if (this.signal.aborted) throw new CancelledError(`${method} ${registry}${stripQuery(path)}`);
         throw new RegistryError(`${method} ${registry}${stripQuery(path)}${o.what ? ` (${o.what})` : ''} failed: ${describeCause(e)}`, { retriable: true, cause: e });
@@ -349,11 +407,12 @@ export class Transport {
         const ch = parseWwwAuthenticate(header(res, 'www-authenticate'));
         if (ch) {
           this.challenges.set(registry, ch);
-          // A new challenge may name a different realm or scope; drop tokens for this registry.
-          for (const k of this.tokens.keys()) if (k.startsWith(`${registry}|`)) this.tokens.delete(k);
+          // A token that was refused, or a new challenge (another realm or scope): drop this
+          // registry's tokens. A request sent before the challenge was known drops nothing.
+          if (auth) for (const k of this.tokens.keys()) if (k.startsWith(`${registry}|`)) this.tokens.delete(k);
         }
         authRetried = true;
-        return exchange(last);
+        return exchange(base, last);
       }
       if (res.statusCode === 401 || res.statusCode === 403) {
         const detail = await errorDetail(res);
@@ -369,12 +428,80 @@ export class Transport {
       }
       return res;
     };
-    return this.retry(method, registry, path, (_attempt, last) => exchange(last), (e) => {
-      if (!canRetry) return undefined;
+    // The first request to a registry does not wait for the ping: it goes out beside it, on the
+    // scheme the ping tries first, and an HTTP answer settles the scheme (a round trip saved per
+    // command; a 401 teaches the challenge as the ping would; a 429/5xx goes through the retry
+    // policy as any). No answer at all, or a 400 (a TLS server spoken to in plain HTTP), waits for
+    // the ping: its error says more, and on another scheme the request is sent again there.
+    let base = this.confirmed.get(registry);
+    const ping = base === undefined ? this.base(registry) : undefined;
+    ping?.catch(() => undefined);
+    if (base === undefined && (!replayable || path.startsWith('http'))) base = await ping!;
+    let pingFailed = false;
+    const viaPing = async (): Promise<string> => {
+      try {
+        return await ping!;
+      } catch (e) {
+        pingFailed = true;
+        throw e;
+      }
+    };
+    const attempt = async (last: boolean): Promise<Resp> => {
+      if (base !== undefined) return exchange(base, last);
+      const guess = this.firstScheme(registry);
+      const settle = () => {
+        if (!this.confirmed.has(registry)) this.confirmed.set(registry, guess);
+        base = this.confirmed.get(registry);
+      };
+      let res: Resp;
+      try {
+        res = await exchange(guess, last);
+      } catch (e) {
+        if (e instanceof StatusRetry || e instanceof AuthError) settle();
+        if (base !== undefined || e instanceof CancelledError) throw e;
+        base = await viaPing();
+        if (base === guess) throw e;
+        authRetried = false;
+        return exchange(base, last);
+      }
+      if (res.statusCode !== 400) {
+        settle();
+        return res;
+      }
+      base = await viaPing();
+      if (base === guess) return res;
+      await res.body.dump().catch(() => undefined);
+      authRetried = false;
+      return exchange(base, last);
+    };
+    return this.retry(method, registry, path, (_attempt, last) => attempt(last), (e) => {
+      if (!canRetry || pingFailed) return undefined;
       if (e instanceof StatusRetry) return { reason: `HTTP ${e.status}`, ...(e.afterMs !== undefined ? { afterMs: e.afterMs } : {}) };
       if (e instanceof RegistryError && e.retriable && !(e instanceof AuthError)) return { reason: describeCause(e.cause ?? e) };
       return undefined;
     });
+  }
+
+  /** The base the ping tries first (see resolveBase). */
+  private firstScheme(registry: string): string {
+    const host = this.host(registry);
+    return this.opts.plainHttp || isLoopbackRegistry(registry) ? `http://${host}` : `https://${host}`;
+  }
+
+  /** One HTTP exchange, told to the request log (`--debug`). */
+  private async logged(method: string, registry: string, path: string, send: () => Promise<Resp>): Promise<Resp> {
+    const log = this.opts.onRequest;
+    if (!log) return send();
+    const t0 = Date.now();
+    const startedMs = Math.round(performance.now());
+    try {
+      const res = await send();
+      log({ method, registry, path: stripQuery(path), outcome: res.statusCode, startedMs, ms: Date.now() - t0 });
+      return res;
+    } catch (e) {
+      log({ method, registry, path: stripQuery(path), outcome: describeCause(e), startedMs, ms: Date.now() - t0 });
+      throw e;
+    }
   }
 }
 

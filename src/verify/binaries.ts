@@ -85,7 +85,7 @@ export interface BinariesResult {
 /** Library folders the dynamic loader searches by default, plus Debian's multiarch ones present in the image. */
 function libraryDirs(fs: ImageFs): string[] {
   const dirs = ['lib', 'usr/lib', 'lib64', 'usr/lib64', 'usr/local/lib', 'lib32', 'usr/lib32'];
-  for (const [path, e] of fs.entries) if (e.type === 'dir' && /^(usr\/)?lib\/[a-z0-9_]+-linux-[a-z0-9_]+$/.test(path)) dirs.push(path);
+  for (const [path, e] of fs.entries) if (e.type === 'dir' && path.includes('-linux-') && /^(usr\/)?lib\/[a-z0-9_]+-linux-[a-z0-9_]+$/.test(path)) dirs.push(path);
   return dirs;
 }
 
@@ -181,9 +181,13 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
   const neededBy = new Map<string, string>();
   const dirs = libraryDirs(fs);
   const libCache = new Map<string, Resolution | undefined>();
+  /** Loaders resolved once: every program of an image names the same one or two. */
+  const interps = new Map<string, Resolution>();
   const findLib = (name: string, runpath: readonly string[], origin: string): Resolution | undefined => {
     if (name.includes('/')) return fs.resolve(name);
-    const key = `${runpath.join(':')}|${origin}|${name}`;
+    // Where the file is matters only to a RUNPATH that names $ORIGIN: most lookups share one answer.
+    const rp = runpath.join(':');
+    const key = `${rp}|${rp.includes('ORIGIN') ? origin : ''}|${name}`;
     if (libCache.has(key)) return libCache.get(key);
     let hit: Resolution | undefined;
     for (const d of [...runpath.map((r) => r.replace(/\$(ORIGIN|\{ORIGIN\})/g, `/${origin}`)), ...dirs]) {
@@ -214,7 +218,8 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
     }
     const dyn = e.elf.dynamic;
     if (dyn?.interp) {
-      const lr = fs.resolve(dyn.interp);
+      let lr = interps.get(dyn.interp);
+      if (!lr) interps.set(dyn.interp, (lr = fs.resolve(dyn.interp)));
       programFiles.add(lr.path);
       let problem: string | undefined;
       if (lr.status === 'deleted') problem = `was deleted by a whiteout in layer ${lr.layer}`;

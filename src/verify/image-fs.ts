@@ -33,6 +33,10 @@ export interface UnknownEntry {
 
 /** Normalise a tar path inside the root: no leading "/", no "..", no trailing "/". */
 export function normalizeTarPath(name: string): { path: string; escaped: boolean } {
+  // Most names are already plain ("usr/bin/x"): nothing at either end, no "//", no "." or ".."
+  // component (a "/." also catches dot-files, which take the careful way below).
+  const c0 = name.charCodeAt(0);
+  if (c0 !== 46 && c0 !== 47 && name.charCodeAt(name.length - 1) !== 47 && !name.includes('//') && !name.includes('/.')) return { path: name, escaped: false };
   // The usual name ("./usr/bin/x", "usr/lib/") needs no normalising: only the ends are trimmed.
   if (!/(^|\/)\.\.?(\/|$)|\/\//.test(name.replace(/^\.\//, ''))) return { path: name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, ''), escaped: false };
   const n = posix.normalize(`/${name}`);
@@ -54,6 +58,13 @@ export class ImageFs {
   private readonly opaque = new Map<string, number>();
   private pendingDeleted = new Map<string, number>();
   private pendingOpaque = new Map<string, number>();
+  /**
+   * hiddenBy of directories, remembered: the same parents come up for every entry below them.
+   * What hides stays hidden (the maps only grow within a layer; add() puts nothing under a hidden
+   * path), and what is not hidden can only become so by a non-directory added at a remembered path:
+   * then, and whenever whiteouts change or a layer is read again, it is forgotten.
+   */
+  private readonly hiddenMemo = new Map<string, number | undefined>();
   private layer = -1;
   readonly warnings: string[] = [];
   /** Entries of unknown types, in every layer (they shadow nothing: no runtime creates them). */
@@ -62,11 +73,13 @@ export class ImageFs {
 
   beginLayer(index: number): void {
     this.layer = index;
+    this.hiddenMemo.clear();
     this.layerStart = { warnings: this.warnings.length, unknown: this.unknown.length };
   }
 
   /** Forget what the current layer added so far (its stream broke off and is read again). */
   resetLayer(): void {
+    this.hiddenMemo.clear();
     for (const [p, e] of this.entries) if (e.layer === this.layer) this.entries.delete(p);
     this.pendingDeleted = new Map();
     this.pendingOpaque = new Map();
@@ -89,23 +102,27 @@ export class ImageFs {
     for (const [p, l] of this.pendingOpaque) if (!this.opaque.has(p)) this.opaque.set(p, l);
     this.pendingDeleted = new Map();
     this.pendingOpaque = new Map();
+    this.hiddenMemo.clear();
   }
 
-  /** Which layer's whiteout hides this path, if any (the path itself or an ancestor, or an opaque dir). */
+  /**
+   * Which layer's whiteout hides this path, if any: a whiteout of the path or of an ancestor, an
+   * opaque marker in its parent, or a non-directory above it (which hides everything under it).
+   */
   hiddenBy(path: string): number | undefined {
-    let p = path;
-    for (;;) {
-      const d = this.deleted.get(p);
-      if (d !== undefined) return d;
-      const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
-      const o = this.opaque.get(parent);
-      if (o !== undefined && p !== parent) return o;
-      if (p === '') return undefined;
-      // A non-directory above hides everything under it.
-      const anc = this.entries.get(parent);
-      if (parent !== '' && anc && anc.type !== 'dir') return anc.layer;
-      p = parent;
-    }
+    const d = this.deleted.get(path);
+    if (d !== undefined || path === '') return d;
+    const slash = path.lastIndexOf('/');
+    const parent = slash < 0 ? '' : path.slice(0, slash);
+    const o = this.opaque.get(parent);
+    if (o !== undefined) return o;
+    if (parent === '') return this.deleted.get('');
+    const anc = this.entries.get(parent);
+    if (anc && anc.type !== 'dir') return anc.layer;
+    if (this.hiddenMemo.has(parent)) return this.hiddenMemo.get(parent);
+    const up = this.hiddenBy(parent);
+    this.hiddenMemo.set(parent, up);
+    return up;
   }
 
   /**
@@ -115,8 +132,9 @@ export class ImageFs {
   add(name: string, e: Omit<FsEntry, 'layer'>): FsEntry | undefined {
     const { path, escaped } = normalizeTarPath(name);
     if (escaped) this.warn(`entry "${name}" points outside the root; read as /${path}`);
-    const base = posix.basename(path);
-    const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
+    const slash = path.lastIndexOf('/');
+    const base = slash < 0 ? path : path.slice(slash + 1);
+    const dir = slash < 0 ? '' : path.slice(0, slash);
     if (base === '.wh..wh..opq') {
       if (!this.pendingOpaque.has(dir)) this.pendingOpaque.set(dir, this.layer);
       return undefined;
@@ -134,6 +152,8 @@ export class ImageFs {
     if (e.elf) entry.elf = e.elf;
     if (e.shebang !== undefined) entry.shebang = e.shebang;
     if (e.malformedElf !== undefined) entry.malformedElf = e.malformedElf;
+    // A non-directory where a remembered parent was: what is under it is hidden from now on.
+    if (e.type !== 'dir' && this.hiddenMemo.has(path)) this.hiddenMemo.clear();
     this.entries.set(path, entry);
     return entry;
   }

@@ -11,6 +11,8 @@ export interface StubRequest {
   readonly path: string;
   readonly at: number;
   readonly range?: string;
+  /** The client's port: requests that share it came on one connection. */
+  readonly port: number;
 }
 
 /** Return true when the fault handled the request (answered, stalled or dropped it). */
@@ -41,7 +43,7 @@ export async function startRegistryStub(): Promise<RegistryStub> {
   const stub: Partial<RegistryStub> = {};
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
-    requests.push({ method: req.method ?? '', path, at: Date.now(), ...(req.headers.range ? { range: String(req.headers.range) } : {}) });
+    requests.push({ method: req.method ?? '', path, at: Date.now(), port: req.socket.remotePort ?? 0, ...(req.headers.range ? { range: String(req.headers.range) } : {}) });
     n++;
     if (stub.fault && (await stub.fault(req, res, n))) return;
     const chunks: Buffer[] = [];

@@ -223,9 +223,15 @@ describe('TLS registry with Basic auth (htpasswd), children copied from another 
 
   it('pushes with --username/--password-stdin, verifying TLS with the certs.d CA', async () => {
     const target = `${reg.addr}/app:v1`;
-    const r = await cli(['manifest', 'push', 'from-spec', specFile('tls.yaml', seedSpec(target)), '--type', 'oci', '--username', 'alice', '--password-stdin'], { input: `${password}\n` });
+    const r = await cli(['manifest', 'push', 'from-spec', specFile('tls.yaml', seedSpec(target)), '--type', 'oci', '--username', 'alice', '--password-stdin', '--debug'], { input: `${password}\n` });
     expect(r.stderr).not.toContain(password);
+    expect(r.stderr).not.toContain(Buffer.from(`alice:${password}`).toString('base64'));
     expect(r.exitCode).toBe(0);
+    // --debug's request log: every request with its answer, never a header. The list is written
+    // and read back (the read on the PUT's connection, behind it).
+    expect(r.stderr).toMatch(new RegExp(`debug: \\+\\d+ms PUT ${reg.addr.replace(/\./g, '\\.')}/v2/app/manifests/v1 → 201 \\(\\d+ ms\\)`));
+    expect(r.stderr).toMatch(new RegExp(`debug: \\+\\d+ms GET ${reg.addr.replace(/\./g, '\\.')}/v2/app/manifests/v1 → 200`));
+    expect(r.stderr).not.toMatch(/authorization|Basic /i);
     expect(r.stderr).toMatch(/0 blob\(s\) mounted, [1-9]\d* copied/);
     const sk = await execa('skopeo', ['inspect', '--raw', '--creds', `alice:${password}`, '--cert-dir', `/etc/docker/certs.d/${reg.addr}`, `docker://${target}`]);
     const idx = JSON.parse(sk.stdout) as Index;

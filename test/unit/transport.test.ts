@@ -4,7 +4,7 @@
 // registry which answered 201 but stored nothing.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../src/errors.js';
-import { RegistryClient, type RetryInfo } from '../../src/registry/client.js';
+import { RegistryClient, type RequestInfo, type RetryInfo } from '../../src/registry/client.js';
 import { publishList } from '../../src/registry/publish.js';
 import { CancelledError, retry } from '../../src/util/retry.js';
 import { startRegistryStub, type RegistryStub } from '../helpers/registry-stub.js';
@@ -249,6 +249,43 @@ describe('typed reads', () => {
     const h = await c.headManifest(reg.addr, 'app', 'v1');
     expect(h).toEqual({ digest: d, mediaType: MANIFEST, size: reg.manifests.get('app')!.get(d)!.bytes.length });
     expect(reg.requests.filter((r) => r.method === 'GET' && r.path === '/v2/app/manifests/v1')).toHaveLength(1);
+    await c.close();
+  });
+});
+
+describe('round trips', () => {
+  it('the first request goes out beside the ping, not after it, and the request log tells both', async () => {
+    const d = image('app', 'v1');
+    reg.fault = async (req) => {
+      if (req.url === '/v2/') await new Promise((r) => setTimeout(r, 400));
+      return false;
+    };
+    const log: RequestInfo[] = [];
+    const c = client({ onRequest: (r) => log.push(r) });
+    const t0 = Date.now();
+    const m = await c.manifest(reg.addr, 'app', 'v1');
+    const took = Date.now() - t0;
+    expect(m.descriptor.digest).toBe(d);
+    // Answered while the ping still waited: it did not queue behind it.
+    expect(took).toBeLessThan(350);
+    expect(log.map((r) => `${r.method} ${r.path} ${r.outcome}`)).toContain('GET /v2/app/manifests/v1 200');
+    await c.close();
+  });
+
+  it('a list is written and read back on one connection, the GET right behind the PUT (this stub runs them side by side: a read that disagrees is asked again)', async () => {
+    const d = image('app', 'v1-arm64');
+    const size = reg.manifests.get('app')!.get(d)!.bytes.length;
+    const c = client({ attempts: 1 });
+    const entry = { mediaType: MANIFEST, digest: d, size, platform: { os: 'linux', architecture: 'arm64' } };
+    await c.headManifest(reg.addr, 'app', d); // the registry has answered once: its scheme is known
+    reg.requests.length = 0;
+    const res = await publishList(c, { registry: reg.addr, repository: 'app' }, 'v1', 'oci', [entry]);
+    const put = reg.requests.findIndex((r) => r.method === 'PUT' && r.path === '/v2/app/manifests/v1');
+    const get = reg.requests.findIndex((r) => r.method === 'GET' && r.path === '/v2/app/manifests/v1');
+    expect(put).toBeGreaterThanOrEqual(0);
+    expect(get).toBeGreaterThan(put);
+    expect(reg.requests[get]!.port).toBe(reg.requests[put]!.port);
+    expect(reg.manifests.get('app')!.get('v1')!.bytes.length).toBe(res.size);
     await c.close();
   });
 });
