@@ -59,6 +59,21 @@ describe('every ELF file of the image', () => {
     expect(r.stats.mismatches).toBe(2);
   });
 
+  it('a RUNPATH with $ORIGIN is looked up from each program\'s own folder', () => {
+    const withOrigin = { ...trueArm64, dynamic: { ...trueArm64.dynamic, needed: [...(trueArm64.dynamic?.needed ?? []), 'libfoo.so'], runpath: ['$ORIGIN/../lib'] } };
+    const fs = image({
+      ...userland,
+      'opt/a/bin/app': { type: 'file', elf: withOrigin },
+      'opt/a/lib/libfoo.so': { type: 'file', elf: busyboxArm64 },
+      'opt/b/bin/app': { type: 'file', elf: withOrigin },
+      'opt/b/lib/libfoo.so': { type: 'file', elf: trueAmd64 },
+    });
+    const r = judgeBinaries(fs, arm64, cfg, true);
+    expect(r.check.verdict).toBe('fail');
+    expect(r.check.evidence).toContain('/opt/b/lib/libfoo.so is ELF64 LSB x86-64 (needed by /opt/b/bin/app)');
+    expect(r.check.evidence).not.toContain('needed by /opt/a/bin/app');
+  });
+
   it('a dynamic ELF whose loader is missing, or foreign, fails naming the loader', () => {
     const { 'usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1': _gone, ...noLoader } = userland;
     const missing = judgeBinaries(image(noLoader), arm64, cfg, true);

@@ -55,6 +55,21 @@ describe('the merged filesystem', () => {
     expect(fs.entries.has('opt/app')).toBe(false);
   });
 
+  it('a non-directory that appears where folders were implied hides what comes under it afterwards', () => {
+    // Lookups of parent folders are remembered; a file (or link) later written at one of them
+    // must hide everything below it from then on, however deep, in its own layer and below.
+    const fs = build([
+      [['a/b/c/x', file], ['a/b/y', file], ['a/b', file], ['a/b/z', file], ['a/b/c/w', file], ['p/q/r', file], ['p', link('/tmp')], ['p/q/s', file]],
+      [['a/b/c/v', file], ['p/q/t', file], ['m/n', file]],
+    ]);
+    expect([...fs.entries.keys()].sort()).toEqual(['a/b', 'a/b/c/x', 'a/b/y', 'm/n', 'p', 'p/q/r'].sort());
+    expect(fs.resolve('/a/b/c/x')).toMatchObject({ status: 'absent' });
+    // Forgotten again between layers: whiteouts of the upper layer now hide below.
+    const wh = build([[['d/.wh.e', file], ['d/f', file]], [['d/e/g', file], ['d/f', file], ['d/h', file]]]);
+    expect([...wh.entries.keys()].sort()).toEqual(['d/f', 'd/h']);
+    expect(wh.entries.get('d/f')?.layer).toBe(1);
+  });
+
   it('resolves relative, absolute and chained symlinks, clamped at the root', () => {
     const fs = build([
       [
