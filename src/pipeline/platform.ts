@@ -344,6 +344,10 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   throwIfInterrupted(o.lifecycle);
   hooks.step('pushing', r.ref);
   const tag = suffixedTag(cfg, t);
+  // The suffixed name stays in the engine, as after `docker push`: on the solve's result (every
+  // platform of it, this one picked with --platform). Named beside the registry's tag, not after:
+  // the image is proven either way.
+  const named = docker.tag(local, r.ref).catch(() => undefined);
   if (inReg.attestations.length > 0) {
     const image: ListEntry = { mediaType: inReg.image.mediaType, digest: entry.digest, size: inReg.image.size, platform: entry.platform };
     const own = await publishList(client, cfg.image, tag, 'oci', [image, ...inReg.attestations]);
@@ -352,9 +356,7 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
     const m = await client.getManifest(registry, repository, entry.digest);
     await client.putManifest(registry, repository, tag, m.bytes, m.mediaType);
   }
-  // The suffixed name stays in the engine, as after `docker push`: on the solve's result (every
-  // platform of it, this one picked with --platform).
-  await docker.tag(local, r.ref).catch(() => undefined);
+  await named;
   announce(r, runtime, hooks);
 }
 
