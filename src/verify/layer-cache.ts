@@ -44,6 +44,12 @@ export const DEFAULT_CACHE_MAX_BYTES = 512 * 1024 * 1024;
 
 export class LayerCache {
   private key: Buffer | undefined;
+  /**
+   * What the folder holds, least recently used first, read once (on the first write) and kept
+   * up to date by this process's own writes: a verify that writes many entries lists the folder
+   * once, not once per entry.
+   */
+  private held: { n: string; size: number; used: number }[] | undefined;
 
   constructor(
     readonly dir: string,
@@ -104,6 +110,7 @@ export class LayerCache {
       try {
         const now = new Date();
         utimesSync(f, now, now); // recently used (a read-only shared cache still serves)
+        this.recent(f);
       } catch {
         // not ours to touch
       }
@@ -121,28 +128,41 @@ export class LayerCache {
       const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
       writeFileSync(tmp, text, { mode: 0o600 });
       renameSync(tmp, this.file(digest));
-      this.evict();
+      this.evict(`${digest.replace(':', '-')}.json`, Buffer.byteLength(text));
     } catch {
       // a full or read-only disk: verification goes on uncached
     }
   }
 
-  /** Least recently used entries go until the folder fits its cap. */
-  private evict(): void {
-    const entries = readdirSync(this.dir)
-      .filter((n) => n.startsWith('sha256-') && n.endsWith('.json'))
-      .flatMap((n) => {
-        try {
-          const s = statSync(join(this.dir, n));
-          return [{ n, size: s.size, used: s.mtimeMs }];
-        } catch {
-          return [];
-        }
-      })
-      .sort((a, b) => a.used - b.used);
-    let total = entries.reduce((t, e) => t + e.size, 0);
-    for (const e of entries) {
-      if (total <= this.maxBytes) break;
+  /** An entry just read is the most recently used one, in the list this process keeps too. */
+  private recent(file: string): void {
+    if (!this.held) return;
+    const n = file.slice(file.lastIndexOf('/') + 1);
+    const i = this.held.findIndex((e) => e.n === n);
+    if (i >= 0) this.held.push({ ...this.held.splice(i, 1)[0]!, used: Date.now() });
+  }
+
+  /** Least recently used entries go until the folder fits its cap (`written` just now, `size` bytes). */
+  private evict(written: string, size: number): void {
+    if (!this.held) {
+      this.held = readdirSync(this.dir)
+        .filter((n) => n.startsWith('sha256-') && n.endsWith('.json'))
+        .flatMap((n) => {
+          try {
+            const s = statSync(join(this.dir, n));
+            return [{ n, size: s.size, used: s.mtimeMs }];
+          } catch {
+            return [];
+          }
+        })
+        .sort((a, b) => a.used - b.used);
+    } else {
+      this.held = this.held.filter((e) => e.n !== written);
+      this.held.push({ n: written, size, used: Date.now() });
+    }
+    let total = this.held.reduce((t, e) => t + e.size, 0);
+    while (total > this.maxBytes && this.held.length > 0) {
+      const e = this.held.shift()!;
       rmSync(join(this.dir, e.n), { force: true });
       total -= e.size;
     }
