@@ -12,7 +12,7 @@ import {
 } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform } from '../platform/platform.js';
 import type { RegistryClient, RemoteManifest } from '../registry/client.js';
-import { writeListTag } from '../registry/publish.js';
+import { ReadBackError, writeListTag } from '../registry/publish.js';
 import { formatReference, manifestReference, withTag, type ImageRef } from '../oci/reference.js';
 import type { SpecChild, SpecPlatform } from './spec.js';
 
@@ -68,23 +68,30 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
 /**
  * One mount or copy per blob into the target repository, shared by every child that needs it (a
  * child's manifest waits for its blobs, else the registry may refuse it with MANIFEST_BLOB_UNKNOWN).
- * Mounts within one registry start as soon as a child is read, beside the reads still to come: a
- * mounted blob is reachable by nothing until a manifest names it, so bad input still leaves no
- * manifest and no tag behind. Copies from another registry wait until the plan is checked.
+ * Mounts within one registry are tried as soon as a child is read, beside the reads still to come:
+ * a mounted blob is reachable by nothing until a manifest names it, so bad input still leaves no
+ * manifest and no tag behind. A registry that will not mount (it starts an upload instead) is let
+ * go at once: copies, within a registry or from another, wait until the plan is checked.
  */
 class BlobTransfers {
+  private readonly early = new Map<string, Promise<boolean>>();
   private readonly inFlight = new Map<string, Promise<void>>();
-  readonly counts = { mounted: 0, copied: 0, existed: 0 };
+  private readonly how = new Map<string, 'existed' | 'mounted' | 'copied'>();
 
   constructor(
     private readonly client: RegistryClient,
     private readonly target: ImageRef,
   ) {}
 
-  /** Start what may start early (mounts); nothing waits for it yet. */
+  /** Try the mounts of a child just read; nothing waits for them yet. */
   begin(job: CopyJob): void {
     if (job.from.registry !== this.target.registry) return;
-    for (const b of job.blobs) this.transfer(job, b).catch(() => undefined);
+    const { client, target } = this;
+    for (const b of job.blobs) {
+      if (this.early.has(b.digest)) continue;
+      const tried = client.tryMountBlob(target.registry, target.repository, b.digest, job.from.repository).catch(() => false);
+      this.early.set(b.digest, tried);
+    }
   }
 
   /** Every blob of `job` in the target repository. */
@@ -92,16 +99,30 @@ class BlobTransfers {
     await Promise.all(job.blobs.map((b) => this.transfer(job, b)));
   }
 
+  /** What it took to bring the blobs of these jobs over (each blob once). */
+  counts(jobs: readonly CopyJob[]): { mounted: number; copied: number; existed: number } {
+    const out = { mounted: 0, copied: 0, existed: 0 };
+    for (const d of new Set(jobs.flatMap((j) => j.blobs.map((b) => b.digest)))) {
+      const h = this.how.get(d);
+      if (h) out[h]++;
+    }
+    return out;
+  }
+
   private transfer(job: CopyJob, b: { digest: string; size: number }): Promise<void> {
     let p = this.inFlight.get(b.digest);
     if (!p) {
       const { client, target } = this;
       p = (async () => {
-        const how =
-          job.from.registry === target.registry
-            ? await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository)
-            : await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest, { size: b.size, what: `copy of ${b.digest} from ${job.from.registry}/${job.from.repository}` }));
-        this.counts[how === 'exists' ? 'existed' : how === 'mounted' ? 'mounted' : 'copied']++;
+        let how: 'exists' | 'mounted' | 'copied' | 'uploaded';
+        if (job.from.registry !== target.registry) {
+          how = await client.pushBlob(target.registry, target.repository, b.digest, b.size, () => client.getBlob(job.from.registry, job.from.repository, b.digest, { size: b.size, what: `copy of ${b.digest} from ${job.from.registry}/${job.from.repository}` }));
+        } else if (await (this.early.get(b.digest) ?? false)) {
+          how = 'mounted';
+        } else {
+          how = await client.mountBlob(target.registry, target.repository, b.digest, b.size, job.from.repository);
+        }
+        this.how.set(b.digest, how === 'exists' ? 'existed' : how === 'mounted' ? 'mounted' : 'copied');
       })();
       this.inFlight.set(b.digest, p);
     }
@@ -207,7 +228,7 @@ export async function pushList(client: RegistryClient, target: ImageRef, plan: P
       manifests++;
     }),
   );
-  const copied = { ...plan.blobs.counts, manifests };
+  const copied = { ...plan.blobs.counts(plan.copies), manifests };
   // Every tag, or an error that says exactly which tags now serve the new list and which do not.
   // The first is read back as it is written (nothing is reported before it is true: it serves the
   // list, every entry resolves).
@@ -221,6 +242,8 @@ export async function pushList(client: RegistryClient, target: ImageRef, plan: P
       moved.push(t);
     } catch (e) {
       const rest = tags.filter((x) => !moved.includes(x));
+      // The first tag was accepted but is not proven: no other tag follows it, and that is said as it is.
+      if (e instanceof ReadBackError) throw rest.length > 1 ? new ReadBackError(`${e.message}; tags not written: ${rest.slice(1).join(', ')}`, { cause: e }) : e;
       const msg = `${(e as Error).message}; tags moved to ${list.digest}: ${moved.length ? moved.join(', ') : 'none'}; not moved: ${rest.join(', ')}`;
       throw e instanceof RegistryError ? new RegistryError(msg, { ...(e.status !== undefined ? { status: e.status } : {}), ...(e.code !== undefined ? { code: e.code } : {}), retriable: e.retriable, cause: e }) : new RegistryError(msg, { cause: e });
     }

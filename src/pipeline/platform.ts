@@ -346,7 +346,8 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   const tag = suffixedTag(cfg, t);
   // The suffixed name stays in the engine, as after `docker push`: on the solve's result (every
   // platform of it, this one picked with --platform). Named beside the registry's tag, not after:
-  // the image is proven either way.
+  // the image is proven, and a local name that outlives a failed tag write is what `docker build
+  // -t` + a failed `docker push` leave too.
   const named = docker.tag(local, r.ref).catch(() => undefined);
   if (inReg.attestations.length > 0) {
     const image: ListEntry = { mediaType: inReg.image.mediaType, digest: entry.digest, size: inReg.image.size, platform: entry.platform };

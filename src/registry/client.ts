@@ -441,6 +441,26 @@ export class RegistryClient {
     return 'uploaded';
   }
 
+  /**
+   * A cross-repository mount and nothing more: true when mounted (or already there), false when
+   * the registry would rather take an upload (202: the session it opened is cancelled).
+   */
+  async tryMountBlob(registry: string, repository: string, digest: string, fromRepository: string): Promise<boolean> {
+    const q = new URLSearchParams({ mount: digest, from: fromRepository });
+    const scopes = [repositoryScope(repository, 'pull,push'), repositoryScope(fromRepository, 'pull')];
+    const res = await this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/?${q}`, { scopes, idempotent: true, what: `mount of ${digest} from ${fromRepository}` });
+    await res.body.dump();
+    if (res.statusCode === 201) return true;
+    const loc = header(res, 'location');
+    if (res.statusCode === 202 && loc) {
+      const url = new URL(loc, `${await this.base(registry)}/v2/${repository}/blobs/uploads/`);
+      await this.send(registry, 'DELETE', url.toString(), { scopes, idempotent: true, what: `cancel of an upload of ${digest}` })
+        .then((r) => r.body.dump())
+        .catch(() => undefined);
+    }
+    return false;
+  }
+
   /** Cross-repository mount on the same registry; when the registry starts an upload instead (202), the blob is streamed across. */
   async mountBlob(registry: string, repository: string, digest: string, size: number, fromRepository: string): Promise<'mounted' | 'copied'> {
     // No HEAD first: a mount of a blob the target already has answers 201 just the same.

@@ -8,6 +8,9 @@ import { formatReference, withTag, type ImageRef } from '../oci/reference.js';
 import type { ListKind } from '../oci/types.js';
 import type { ManifestHead, RegistryClient, RemoteManifest } from './client.js';
 
+/** The write was accepted but what the registry then serves is not proven: said as such, never as a failed write. */
+export class ReadBackError extends CrossbuildError {}
+
 export interface PublishedList {
   readonly ref: string;
   readonly digest: string;
@@ -69,7 +72,7 @@ export async function readBackList(
   // The tag and every entry are asked at once (or were already, by the writer): one round trip, not two.
   const [tagged, heads] = await Promise.all([
     (asked.served ?? client.manifest(registry, repository, tag)).catch((e: unknown) => {
-      throw new CrossbuildError(`read back: ${ref} was accepted (${digest}) but the registry does not serve it: ${(e as Error).message}`, { cause: e });
+      throw new ReadBackError(`read back: ${ref} was accepted (${digest}) but the registry does not serve it: ${(e as Error).message}`, { cause: e });
     }),
     asked.heads ?? Promise.allSettled(entries.map((d) => client.headManifest(registry, repository, d))),
   ]);
@@ -79,18 +82,18 @@ export async function readBackList(
     // Another writer may have moved the tag since (two runs of one tag): what we wrote must still
     // be stored, by its digest; a registry that stored nothing fails here all the same.
     back = await client.manifest(registry, repository, digest).catch((e: unknown) => {
-      throw new CrossbuildError(`read back: ${ref} serves ${tagged.descriptor.digest}, not the list just written (${digest}), and ${digest} is not stored: ${(e as Error).message}`, { cause: e });
+      throw new ReadBackError(`read back: ${ref} serves ${tagged.descriptor.digest}, not the list just written (${digest}), and ${digest} is not stored: ${(e as Error).message}`, { cause: e });
     });
-    if (back.descriptor.digest !== digest) throw new CrossbuildError(`read back: ${ref}@${digest} serves ${back.descriptor.digest}`);
+    if (back.descriptor.digest !== digest) throw new ReadBackError(`read back: ${ref}@${digest} serves ${back.descriptor.digest}`);
     tagMovedTo = tagged.descriptor.digest;
   }
-  if (back.kind !== 'index') throw new CrossbuildError(`read back: ${ref} serves a single image, not the list just written`);
+  if (back.kind !== 'index') throw new ReadBackError(`read back: ${ref} serves a single image, not the list just written`);
   const written = new Set(back.index.manifests.map((m) => m.digest));
   entries.forEach((d, i) => {
-    if (!written.has(d)) throw new CrossbuildError(`read back: ${ref} has no entry ${d}`);
+    if (!written.has(d)) throw new ReadBackError(`read back: ${ref} has no entry ${d}`);
     const h = heads[i]!;
-    if (h.status === 'rejected') throw h.reason;
-    if (!h.value || h.value.digest !== d) throw new CrossbuildError(`read back: entry ${d} of ${ref} does not resolve in ${repository}`);
+    if (h.status === 'rejected') throw new ReadBackError(`read back: entry ${d} of ${ref}: ${(h.reason as Error).message}`, { cause: h.reason });
+    if (!h.value || h.value.digest !== d) throw new ReadBackError(`read back: entry ${d} of ${ref} does not resolve in ${repository}`);
   });
   return tagMovedTo ? { tagMovedTo } : {};
 }

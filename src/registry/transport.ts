@@ -197,29 +197,39 @@ export class Transport {
   async pipelined(registry: string, write: { method: string; path: string; o: ReqOpts }, read: { method: string; path: string; o: ReqOpts }): Promise<[Resp, Resp] | undefined> {
     const base = this.confirmed.get(registry);
     if (!base || !(write.o.body === undefined || Buffer.isBuffer(write.o.body))) return undefined;
-    const client = new Client(base, { pipelining: 2, ...this.connectionOptions(registry) });
-    const one = async (r: typeof write, first: boolean): Promise<Resp> => {
-      const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...(r.o.headers ?? {}) };
-      const auth = await this.authHeader(registry, r.o.scopes);
-      if (auth) headers.authorization = auth;
-      return this.logged(r.method, registry, r.path, () =>
-        request(`${base}${r.path}`, { method: r.method as Dispatcher.HttpMethod, headers, ...(r.o.body !== undefined ? { body: r.o.body } : {}), dispatcher: client, signal: this.signal, ...(first ? { blocking: false, idempotent: true } : {}) }),
+    // A registry that asked for a pause gets it: the ordinary way waits and retries.
+    if ((this.pausedUntil.get(registry) ?? 0) > Date.now()) return undefined;
+    return tracked(`${write.method} ${registry}${stripQuery(write.path)} and ${read.method} behind it`, async () => {
+      // Both requests' credentials first, so nothing can put the read on the wire before the write.
+      const headers = await Promise.all(
+        [write, read].map(async (r) => {
+          const h: Record<string, string> = { 'user-agent': USER_AGENT, ...(r.o.headers ?? {}) };
+          const auth = await this.authHeader(registry, r.o.scopes);
+          if (auth) h.authorization = auth;
+          return h;
+        }),
       );
-    };
-    try {
-      // Queued in this order on the one connection: the write goes out first.
-      const [w, r] = await Promise.allSettled([one(write, true), one(read, false)]);
-      const bad = (x: PromiseSettledResult<Resp>) => x.status === 'rejected' || x.value.statusCode === 401 || x.value.statusCode === 429 || x.value.statusCode >= 500;
-      if (bad(w) || bad(r)) {
-        for (const x of [w, r]) if (x.status === 'fulfilled') await x.value.body.dump().catch(() => undefined);
-        if (this.signal.aborted) throw new CancelledError(`${write.method} ${registry}${stripQuery(write.path)}`);
-        return undefined;
+      const client = new Client(base, { pipelining: 2, ...this.connectionOptions(registry) });
+      const one = (r: typeof write, h: Record<string, string>, first: boolean): Promise<Resp> =>
+        this.logged(r.method, registry, r.path, () =>
+          request(`${base}${r.path}`, { method: r.method as Dispatcher.HttpMethod, headers: h, ...(r.o.body !== undefined ? { body: r.o.body } : {}), dispatcher: client, signal: this.signal, ...(first ? { blocking: false, idempotent: true } : {}) }),
+        );
+      try {
+        // Queued in this order on the one connection: the write goes out first.
+        const [w, r] = await Promise.allSettled([one(write, headers[0]!, true), one(read, headers[1]!, false)]);
+        // Anything but a plain answer (auth, a pause, a server error, a broken connection) goes the ordinary way.
+        const bad = (x: PromiseSettledResult<Resp>) => x.status === 'rejected' || x.value.statusCode === 401 || x.value.statusCode === 403 || x.value.statusCode === 429 || x.value.statusCode >= 500;
+        if (bad(w) || bad(r)) {
+          for (const x of [w, r]) if (x.status === 'fulfilled') await x.value.body.dump().catch(() => undefined);
+          if (this.signal.aborted) throw new CancelledError(`${write.method} ${registry}${stripQuery(write.path)}`);
+          return undefined;
+        }
+        return [(w as PromiseFulfilledResult<Resp>).value, (r as PromiseFulfilledResult<Resp>).value];
+      } finally {
+        // Closed once both answers are read (or at once on failure).
+        void client.close().catch(() => undefined);
       }
-      return [(w as PromiseFulfilledResult<Resp>).value, (r as PromiseFulfilledResult<Resp>).value];
-    } finally {
-      // Closed once both answers are read (or at once on failure).
-      void client.close().catch(() => undefined);
-    }
+    });
   }
 
   /** http or https, decided once per registry: plain when asked, https else, http fallback for insecure/loopback. */
@@ -468,7 +478,10 @@ export class Transport {
         settle();
         return res;
       }
-      base = await viaPing();
+      base = await viaPing().catch(async (e: unknown) => {
+        await res.body.dump().catch(() => undefined);
+        throw e;
+      });
       if (base === guess) return res;
       await res.body.dump().catch(() => undefined);
       authRetried = false;

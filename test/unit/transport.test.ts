@@ -6,6 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../src/errors.js';
 import { RegistryClient, type RequestInfo, type RetryInfo } from '../../src/registry/client.js';
 import { publishList } from '../../src/registry/publish.js';
+import { planList, pushList } from '../../src/manifest/assemble.js';
+import type { SpecChild } from '../../src/manifest/spec.js';
 import { CancelledError, retry } from '../../src/util/retry.js';
 import { startRegistryStub, type RegistryStub } from '../helpers/registry-stub.js';
 
@@ -286,6 +288,40 @@ describe('round trips', () => {
     expect(get).toBeGreaterThan(put);
     expect(reg.requests[get]!.port).toBe(reg.requests[put]!.port);
     expect(reg.manifests.get('app')!.get('v1')!.bytes.length).toBe(res.size);
+    await c.close();
+  });
+});
+
+describe('children brought from another repository (manifest push)', () => {
+  /** An image with one layer in repository `repo` of the stub. */
+  const withLayer = (repo: string, tag: string, architecture: string, layer: string) => {
+    const config = JSON.stringify({ os: 'linux', architecture, rootfs: { type: 'layers', diff_ids: [] } });
+    const cd = reg.putBlob(config);
+    const ld = reg.putBlob(layer);
+    return reg.putManifest(repo, tag, JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cd, size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: ld, size: layer.length }] }), MANIFEST);
+  };
+  const child = (repo: string, tag: string, i: number): SpecChild => ({ text: `${reg.addr}/${repo}:${tag}`, ref: { registry: reg.addr, repository: repo, tag }, platform: {}, field: `manifests[${i}]` });
+  const uploads = () => reg.requests.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'));
+
+  it('a registry that will not mount copies nothing before the plan is checked; a bad plan leaves no blob copied', async () => {
+    withLayer('src', 'a', 'arm64', 'layer-a');
+    withLayer('src', 'b', 'arm64', 'layer-b');
+    withLayer('src', 'c', 'amd64', 'layer-c');
+    const c = client({ attempts: 1 });
+    const target = { registry: reg.addr, repository: 'dst', tag: 'v1' };
+    // Two children of one platform: refused when the list is built, after every child was read.
+    await expect(planList(c, target, [child('src', 'a', 0), child('src', 'b', 1)], 'oci')).rejects.toThrow(/linux\/arm64/);
+    // The stub answers every mount with an upload session (202): tried, then let go.
+    expect(reg.requests.some((r) => r.method === 'POST' && r.path === '/v2/dst/blobs/uploads/')).toBe(true);
+    expect(reg.requests.filter((r) => r.method === 'DELETE').length).toBeGreaterThan(0);
+    expect(uploads()).toEqual([]);
+    expect(reg.manifests.has('dst')).toBe(false);
+    // A good plan: copied once checked, every blob of both children, counted as copied.
+    const plan = await planList(c, target, [child('src', 'a', 0), child('src', 'c', 1)], 'oci');
+    const res = await pushList(c, target, plan);
+    expect(res.copied).toEqual({ mounted: 0, copied: 4, existed: 0, manifests: 2 });
+    expect(uploads()).toHaveLength(4);
+    expect(reg.manifests.get('dst')?.get('v1')).toBeDefined();
     await c.close();
   });
 });
