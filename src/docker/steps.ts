@@ -16,11 +16,17 @@ interface Open {
   started: number;
   seconds?: number;
   cached: boolean;
+  /** BuildKit: its result was downloaded (a layer transfer under the step), and */
+  loaded?: boolean;
+  /** … its command printed something (it ran). */
+  ran?: boolean;
 }
 
 const BK_NAME = /^#(\d+) (\[[^\]]*\] .*)$/;
 const BK_DONE = /^#(\d+) DONE (\d+(?:\.\d+)?)s$/;
 const BK_CACHED = /^#(\d+) CACHED$/;
+const BK_LOADED = /^#(\d+) (?:sha256:[0-9a-f]{64} .*done|extracting sha256:[0-9a-f]{64}.*)$/;
+const BK_OUTPUT = /^#(\d+) \d+\.\d+ /;
 const CLASSIC_STEP = /^Step (\d+\/\d+) : (.*)$/;
 const CLASSIC_CACHE = /^ ---> Using cache$/;
 const CLASSIC_END = /^(Successfully built|Successfully tagged| ---> [0-9a-f]{12}$)/;
@@ -59,6 +65,18 @@ export class StepTracker {
       }
       return undefined;
     }
+    m = BK_LOADED.exec(line);
+    if (m) {
+      const s = this.bk.get(m[1]!);
+      if (s) s.loaded = true;
+      return undefined;
+    }
+    m = BK_OUTPUT.exec(line);
+    if (m) {
+      const s = this.bk.get(m[1]!);
+      if (s) s.ran = true;
+      return undefined;
+    }
     m = CLASSIC_STEP.exec(line);
     if (m) {
       this.closeClassic(now);
@@ -82,12 +100,16 @@ export class StepTracker {
     this.closeClassic(now);
     return this.order
       .filter((s) => !/^\[internal\]/.test(s.name))
-      .map((s) => ({
-        name: s.name,
-        seconds: s.seconds ?? Math.round((now - s.started) / 100) / 10,
-        cached: s.cached,
-        emulated: this.emulated && !s.cached && /\]\s+RUN\s/.test(s.name),
-      }));
+      .map((s) => {
+        // A step (not a FROM, whose pull is no cache) whose layer was only downloaded came from a cache.
+        const cached = s.cached || (s.loaded === true && s.ran !== true && !/\]\s+FROM\s/.test(s.name));
+        return {
+          name: s.name,
+          seconds: cached ? (s.seconds ?? 0) : (s.seconds ?? Math.round((now - s.started) / 100) / 10),
+          cached,
+          emulated: this.emulated && !cached && /\]\s+RUN\s/.test(s.name),
+        };
+      });
   }
 }
 

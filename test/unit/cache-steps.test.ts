@@ -89,6 +89,16 @@ describe('where the build time went', () => {
     expect(warm.find((s) => /RUN i=0/.test(s.name))).toMatchObject({ seconds: 0, cached: true, emulated: false });
     expect(slowest(cold, 1)[0]!.name).toMatch(/^\[2\/2\] RUN/);
   });
+  it('buildx 0.29 solve (captured): a step taken from the registry cache without a CACHED line is a hit; one that ran is not', () => {
+    const run = (steps: ReturnType<typeof feed>, p: string) => steps.find((s) => s.name.startsWith(`[${p} 2/2] RUN`))!;
+    const warm = feed(fx('buildx-progress-remote-cache-28.5.txt'), true);
+    // linux/arm64 printed CACHED; linux/arm/v7 only downloaded its layer.
+    expect(run(warm, 'linux/arm64')).toMatchObject({ cached: true, emulated: false });
+    expect(run(warm, 'linux/arm/v7')).toMatchObject({ cached: true, emulated: false, seconds: 0 });
+    const cold = feed(fx('buildx-progress-solve-cold-28.5.txt'), true);
+    for (const p of ['linux/arm64', 'linux/arm/v7']) expect(run(cold, p)).toMatchObject({ cached: false, emulated: true });
+    expect(run(cold, 'linux/arm/v7').seconds).toBeGreaterThan(1);
+  });
   it('classic: steps from "Step N/M", cache hits from "Using cache", times from arrival', () => {
     const cold = feed(fx('classic-build-20.10.txt'), true, 100);
     expect(cold.map((s) => s.name.slice(0, 12))).toEqual(['[1/3] FROM l', '[2/3] RUN i=', '[3/3] CMD ["']);
