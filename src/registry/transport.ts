@@ -474,6 +474,14 @@ export class Transport {
         authRetried = false;
         return exchange(base, last);
       }
+      if (res.statusCode === 404) {
+        // A 404 from something that may not be a registry at all: the ping, sent at the same
+        // moment, says which ("is it a distribution (v2) registry?") before the 404 is believed.
+        await viaPing().catch(async (e: unknown) => {
+          await res.body.dump().catch(() => undefined);
+          throw e;
+        });
+      }
       if (res.statusCode !== 400) {
         settle();
         return res;

@@ -274,6 +274,16 @@ describe('round trips', () => {
     await c.close();
   });
 
+  it('a host that is no registry is named as such, not as a missing manifest, though the request went out beside the ping', async () => {
+    reg.fault = (req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not Found</h1>');
+      return true;
+    };
+    const c = client({ attempts: 1 });
+    await expect(c.manifest(reg.addr, 'app', 'v1')).rejects.toThrow(/ping of registry 127\.0\.0\.1:\d+\) answered 404 — is it a distribution \(v2\) registry\?/);
+    await c.close();
+  });
+
   it('a list is written and read back on one connection, the GET right behind the PUT (this stub runs them side by side: a read that disagrees is asked again)', async () => {
     const d = image('app', 'v1-arm64');
     const size = reg.manifests.get('app')!.get(d)!.bytes.length;
