@@ -420,11 +420,15 @@ export class RegistryClient {
     const res = await this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/`, { scopes: [repositoryScope(repository, 'pull,push')], idempotent: true, what: 'the push check' });
     if (res.statusCode !== 202) throw await this.failure(registry, `starting an upload to ${repository} (the push check)`, res);
     await res.body.dump();
-    const loc = header(res, 'location');
+    await this.cancelUpload(registry, repository, res, 'cancel of the push check');
+  }
+
+  /** End an upload session we opened and will not use; a registry that keeps it lets it expire. */
+  private async cancelUpload(registry: string, repository: string, started: Resp, what: string): Promise<void> {
+    const loc = header(started, 'location');
     if (!loc) return;
-    // The session is ours to end; a registry that keeps it lets it expire.
     const url = new URL(loc, `${await this.base(registry)}/v2/${repository}/blobs/uploads/`);
-    await this.send(registry, 'DELETE', url.toString(), { scopes: [repositoryScope(repository, 'pull,push')], idempotent: true, what: 'cancel of the push check' })
+    await this.send(registry, 'DELETE', url.toString(), { scopes: [repositoryScope(repository, 'pull,push')], idempotent: true, what })
       .then((r) => r.body.dump())
       .catch(() => undefined);
   }
@@ -446,31 +450,28 @@ export class RegistryClient {
    * the registry would rather take an upload (202: the session it opened is cancelled).
    */
   async tryMountBlob(registry: string, repository: string, digest: string, fromRepository: string): Promise<boolean> {
-    const q = new URLSearchParams({ mount: digest, from: fromRepository });
-    const scopes = [repositoryScope(repository, 'pull,push'), repositoryScope(fromRepository, 'pull')];
-    const res = await this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/?${q}`, { scopes, idempotent: true, what: `mount of ${digest} from ${fromRepository}` });
+    const res = await this.postMount(registry, repository, digest, fromRepository);
     await res.body.dump();
     if (res.statusCode === 201) return true;
-    const loc = header(res, 'location');
-    if (res.statusCode === 202 && loc) {
-      const url = new URL(loc, `${await this.base(registry)}/v2/${repository}/blobs/uploads/`);
-      await this.send(registry, 'DELETE', url.toString(), { scopes, idempotent: true, what: `cancel of an upload of ${digest}` })
-        .then((r) => r.body.dump())
-        .catch(() => undefined);
-    }
+    if (res.statusCode === 202) await this.cancelUpload(registry, repository, res, `cancel of an upload of ${digest}`);
     return false;
   }
 
-  /** Cross-repository mount on the same registry; when the registry starts an upload instead (202), the blob is streamed across. */
-  async mountBlob(registry: string, repository: string, digest: string, size: number, fromRepository: string): Promise<'mounted' | 'copied'> {
+  /** POST a cross-repository mount: 201 mounted, 202 an upload session instead. */
+  private postMount(registry: string, repository: string, digest: string, fromRepository: string): Promise<Resp> {
     // No HEAD first: a mount of a blob the target already has answers 201 just the same.
     const q = new URLSearchParams({ mount: digest, from: fromRepository });
-    const res = await this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/?${q}`, {
+    return this.send(registry, 'POST', `/v2/${repository}/blobs/uploads/?${q}`, {
       scopes: [repositoryScope(repository, 'pull,push'), repositoryScope(fromRepository, 'pull')],
       // A mount that failed mounted nothing (or left an unused upload session): safe to retry.
       idempotent: true,
       what: `mount of ${digest} from ${fromRepository}`,
     });
+  }
+
+  /** Cross-repository mount on the same registry; when the registry starts an upload instead (202), the blob is streamed across. */
+  async mountBlob(registry: string, repository: string, digest: string, size: number, fromRepository: string): Promise<'mounted' | 'copied'> {
+    const res = await this.postMount(registry, repository, digest, fromRepository);
     if (res.statusCode === 201) {
       await res.body.dump();
       return 'mounted';

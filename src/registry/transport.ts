@@ -100,6 +100,7 @@ export class Transport {
   private readonly challenges = new Map<string, Challenge | null>();
   private readonly tokens = new Map<string, Promise<string>>();
   private readonly agents = new Map<string, Agent>();
+  private readonly connOpts = new Map<string, ReturnType<Transport['readConnectionOptions']>>();
   /** Per registry: no request before this time (a Retry-After or 429/503 one request got holds for all, as regclient does). */
   private readonly pausedUntil = new Map<string, number>();
   readonly policy: RetryPolicy;
@@ -172,7 +173,14 @@ export class Transport {
     return a;
   }
 
-  private connectionOptions(registry: string) {
+  private connectionOptions(registry: string): ReturnType<Transport['readConnectionOptions']> {
+    let c = this.connOpts.get(registry);
+    if (!c) this.connOpts.set(registry, (c = this.readConnectionOptions(registry)));
+    return c;
+  }
+
+  /** Deadlines and TLS for a registry's connections (its certs.d CA read once). */
+  private readConnectionOptions(registry: string) {
     const certsDir = this.opts.certsDir ?? process.env.CROSSBUILD_CERTS_D ?? '/etc/docker/certs.d';
     const caFile = `${certsDir}/${registry}/ca.crt`;
     const ca = existsSync(caFile) ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
@@ -190,9 +198,10 @@ export class Transport {
    * sent right behind the write (HTTP/1.1 pipelining). A server answers pipelined requests in
    * order and may not start a read before an unsafe request ahead of it is done (RFC 9112 §9.3.2),
    * so the read sees the write — on a server that keeps to that: a read that disagrees proves
-   * nothing and must be asked again after the write's answer. Only once the registry has answered (its scheme and challenge are
-   * known). Undefined whenever it did not go cleanly in one go (a 401, a 429/5xx, a connection
-   * that broke): the caller then takes the ordinary way, with its retries.
+   * nothing and must be asked again after the write's answer. Only once the registry has answered
+   * (its scheme and challenge are known). Undefined whenever it did not go cleanly in one go (a
+   * 401/403, a 429/5xx, a pause, a connection that broke): the caller then takes the ordinary way,
+   * with its retries.
    */
   async pipelined(registry: string, write: { method: string; path: string; o: ReqOpts }, read: { method: string; path: string; o: ReqOpts }): Promise<[Resp, Resp] | undefined> {
     const base = this.confirmed.get(registry);
@@ -474,15 +483,9 @@ export class Transport {
         authRetried = false;
         return exchange(base, last);
       }
-      if (res.statusCode === 404) {
-        // A 404 from something that may not be a registry at all: the ping, sent at the same
-        // moment, says which ("is it a distribution (v2) registry?") before the 404 is believed.
-        await viaPing().catch(async (e: unknown) => {
-          await res.body.dump().catch(() => undefined);
-          throw e;
-        });
-      }
-      if (res.statusCode !== 400) {
+      // A 400 may be a TLS server spoken to in plain HTTP, a 404 something that is no registry at
+      // all: the ping, sent at the same moment, decides (and names it) before either is believed.
+      if (res.statusCode !== 400 && res.statusCode !== 404) {
         settle();
         return res;
       }
