@@ -41,7 +41,12 @@ export async function startRegistryStub(): Promise<RegistryStub> {
   const sockets = new Set<import('node:net').Socket>();
   let n = 0;
   const stub: Partial<RegistryStub> = {};
-  const server: Server = createServer(async (req, res) => {
+  // A client may hang up while a fault still decides (a delayed ping the client no longer waits
+  // for): reading that request then fails with 'aborted'. A server shrugs at that; so does the stub.
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '').split('?')[0]!;
     requests.push({ method: req.method ?? '', path, at: Date.now(), port: req.socket.remotePort ?? 0, ...(req.headers.range ? { range: String(req.headers.range) } : {}) });
     n++;
@@ -90,7 +95,7 @@ export async function startRegistryStub(): Promise<RegistryStub> {
     }
     res.writeHead(200, { 'content-length': String(blob.length), 'docker-content-digest': ref, 'accept-ranges': 'bytes' });
     res.end(req.method === 'HEAD' ? undefined : blob);
-  });
+  };
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

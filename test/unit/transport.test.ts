@@ -258,8 +258,9 @@ describe('typed reads', () => {
 describe('round trips', () => {
   it('the first request goes out beside the ping, not after it, and the request log tells both', async () => {
     const d = image('app', 'v1');
+    let pingHeld: Promise<unknown> = Promise.resolve();
     reg.fault = async (req) => {
-      if (req.url === '/v2/') await new Promise((r) => setTimeout(r, 400));
+      if (req.url === '/v2/') await (pingHeld = new Promise((r) => setTimeout(r, 400)));
       return false;
     };
     const log: RequestInfo[] = [];
@@ -272,6 +273,9 @@ describe('round trips', () => {
     expect(took).toBeLessThan(350);
     expect(log.map((r) => `${r.method} ${r.path} ${r.outcome}`)).toContain('GET /v2/app/manifests/v1 200');
     await c.close();
+    // The client hung up on the held ping: the registry's side ends inside this test, not in a later one.
+    await pingHeld;
+    await new Promise((r) => setImmediate(r));
   });
 
   it('a host that is no registry is named as such, not as a missing manifest, though the request went out beside the ping', async () => {
