@@ -56,33 +56,99 @@ export function elfHeaderProblem(b: Uint8Array): string | undefined {
   return undefined;
 }
 
+/**
+ * A file's bytes, whole or in the pieces they arrived in: the parser reads a few small ranges
+ * (header, program headers, interpreter, dynamic section, strings, section table), so a large
+ * file is never copied into one buffer to be read.
+ */
+export interface FileBytes {
+  readonly length: number;
+  /** Bytes [start, end) clamped to the file: a view when they lie in one piece, else a small copy. */
+  slice(start: number, end: number): Buffer;
+}
+
+/** One buffer as FileBytes. */
+export function wholeBytes(b: Buffer): FileBytes {
+  return { length: b.length, slice: (start, end) => b.subarray(start, end) };
+}
+
+/** Pieces that follow one another (as a stream delivered them) as FileBytes, without joining them. */
+export function piecedBytes(pieces: readonly Buffer[]): FileBytes {
+  if (pieces.length <= 1) return wholeBytes(pieces[0] ?? Buffer.alloc(0));
+  const starts: number[] = [];
+  let length = 0;
+  for (const p of pieces) {
+    starts.push(length);
+    length += p.length;
+  }
+  return {
+    length,
+    slice(start, end) {
+      const s = Math.max(0, Math.min(start, length));
+      const e = Math.max(s, Math.min(end, length));
+      // The last piece that starts at or before s (binary search: a file may be many pieces).
+      let lo = 0;
+      let hi = pieces.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (starts[mid]! <= s) lo = mid;
+        else hi = mid - 1;
+      }
+      const first = pieces[lo]!;
+      if (e - starts[lo]! <= first.length) return first.subarray(s - starts[lo]!, e - starts[lo]!);
+      const out = Buffer.allocUnsafe(e - s);
+      let at = 0;
+      for (let i = lo; at < out.length; i++) {
+        const p = pieces[i]!;
+        const from = i === lo ? s - starts[lo]! : 0;
+        at += p.copy(out, at, from, Math.min(p.length, from + out.length - at));
+      }
+      return out;
+    },
+  };
+}
+
+/** A NUL-terminated string at `start`; undefined when no NUL ends it inside the file. */
+function cString(src: FileBytes, start: number): string | undefined {
+  if (start >= src.length) return undefined;
+  for (let window = 256; ; window *= 4) {
+    const b = src.slice(start, start + window);
+    const z = b.indexOf(0);
+    if (z >= 0) return b.toString('latin1', 0, z);
+    if (start + window >= src.length) return undefined;
+  }
+}
+
 /** Parse the ELF header (and, given the whole file, ARM attributes). undefined if not ELF or not readable (elfHeaderProblem says why). */
-export function parseElf(bytes: Buffer, wholeFile = false): ElfInfo | undefined {
-  if (!isElf(bytes) || elfHeaderProblem(bytes)) return undefined;
-  const le = bytes[5] === 1;
-  const u16 = (o: number) => (le ? bytes.readUInt16LE(o) : bytes.readUInt16BE(o));
-  const u32 = (o: number) => (le ? bytes.readUInt32LE(o) : bytes.readUInt32BE(o));
-  const is64 = bytes[4] === 2;
-  const type = u16(16);
-  const machine = u16(18);
-  const flags = is64 ? u32(48) : u32(36);
-  const dynamic = parseDynamic(bytes, is64, le);
+export function parseElf(file: Buffer | FileBytes, wholeFile = false): ElfInfo | undefined {
+  const src = Buffer.isBuffer(file) ? wholeBytes(file) : file;
+  const head = src.slice(0, ELF_HEADER_BYTES);
+  if (!isElf(head) || elfHeaderProblem(head)) return undefined;
+  const le = head[5] === 1;
+  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const is64 = head[4] === 2;
+  const type = u16(head, 16);
+  const machine = u16(head, 18);
+  const flags = is64 ? u32(head, 48) : u32(head, 36);
+  const dynamic = parseDynamic(src, head, is64, le);
   const info: ElfInfo = { elfClass: is64 ? 64 : 32, endian: le ? 'le' : 'be', type, machine, flags, ...(dynamic ? { dynamic } : {}) };
   if (machine !== 40) return info;
   const arm: { -readonly [K in keyof ArmAttributes]: ArmAttributes[K] } = { eabiVersion: (flags >>> 24) & 0xff };
   if (flags & EF_ARM_ABI_FLOAT_HARD) arm.floatAbi = 'hard';
   else if (flags & EF_ARM_ABI_FLOAT_SOFT) arm.floatAbi = 'soft';
   if (wholeFile && !is64) {
-    const shoff = u32(32);
-    const shentsize = u16(46);
-    const shnum = u16(48);
+    const shoff = u32(head, 32);
+    const shentsize = u16(head, 46);
+    const shnum = u16(head, 48);
     for (let i = 0; i < shnum && shentsize >= 40; i++) {
-      const sh = shoff + i * shentsize;
-      if (sh + 40 > bytes.length) break;
-      if (u32(sh + 4) !== SHT_ARM_ATTRIBUTES) continue;
-      const off = u32(sh + 16);
-      const size = u32(sh + 20);
-      if (off + size <= bytes.length) Object.assign(arm, parseArmAttributes(bytes.subarray(off, off + size), le));
+      const at = shoff + i * shentsize;
+      if (at + 40 > src.length) break;
+      const sh = src.slice(at, at + 40);
+      if (u32(sh, 4) !== SHT_ARM_ATTRIBUTES) continue;
+      const off = u32(sh, 16);
+      const size = u32(sh, 20);
+      if (off + size <= src.length) Object.assign(arm, parseArmAttributes(src.slice(off, off + size), le));
       break;
     }
   }
@@ -102,38 +168,40 @@ const DT_RUNPATH = 29;
  * program headers and dynamic section; undefined for a static one. The dynamic section names its
  * strings by virtual address, mapped to a file offset through the PT_LOAD segments.
  */
-function parseDynamic(b: Buffer, is64: boolean, le: boolean): DynamicInfo | undefined {
-  const u16 = (o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const word = (o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(o));
-  const phoff = is64 ? word(32) : u32(28);
-  const phentsize = u16(is64 ? 54 : 42);
-  const phnum = u16(is64 ? 56 : 44);
+function parseDynamic(src: FileBytes, head: Buffer, is64: boolean, le: boolean): DynamicInfo | undefined {
+  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const word = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
+  const phoff = is64 ? word(head, 32) : u32(head, 28);
+  const phentsize = u16(head, is64 ? 54 : 42);
+  const phnum = u16(head, is64 ? 56 : 44);
   if (phoff === 0 || phnum === 0 || phentsize < (is64 ? 56 : 32)) return undefined;
+  const table = src.slice(phoff, phoff + phnum * phentsize);
   const loads: { vaddr: number; offset: number; filesz: number }[] = [];
   let interp: string | undefined;
   let dyn: { offset: number; size: number } | undefined;
   for (let i = 0; i < phnum; i++) {
-    const ph = phoff + i * phentsize;
-    if (ph + phentsize > b.length) return interp || dyn ? { ...(interp ? { interp } : {}) } : undefined;
-    const type = u32(ph);
-    const offset = is64 ? word(ph + 8) : u32(ph + 4);
-    const vaddr = is64 ? word(ph + 16) : u32(ph + 8);
-    const filesz = is64 ? word(ph + 32) : u32(ph + 16);
+    const ph = i * phentsize;
+    if (ph + phentsize > table.length) return interp || dyn ? { ...(interp ? { interp } : {}) } : undefined;
+    const type = u32(table, ph);
+    const offset = is64 ? word(table, ph + 8) : u32(table, ph + 4);
+    const vaddr = is64 ? word(table, ph + 16) : u32(table, ph + 8);
+    const filesz = is64 ? word(table, ph + 32) : u32(table, ph + 16);
     if (type === PT_LOAD) loads.push({ vaddr, offset, filesz });
-    else if (type === PT_INTERP && offset + filesz <= b.length) interp = b.toString('latin1', offset, offset + filesz).replace(/\0.*$/s, '');
+    else if (type === PT_INTERP && offset + filesz <= src.length) interp = src.slice(offset, offset + filesz).toString('latin1').replace(/\0.*$/s, '');
     else if (type === PT_DYNAMIC) dyn = { offset, size: filesz };
   }
   if (!dyn) return interp ? { interp } : undefined;
   const out: { interp?: string; needed?: string[]; runpath?: string[] } = interp ? { interp } : {};
-  if (dyn.offset + dyn.size > b.length) return out;
+  if (dyn.offset + dyn.size > src.length) return out;
+  const section = src.slice(dyn.offset, dyn.offset + dyn.size);
   const entSize = is64 ? 16 : 8;
   const neededOffsets: number[] = [];
   const pathOffsets: number[] = [];
   let strtab: number | undefined;
-  for (let o = dyn.offset; o + entSize <= dyn.offset + dyn.size; o += entSize) {
-    const tag = is64 ? word(o) : u32(o);
-    const val = is64 ? word(o + 8) : u32(o + 4);
+  for (let o = 0; o + entSize <= section.length; o += entSize) {
+    const tag = is64 ? word(section, o) : u32(section, o);
+    const val = is64 ? word(section, o + 8) : u32(section, o + 4);
     if (tag === 0) break;
     if (tag === DT_NEEDED) neededOffsets.push(val);
     else if (tag === DT_STRTAB) strtab = val;
@@ -142,15 +210,10 @@ function parseDynamic(b: Buffer, is64: boolean, le: boolean): DynamicInfo | unde
   const seg = strtab === undefined ? undefined : loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz);
   if (!seg || strtab === undefined) return out;
   const base = seg.offset + (strtab - seg.vaddr);
-  const str = (off: number): string | undefined => {
-    const start = base + off;
-    const end = b.indexOf(0, start);
-    return start < b.length && end > 0 ? b.toString('latin1', start, end) : undefined;
-  };
-  const needed = neededOffsets.map(str);
+  const needed = neededOffsets.map((o) => cString(src, base + o));
   if (needed.some((n) => n === undefined)) return out;
   out.needed = needed as string[];
-  const runpath = pathOffsets.flatMap((o) => (str(o) ?? '').split(':').filter(Boolean));
+  const runpath = pathOffsets.flatMap((o) => (cString(src, base + o) ?? '').split(':').filter(Boolean));
   if (runpath.length > 0) out.runpath = runpath;
   return out;
 }

@@ -3,12 +3,12 @@
 // sparse files reassembled), keep only the first bytes of each file (whole ELF files to a limit,
 // for ARM attributes and the dynamic section). Memory stays bounded whatever the layer size.
 // Runs on the main thread or in a worker (facts-worker.ts) alike.
-import { Readable, type Transform } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { CrossbuildError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
-import { elfHeaderProblem, isElf, parseElf } from './elf.js';
+import { elfHeaderProblem, isElf, parseElf, piecedBytes, type FileBytes } from './elf.js';
 import { ImageFs, normalizeTarPath, type EntryType } from './image-fs.js';
 import type { ContentFacts, FactEntry, LayerFacts } from './layer-cache.js';
 import { TarReader, type EntrySink, type TarKind } from './tar.js';
@@ -42,6 +42,35 @@ function typeOf(kind: TarKind): EntryType {
 /** Typeflags Go's archive/tar reads but containerd and moby refuse to extract ("unhandled tar header type"). */
 const REFUSED: Record<string, string> = { '7': 'a contiguous file', S: 'an old GNU sparse file' };
 
+/**
+ * Joins the body's 64 KiB reads into 1 MiB writes for the decompressor: each write is a trip to
+ * the thread pool, and on a busy machine those trips, not the inflating, held the main thread
+ * (bench/RESULTS.md, P2-text).
+ */
+class Coalesce extends Transform {
+  private pieces: Buffer[] = [];
+  private held = 0;
+  constructor(private readonly size: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.pieces.push(chunk);
+    this.held += chunk.length;
+    if (this.held >= this.size) this.release();
+    cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    this.release();
+    cb();
+  }
+  private release(): void {
+    if (this.held === 0) return;
+    this.push(this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces, this.held));
+    this.pieces = [];
+    this.held = 0;
+  }
+}
+
 /** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
 function decompressorFor(first: Buffer, mediaType: string): Transform | undefined {
   // Big output chunks: far fewer threadpool round trips than the 16 KiB default.
@@ -54,7 +83,11 @@ function decompressorFor(first: Buffer, mediaType: string): Transform | undefine
   return undefined; // plain tar
 }
 
-/** Keeps a file's first bytes: all of an ELF file (to a limit), the first line of anything else. */
+/**
+ * Keeps a file's first bytes: all of an ELF file (to a limit), the first line of anything else.
+ * The pieces stay as the stream delivered them (views, never joined): the ELF parser reads only
+ * the few ranges it needs, so a large binary costs no copy.
+ */
 class Head implements EntrySink {
   private readonly chunks: Buffer[] = [];
   private have = 0;
@@ -63,7 +96,7 @@ class Head implements EntrySink {
 
   constructor(
     private readonly size: number,
-    private readonly done: (head: Buffer) => void,
+    private readonly done: (head: FileBytes) => void,
   ) {
     this.keep = size === 0 ? 0 : Math.min(size, 4096);
   }
@@ -79,24 +112,25 @@ class Head implements EntrySink {
       this.keep = isElf(head) ? (this.size <= WHOLE_FILE_LIMIT ? this.size : ELF_HEAD_LIMIT) : OTHER_HEAD_LIMIT;
     }
     const take = c.subarray(0, Math.max(0, this.keep - this.have));
-    this.chunks.push(take);
+    if (take.length > 0) this.chunks.push(take);
     this.have += take.length;
   }
 
   end(): void {
-    this.done(Buffer.concat(this.chunks));
+    this.done(piecedBytes(this.chunks));
   }
 }
 
 /** What a file's first bytes say: its ELF header (or why it cannot be read), or its #! line. */
-function classify(size: number, head: Buffer): ContentFacts {
+function classify(size: number, head: FileBytes): ContentFacts {
   if (head.length === 0) return {};
-  if (isElf(head)) {
+  const first = head.slice(0, 256);
+  if (isElf(first)) {
     // All of an ELF file up to WHOLE_FILE_LIMIT was kept, so it is parsed as a whole file.
     const info = parseElf(head, head.length === size);
-    return info ? { elf: info } : { malformedElf: elfHeaderProblem(head) ?? 'unreadable ELF header' };
+    return info ? { elf: info } : { malformedElf: elfHeaderProblem(first) ?? 'unreadable ELF header' };
   }
-  if (head[0] === 0x23 && head[1] === 0x21) return { shebang: head.subarray(2, Math.min(head.length, 256)).toString('utf8').split('\n')[0]!.trim() };
+  if (first[0] === 0x23 && first[1] === 0x21) return { shebang: first.subarray(2).toString('utf8').split('\n')[0]!.trim() };
   return {};
 }
 
@@ -171,7 +205,7 @@ export async function readLayerFacts(source: Readable, layerDesc: Pick<Descripto
     },
   });
   const dec = decompressorFor(first, layerDesc.mediaType);
-  const piped = dec ? pipeline(source, dec, reader) : pipeline(source, reader);
+  const piped = dec ? pipeline(source, new Coalesce(1024 * 1024), dec, reader) : pipeline(source, reader);
   try {
     await piped;
   } catch (e) {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeElf, isElf, maxCpuArchFor, parseArmAttributes, parseElf } from '../../src/verify/elf.js';
+import { describeElf, isElf, maxCpuArchFor, parseArmAttributes, parseElf, piecedBytes } from '../../src/verify/elf.js';
 import { elfMachineName } from '../../src/platform/arch.js';
 
 const dir = join(__dirname, '..', 'fixtures', 'elf');
@@ -88,4 +88,28 @@ describe('dynamic linking agrees with readelf -l -d (Debian bookworm /usr/bin/tr
     expect(head.dynamic?.interp).toBe('/lib/ld-linux-aarch64.so.1');
     expect(head.dynamic?.needed).toBeUndefined();
   });
+});
+
+describe('a file in the pieces a stream delivered reads as the whole file (no joining copy)', () => {
+  const split = (b: Buffer, n: number) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
+
+  it('any range of the pieces is the same bytes as that range of the whole', () => {
+    const whole = fx('true-armhf');
+    for (const n of [1, 7, 64, 4096]) {
+      const p = piecedBytes(split(whole, n));
+      expect(p.length).toBe(whole.length);
+      for (const [s, e] of [[0, 64], [5, 6], [n - 1, n + 1], [100, 5000], [whole.length - 10, whole.length + 50], [whole.length + 1, whole.length + 9]] as const) {
+        expect(p.slice(s, e).equals(whole.subarray(s, e)), `${n}-byte pieces, [${s}, ${e})`).toBe(true);
+      }
+    }
+  });
+
+  for (const f of ['true-amd64', 'true-arm64', 'true-armhf', 'busybox-armhf.head', 'busybox-s390x.head']) {
+    it(f, () => {
+      const whole = fx(f);
+      const want = parseElf(whole, true);
+      expect(want).toBeDefined();
+      for (const n of [1, 3, 64, 1000, 65536]) expect(parseElf(piecedBytes(split(whole, n)), true), `${n}-byte pieces`).toEqual(want);
+    });
+  }
 });
