@@ -69,7 +69,7 @@ export interface FileBytes {
 
 /** One buffer as FileBytes. */
 export function wholeBytes(b: Buffer): FileBytes {
-  return { length: b.length, slice: (start, end) => b.subarray(start, end) };
+  return { length: b.length, slice: (start, end) => b.subarray(Math.max(0, start), Math.max(0, end)) };
 }
 
 /** Pieces that follow one another (as a stream delivered them) as FileBytes, without joining them. */
@@ -210,9 +210,13 @@ function parseDynamic(src: FileBytes, head: Buffer, is64: boolean, le: boolean):
   const seg = strtab === undefined ? undefined : loads.find((l) => strtab! >= l.vaddr && strtab! < l.vaddr + l.filesz);
   if (!seg || strtab === undefined) return out;
   const base = seg.offset + (strtab - seg.vaddr);
-  const needed = neededOffsets.map((o) => cString(src, base + o));
-  if (needed.some((n) => n === undefined)) return out;
-  out.needed = needed as string[];
+  const needed: string[] = [];
+  for (const o of neededOffsets) {
+    const name = cString(src, base + o);
+    if (name === undefined) return out; // strings cut off: the libraries are unknown (a hostile file stops at the first)
+    needed.push(name);
+  }
+  out.needed = needed;
   const runpath = pathOffsets.flatMap((o) => (cString(src, base + o) ?? '').split(':').filter(Boolean));
   if (runpath.length > 0) out.runpath = runpath;
   return out;

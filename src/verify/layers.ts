@@ -66,29 +66,24 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
  */
 export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions = {}): Promise<ScanResult> {
   let fromCache = 0;
-  const what = (i: number): string => `layer ${i} of ${layers.length} of ${registry}/${repository}`;
-  // Only what the digest check vouches for (sha256) is kept or taken from the cache.
-  const cacheable = (layer: Descriptor): boolean => layer.digest.startsWith('sha256:');
-  // The facts are the layer's; that this repository still serves it (as a pull needs) is asked.
-  // Every such HEAD goes out before any entry is read, so the reads overlap the round trip.
-  const served = layers.map((layer) => (cacheable(layer) && opts.cache?.has(layer.digest) ? client.hasBlob(registry, repository, layer.digest) : undefined));
   const facts = layers.map((layer, i) => {
-    const there = served[i];
-    const cached = there ? opts.cache?.get(layer.digest) : undefined;
-    if (there && cached) {
+    const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
+    // Only what the digest check vouches for (sha256) is kept or taken from the cache.
+    const cacheable = layer.digest.startsWith('sha256:');
+    const cached = cacheable ? opts.cache?.get(layer.digest) : undefined;
+    if (cached) {
       fromCache++;
-      return there.then((yes) => {
-        if (!yes) throw new CrossbuildError(`${what(i)} (${layer.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
+      // The facts are the layer's; that this repository still serves it (as a pull needs) is asked.
+      return client.hasBlob(registry, repository, layer.digest).then((there) => {
+        if (!there) throw new CrossbuildError(`${what} (${layer.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
         return cached;
       });
     }
-    // An entry that was not sound: the layer is read instead, which asks the registry anyway.
-    there?.catch(() => undefined);
     const key = `${registry}/${repository}/${layer.digest}`;
     let p = reading.get(key);
     if (!p) {
-      p = fetchFacts(client, registry, repository, layer, what(i)).then((f) => {
-        if (cacheable(layer)) opts.cache?.put(layer.digest, f);
+      p = fetchFacts(client, registry, repository, layer, what).then((f) => {
+        if (cacheable) opts.cache?.put(layer.digest, f);
         return f;
       });
       reading.set(key, p);

@@ -42,9 +42,13 @@ export async function startRegistryStub(): Promise<RegistryStub> {
   let n = 0;
   const stub: Partial<RegistryStub> = {};
   // A client may hang up while a fault still decides (a delayed ping the client no longer waits
-  // for): reading that request then fails with 'aborted'. A server shrugs at that; so does the stub.
+  // for): reading that request then fails with 'aborted'. A server shrugs at that; so does the
+  // stub. Anything else (a fault hook or the stub itself throwing) still fails the test run.
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch(() => res.destroy());
+    handle(req, res).catch((e: unknown) => {
+      res.destroy();
+      if (!req.destroyed && (e as NodeJS.ErrnoException).code !== 'ECONNRESET') throw e;
+    });
   });
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '').split('?')[0]!;

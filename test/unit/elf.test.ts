@@ -113,3 +113,43 @@ describe('a file in the pieces a stream delivered reads as the whole file (no jo
     });
   }
 });
+
+describe('a cut-off or hostile file reads the same in pieces as whole', () => {
+  const split = (b: Buffer, n: number) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
+
+  it('every cut of a dynamic binary: the loader and libraries known, or not, alike', () => {
+    const whole = fx('true-armhf');
+    let sawLibs = 0;
+    let sawNoLibs = 0;
+    for (let cut = 0; cut <= whole.length; cut += 97) {
+      const part = whole.subarray(0, cut);
+      const want = parseElf(part, false);
+      for (const n of [5, 300]) expect(parseElf(piecedBytes(split(part, n)), false), `cut at ${cut}, ${n}-byte pieces`).toEqual(want);
+      if (want?.dynamic?.needed) sawLibs++;
+      else if (want) sawNoLibs++;
+    }
+    // The cuts cross the dynamic strings: both outcomes were compared.
+    expect(sawLibs).toBeGreaterThan(0);
+    expect(sawNoLibs).toBeGreaterThan(0);
+  });
+
+  it('a library name longer than the string window, and one with no NUL before the end', () => {
+    const whole = Buffer.from(fx('true-amd64'));
+    const text = fx('true-amd64.readelf-ld.txt').toString();
+    const first = /\(NEEDED\)\s+Shared library: \[([^\]]+)\]/.exec(text)![1]!;
+    // Overwrite the bytes from the first library name's start to the end with a long run of 'a'.
+    const at = whole.indexOf(Buffer.from(`${first}\0`));
+    expect(at).toBeGreaterThan(0);
+    const long = Buffer.from(whole);
+    long.fill(0x61, at, at + 1000);
+    long[at + 1000] = 0;
+    const noNul = Buffer.from(whole);
+    noNul.fill(0x61, at);
+    for (const b of [long, noNul]) {
+      const want = parseElf(b, true);
+      for (const n of [7, 256, 4096]) expect(parseElf(piecedBytes(split(b, n)), true)).toEqual(want);
+    }
+    expect(parseElf(long, true)!.dynamic!.needed![0]).toBe('a'.repeat(1000));
+    expect(parseElf(noNul, true)!.dynamic!.needed).toBeUndefined();
+  });
+});
