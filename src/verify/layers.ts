@@ -8,6 +8,7 @@ import type { Descriptor } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { tracked } from '../util/inflight.js';
 import { limiter } from '../util/limit.js';
+import { CancelledError } from '../util/retry.js';
 import { factsOf } from './facts-pool.js';
 import { ImageFs } from './image-fs.js';
 import type { LayerCache, LayerFacts } from './layer-cache.js';
@@ -16,6 +17,8 @@ import { applyFacts } from './layer-facts.js';
 export interface ScanOptions {
   /** Layer facts kept by digest (absent: every layer is read). */
   readonly cache?: LayerCache;
+  /** The scan is no longer wanted: layer reads no other scan shares stop (queued ones never start). */
+  readonly signal?: AbortSignal;
 }
 
 export interface ScanResult {
@@ -30,11 +33,15 @@ export interface ScanResult {
 /** Layers read at once, across every image of a command (each inflates on the thread pool). */
 const LAYER_CONCURRENCY = Math.max(2, Math.min(8, availableParallelism() * 2));
 const layerSlots = limiter(LAYER_CONCURRENCY);
-/** A layer two images share (a common base) is read once even when both ask at the same time. */
-const reading = new Map<string, Promise<LayerFacts>>();
+/**
+ * A layer two images share (a common base) is read once even when both ask at the same time;
+ * `users` counts the scans waiting for it, and the read stops when the last of them gives up.
+ */
+const reading = new Map<string, { readonly facts: Promise<LayerFacts>; readonly stop: AbortController; users: number }>();
 
-async function fetchFacts(client: RegistryClient, registry: string, repository: string, layer: Descriptor, what: string): Promise<LayerFacts> {
+async function fetchFacts(client: RegistryClient, registry: string, repository: string, layer: Descriptor, what: string, signal: AbortSignal): Promise<LayerFacts> {
   const path = `/v2/${repository}/blobs/${layer.digest}`;
+  const cancelled = () => new CancelledError(`reading ${what} (${layer.digest})`);
   try {
     return await layerSlots(() =>
       client.transport.retry(
@@ -42,13 +49,19 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
         registry,
         path,
         async () => {
+          if (signal.aborted) throw cancelled();
           const stream = await client.getBlob(registry, repository, layer.digest, { size: layer.size, what });
+          const stop = () => stream.destroy(cancelled());
+          signal.addEventListener('abort', stop, { once: true });
           try {
+            if (signal.aborted) stop();
             // The checked stream fails unless the bytes hash to the digest: facts come only from the right bytes.
             return await tracked(`reading ${what} (${layer.digest})`, () => factsOf(stream, layer));
           } catch (e) {
             stream.destroy();
-            throw e; // a stream that broke off is read again from the start
+            throw signal.aborted ? cancelled() : e; // a stream that broke off is read again from the start
+          } finally {
+            signal.removeEventListener('abort', stop);
           }
         },
         (e) => (e instanceof RegistryError && e.retriable && e.status === undefined ? { reason: e.message.replace(/^GET \S+ /, '') } : undefined),
@@ -66,6 +79,7 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
  */
 export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions = {}): Promise<ScanResult> {
   let fromCache = 0;
+  const joined: [string, { readonly stop: AbortController; users: number }][] = [];
   const facts = layers.map((layer, i) => {
     const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
     // Only what the digest check vouches for (sha256) is kept or taken from the cache.
@@ -80,22 +94,39 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
       });
     }
     const key = `${registry}/${repository}/${layer.digest}`;
-    let p = reading.get(key);
-    if (!p) {
-      p = fetchFacts(client, registry, repository, layer, what).then((f) => {
+    let r = reading.get(key);
+    if (!r) {
+      const stop = new AbortController();
+      const facts = fetchFacts(client, registry, repository, layer, what, stop.signal).then((f) => {
         if (cacheable) opts.cache?.put(layer.digest, f);
         return f;
       });
-      reading.set(key, p);
-      void p.then(
-        () => reading.delete(key),
-        () => reading.delete(key),
-      );
+      const entry = { facts, stop, users: 0 };
+      reading.set(key, entry);
+      const done = () => {
+        if (reading.get(key) === entry) reading.delete(key);
+      };
+      void facts.then(done, done);
+      r = entry;
     }
-    return p;
+    joined.push([key, r]);
+    r.users++;
+    return r.facts;
   });
+  // Given up on (the config this scan was started beside could not be read): every read only this
+  // scan waits for stops, and is forgotten so that a later scan starts its own.
+  const giveUp = () => {
+    for (const [key, r] of joined) {
+      if (--r.users > 0) continue;
+      r.stop.abort();
+      if (reading.get(key) === r) reading.delete(key);
+    }
+  };
+  if (opts.signal?.aborted) giveUp();
+  else opts.signal?.addEventListener('abort', giveUp, { once: true });
   // Every read settles before the scan ends, so none fails later with nothing waiting for it.
   const settled = await Promise.allSettled(facts);
+  opts.signal?.removeEventListener('abort', giveUp);
   const fs = new ImageFs();
   for (let i = layers.length - 1; i >= 0; i--) {
     const r = settled[i]!;

@@ -3,7 +3,7 @@
 // inside it. `crossbuild verify` and `crossbuild run` (before it writes a list) both use it.
 import type { Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
-import { ATTESTATION_REF_DIGEST, isAttestation, type Descriptor } from '../oci/types.js';
+import { ATTESTATION_REF_DIGEST, isAttestation, type Descriptor, type ImageConfig } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
 import type { ManifestHead, RegistryClient, RemoteImage } from '../registry/client.js';
 import { formatReference, manifestReference, type ImageRef } from '../oci/reference.js';
@@ -82,9 +82,16 @@ async function judgeImage(client: RegistryClient, ref: ImageRef, image: ImageToJ
   const digest = descriptor.digest;
   // The whole image: every layer, every ELF file of the final filesystem. The layers are asked
   // for beside the config, not after it: one round trip fewer per platform.
-  const scanning = scanImage(client, ref.registry, ref.repository, man.layers as Descriptor[], opts.layerCache ? { cache: opts.layerCache } : {});
+  const unwanted = new AbortController();
+  const scanning = scanImage(client, ref.registry, ref.repository, man.layers as Descriptor[], { ...(opts.layerCache ? { cache: opts.layerCache } : {}), signal: unwanted.signal });
   scanning.catch(() => undefined); // a config that fails first ends the judging; the scan's own failure is read below
-  const cfg = await image.config;
+  let cfg: ImageConfig;
+  try {
+    cfg = await image.config;
+  } catch (e) {
+    unwanted.abort(); // no verdict without the config: its layers are not read for nothing
+    throw e;
+  }
   checks.push(checkMetadata(expected, cfg, 'config'));
   let files: BinaryStats | undefined;
   try {
