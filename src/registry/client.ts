@@ -366,6 +366,8 @@ export class RegistryClient {
               first = false;
               throw brokeOff(cause);
             }
+            // The reader gave up during the wait: ask for nothing more.
+            if (checked.destroyed) throw new CancelledError(`GET ${registry}${path} (${what})`);
             return this.openBlob(registry, repository, digest, what, from);
           },
           (e) => (e instanceof RegistryError && e.retriable && e.status === undefined ? { reason: `${describeCause((e.cause as Error) ?? e)} (resuming at byte ${from})` } : undefined),

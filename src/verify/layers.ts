@@ -43,6 +43,7 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
   const path = `/v2/${repository}/blobs/${layer.digest}`;
   const cancelled = () => new CancelledError(`reading ${what} (${layer.digest})`);
   try {
+    if (signal.aborted) throw cancelled(); // given up before its turn: not even queued
     return await layerSlots(() =>
       client.transport.retry(
         'GET',

@@ -27,12 +27,21 @@ function image(layer: string, layerSize: number, arch: string, stored: boolean):
   return reg.putManifest('app', `v-${arch}`, JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cd, size: config.length }, layers: [{ mediaType: LAYER, digest: layer, size: layerSize }] }), MANIFEST);
 }
 
-/** A layer whose GET sends its gzip header and then holds; when the client hangs up is noted. */
-function heldLayer(): { digest: string; size: number; closed: () => number | undefined; gets: () => number } {
+const waitFor = async (cond: () => boolean, ms: number) => {
+  for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+};
+
+/**
+ * A layer whose GET sends its gzip header and then holds; when the client hangs up is noted.
+ * Each config GET is answered only once the layer's read is under way and `configs` config GETs
+ * have come (an image's config is asked for after its scan joined the layer's read): no timing.
+ */
+function heldLayer(configs: number): { digest: string; size: number; closed: () => number | undefined; gets: () => number } {
   const bytes = gzipSync(Buffer.alloc(1 << 20));
   const digest = reg.putBlob(bytes);
   let closedAt: number | undefined;
   let gets = 0;
+  let configGets = 0;
   reg.fault = async (req, res) => {
     if (req.method === 'GET' && req.url === `/v2/app/blobs/${digest}`) {
       gets++;
@@ -41,20 +50,18 @@ function heldLayer(): { digest: string; size: number; closed: () => number | und
       res.on('close', () => (closedAt ??= Date.now()));
       return true;
     }
-    // Configs answer late: by then the layer's read is under way.
-    if (req.method === 'GET' && /\/blobs\//.test(req.url ?? '')) await new Promise((r) => setTimeout(r, 300));
+    if (req.method === 'GET' && /\/blobs\//.test(req.url ?? '')) {
+      configGets++;
+      await waitFor(() => gets >= 1 && configGets >= configs, 5000);
+    }
     return false;
   };
   return { digest, size: bytes.length, closed: () => closedAt, gets: () => gets };
 }
 
-const waitFor = async (cond: () => boolean, ms: number) => {
-  for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
-};
-
 describe('a scan whose config cannot be read', () => {
   it('stops reading the layers only it wanted', async () => {
-    const layer = heldLayer();
+    const layer = heldLayer(1);
     const arm = image(layer.digest, layer.size, 'arm64', false);
     reg.putManifest('app', 'v1', JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: MANIFEST, digest: arm, size: reg.manifests.get('app')!.get(arm)!.bytes.length, platform: { os: 'linux', architecture: 'arm64' } }] }), INDEX);
     const c = new RegistryClient({ attempts: 1 });
@@ -71,7 +78,7 @@ describe('a scan whose config cannot be read', () => {
   });
 
   it('leaves a layer read another image still waits for', async () => {
-    const layer = heldLayer();
+    const layer = heldLayer(2);
     const arm = image(layer.digest, layer.size, 'arm64', false);
     const amd = image(layer.digest, layer.size, 'amd64', true);
     const entry = (d: string, arch: string) => ({ mediaType: MANIFEST, digest: d, size: reg.manifests.get('app')!.get(d)!.bytes.length, platform: { os: 'linux', architecture: arch } });
