@@ -119,15 +119,22 @@ function cString(src: FileBytes, start: number): string | undefined {
   }
 }
 
+/** Field readers for a file's byte order and class (a word is 64-bit in ELF64, 32-bit in ELF32). */
+function readers(le: boolean, is64: boolean) {
+  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const word = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
+  return { u16, u32, word };
+}
+
 /** Parse the ELF header (and, given the whole file, ARM attributes). undefined if not ELF or not readable (elfHeaderProblem says why). */
 export function parseElf(file: Buffer | FileBytes, wholeFile = false): ElfInfo | undefined {
   const src = Buffer.isBuffer(file) ? wholeBytes(file) : file;
   const head = src.slice(0, ELF_HEADER_BYTES);
   if (!isElf(head) || elfHeaderProblem(head)) return undefined;
   const le = head[5] === 1;
-  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const is64 = head[4] === 2;
+  const { u16, u32 } = readers(le, is64);
   const type = u16(head, 16);
   const machine = u16(head, 18);
   const flags = is64 ? u32(head, 48) : u32(head, 36);
@@ -169,9 +176,7 @@ const DT_RUNPATH = 29;
  * strings by virtual address, mapped to a file offset through the PT_LOAD segments.
  */
 function parseDynamic(src: FileBytes, head: Buffer, is64: boolean, le: boolean): DynamicInfo | undefined {
-  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const word = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
+  const { u16, u32, word } = readers(le, is64);
   const phoff = is64 ? word(head, 32) : u32(head, 28);
   const phentsize = u16(head, is64 ? 54 : 42);
   const phnum = u16(head, is64 ? 56 : 44);

@@ -37,7 +37,12 @@ const layerSlots = limiter(LAYER_CONCURRENCY);
  * A layer two images share (a common base) is read once even when both ask at the same time;
  * `users` counts the scans waiting for it, and the read stops when the last of them gives up.
  */
-const reading = new Map<string, { readonly facts: Promise<LayerFacts>; readonly stop: AbortController; users: number }>();
+interface Reading {
+  readonly facts: Promise<LayerFacts>;
+  readonly stop: AbortController;
+  users: number;
+}
+const reading = new Map<string, Reading>();
 
 async function fetchFacts(client: RegistryClient, registry: string, repository: string, layer: Descriptor, what: string, signal: AbortSignal): Promise<LayerFacts> {
   const path = `/v2/${repository}/blobs/${layer.digest}`;
@@ -80,7 +85,7 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
  */
 export async function scanImage(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], opts: ScanOptions = {}): Promise<ScanResult> {
   let fromCache = 0;
-  const joined: [string, { readonly stop: AbortController; users: number }][] = [];
+  const joined: [string, Reading][] = [];
   const facts = layers.map((layer, i) => {
     const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
     // Only what the digest check vouches for (sha256) is kept or taken from the cache.
@@ -102,7 +107,7 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
         if (cacheable) opts.cache?.put(layer.digest, f);
         return f;
       });
-      const entry = { facts, stop, users: 0 };
+      const entry: Reading = { facts, stop, users: 0 };
       reading.set(key, entry);
       const done = () => {
         if (reading.get(key) === entry) reading.delete(key);

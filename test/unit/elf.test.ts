@@ -8,6 +8,8 @@ import { elfMachineName } from '../../src/platform/arch.js';
 
 const dir = join(__dirname, '..', 'fixtures', 'elf');
 const fx = (n: string) => readFileSync(join(dir, n));
+/** A buffer cut into n-byte pieces, as a stream might deliver it. */
+const split = (b: Buffer, n: number) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
 const readelfField = (text: string, field: string) => new RegExp(`^\\s*${field}:\\s+(.*)$`, 'm').exec(text)?.[1]?.trim();
 
 describe('ELF headers agree with readelf -h', () => {
@@ -91,8 +93,6 @@ describe('dynamic linking agrees with readelf -l -d (Debian bookworm /usr/bin/tr
 });
 
 describe('a file in the pieces a stream delivered reads as the whole file (no joining copy)', () => {
-  const split = (b: Buffer, n: number) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
-
   it('any range of the pieces is the same bytes as that range of the whole', () => {
     const whole = fx('true-armhf');
     for (const n of [1, 7, 64, 4096]) {
@@ -115,8 +115,6 @@ describe('a file in the pieces a stream delivered reads as the whole file (no jo
 });
 
 describe('a cut-off or hostile file reads the same in pieces as whole', () => {
-  const split = (b: Buffer, n: number) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
-
   it('every cut of a dynamic binary: the loader and libraries known, or not, alike', () => {
     const whole = fx('true-armhf');
     let sawLibs = 0;
