@@ -115,6 +115,13 @@ up_one() {
   wait_gone "$name" || die "$name: dockerd $(cat "$run/$name.pid") neither answers nor exits"
   root=$(suite_root "$name")
   mkdir -p "$run" "$lib/$name"
+  # A containerd pid file left from before a restart names a pid some other process may have now:
+  # dockerd would take that process for its containerd and give up after 15 s. Kept only while
+  # the pid is still this engine's own containerd.
+  local cpid=$run/$name-exec/containerd/containerd.pid
+  if [ -s "$cpid" ] && ! tr '\0' ' ' <"/proc/$(cat "$cpid")/cmdline" 2>/dev/null | grep -q "$run/$name-exec/containerd"; then
+    rm -f "$cpid"
+  fi
   log "starting $name"
   # The suite's usr/bin and usr/sbin first: dockerd starts the containerd (and containerd the
   # shim) it finds on PATH, so they must be the suite's, not the host's 1.6; runc and docker-init
