@@ -1,7 +1,40 @@
 // Bundle the CLI with esbuild: one entry plus a chunk per lazily loaded command, so start-up
 // reads a few files instead of resolving hundreds of modules. Types are checked by `tsc --noEmit`.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+
+/**
+ * Modules our commands never reach, made lazy: loaded at first use instead of at every start.
+ * undici's HTTP/2 client (and with it node:http2 and node:tls, ~20 ms) serves only a connection
+ * that negotiated h2, which we never offer; commander's node:child_process only runs executable
+ * subcommands, which we have none of. Each rewrite must match exactly: a dependency update that
+ * moves the line fails the build rather than quietly loading it eagerly again.
+ */
+const LAZY = [
+  {
+    file: /node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/,
+    from: "const connectH2 = require('./client-h2.js')",
+    to: "const connectH2 = (...args) => require('./client-h2.js')(...args)",
+  },
+  {
+    file: /node_modules[\\/]commander[\\/]lib[\\/]command\.js$/,
+    from: "const childProcess = require('node:child_process');",
+    to: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+  },
+];
+
+const lazyModules = {
+  name: 'lazy-modules',
+  setup(b) {
+    for (const { file, from, to } of LAZY) {
+      b.onLoad({ filter: file }, (args) => {
+        const text = readFileSync(args.path, 'utf8');
+        if (!text.includes(from)) throw new Error(`${args.path}: expected \`${from}\` to make it lazy (scripts/build.mjs LAZY)`);
+        return { contents: text.replace(from, to), loader: 'js' };
+      });
+    }
+  },
+};
 
 rmSync('dist', { recursive: true, force: true });
 await build({
@@ -20,5 +53,6 @@ await build({
   chunkNames: '../chunks/[name]-[hash]',
   // CommonJS dependencies (undici, tar-stream) call require() for Node built-ins.
   banner: { js: "import { createRequire as __cbCreateRequire } from 'node:module'; const require = __cbCreateRequire(import.meta.url);" },
+  plugins: [lazyModules],
   logLevel: 'warning',
 });

@@ -4,7 +4,7 @@
 // backoff for what is safe to send again. Every error names the request and says whether
 // retrying can help. The distribution API on top of it is client.ts.
 import { readFileSync, existsSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { Agent, Client, request, type Dispatcher } from './http.js';
 import { AuthError, RegistryError } from '../errors.js';
@@ -183,7 +183,9 @@ export class Transport {
   private readConnectionOptions(registry: string) {
     const certsDir = this.opts.certsDir ?? process.env.CROSSBUILD_CERTS_D ?? '/etc/docker/certs.d';
     const caFile = `${certsDir}/${registry}/ca.crt`;
-    const ca = existsSync(caFile) ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
+    // node:tls only when a registry has a CA of its own (undici loads it for https anyway; a
+    // plain-HTTP or no-registry command starts without it).
+    const ca = existsSync(caFile) ? [...(createRequire(import.meta.url)('node:tls') as typeof import('node:tls')).rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
     return {
       // TLS is verified unless --insecure, loopback included: a loopback registry without TLS is
       // reached through the plain-HTTP fallback instead.

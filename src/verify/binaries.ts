@@ -85,7 +85,10 @@ export interface BinariesResult {
 /** Library folders the dynamic loader searches by default, plus Debian's multiarch ones present in the image. */
 function libraryDirs(fs: ImageFs): string[] {
   const dirs = ['lib', 'usr/lib', 'lib64', 'usr/lib64', 'usr/local/lib', 'lib32', 'usr/lib32'];
-  for (const [path, e] of fs.entries) if (e.type === 'dir' && path.includes('-linux-') && /^(usr\/)?lib\/[a-z0-9_]+-linux-[a-z0-9_]+$/.test(path)) dirs.push(path);
+  // forEach, not for-of: no [path, entry] pair made for each of an image's many entries.
+  fs.entries.forEach((e, path) => {
+    if (e.type === 'dir' && path.includes('-linux-') && /^(usr\/)?lib\/[a-z0-9_]+-linux-[a-z0-9_]+$/.test(path)) dirs.push(path);
+  });
   return dirs;
 }
 
@@ -200,12 +203,13 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
     libCache.set(key, hit);
     return hit;
   };
-  for (const [file, e] of fs.entries) {
-    if (e.type !== 'file') continue;
+  // forEach (see libraryDirs): every entry of the image passes here.
+  fs.entries.forEach((e, file) => {
+    if (e.type !== 'file') return;
     filesScanned++;
     if (e.unreadable) unreadable.push({ path: file, text: `/${file} (${e.unreadable})` });
     if (e.malformedElf) malformed.push({ path: file, text: `/${file} (${e.malformedElf})` });
-    if (!e.elf) continue;
+    if (!e.elf) return;
     elfChecked++;
     const fit = elfFits(p, e.elf);
     if (!fit.ok && fit.newerArm && isLibrary(e.elf)) {
@@ -214,7 +218,7 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
     } else if (!fit.ok) {
       if (allowed(`/${file}`)) excused++;
       else wrong.push({ path: file, text: `/${file} is ${describeElf(e.elf)}${fit.why ? ` (${fit.why})` : ''}` });
-      continue; // a foreign file's own loader and libraries are beside the point
+      return; // a foreign file's own loader and libraries are beside the point
     }
     const dyn = e.elf.dynamic;
     if (dyn?.interp) {
@@ -243,7 +247,7 @@ export function judgeBinaries(fs: ImageFs, p: Platform, cfg: ImageConfig, comple
       const r = findLib(lib, dyn?.runpath ?? [], origin);
       if (r?.status === 'found' && !neededBy.has(r.path)) neededBy.set(r.path, `/${file}`);
     }
-  }
+  });
   for (const [interp, l] of loaders) {
     const users = `${l.users.slice(0, 3).join(', ')}${l.users.length > 3 ? ` and ${l.users.length - 3} more` : ''}`;
     fail(`loader ${interp} ${l.problem}, expected ${want} (needed by ${users})`);

@@ -37,6 +37,16 @@ export function normalizeTarPath(name: string): { path: string; escaped: boolean
   // component (a "/." also catches dot-files, which take the careful way below).
   const c0 = name.charCodeAt(0);
   if (c0 !== 46 && c0 !== 47 && name.charCodeAt(name.length - 1) !== 47 && !name.includes('//') && !name.includes('/.')) return { path: name, escaped: false };
+  // Debian's and most rootfs tarballs write "./usr/bin/x" and "./usr/lib/": one "./" off the
+  // front and one "/" off the end leave a plain name, checked as above.
+  if (c0 === 46 && name.charCodeAt(1) === 47) {
+    const end = name.charCodeAt(name.length - 1) === 47 ? name.length - 1 : name.length;
+    const c2 = name.charCodeAt(2);
+    if (end > 2 && c2 !== 46 && c2 !== 47 && name.charCodeAt(end - 1) !== 47) {
+      const core = name.slice(2, end);
+      if (!core.includes('//') && !core.includes('/.')) return { path: core, escaped: false };
+    }
+  }
   // The usual name ("./usr/bin/x", "usr/lib/") needs no normalising: only the ends are trimmed.
   if (!/(^|\/)\.\.?(\/|$)|\/\//.test(name.replace(/^\.\//, ''))) return { path: name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, ''), escaped: false };
   const n = posix.normalize(`/${name}`);
@@ -64,7 +74,7 @@ export class ImageFs {
    * path), and what is not hidden can only become so by a non-directory added at a remembered path:
    * then, and whenever whiteouts change or a layer is read again, it is forgotten.
    */
-  private readonly hiddenMemo = new Map<string, number | undefined>();
+  private readonly hiddenMemo = new Map<string, number | null>(); // null: not hidden
   private layer = -1;
   readonly warnings: string[] = [];
   /** Entries of unknown types, in every layer (they shadow nothing: no runtime creates them). */
@@ -110,18 +120,23 @@ export class ImageFs {
    * opaque marker in its parent, or a non-directory above it (which hides everything under it).
    */
   hiddenBy(path: string): number | undefined {
-    const d = this.deleted.get(path);
+    const d = this.deleted.size === 0 ? undefined : this.deleted.get(path);
     if (d !== undefined || path === '') return d;
     const slash = path.lastIndexOf('/');
-    const parent = slash < 0 ? '' : path.slice(0, slash);
-    const o = this.opaque.get(parent);
+    return this.hiddenUnder(slash < 0 ? '' : path.slice(0, slash));
+  }
+
+  /** hiddenBy of a path in `parent`, past the path's own whiteout (the part its siblings share). */
+  private hiddenUnder(parent: string): number | undefined {
+    const o = this.opaque.size === 0 ? undefined : this.opaque.get(parent);
     if (o !== undefined) return o;
     if (parent === '') return this.deleted.get('');
     const anc = this.entries.get(parent);
     if (anc && anc.type !== 'dir') return anc.layer;
-    if (this.hiddenMemo.has(parent)) return this.hiddenMemo.get(parent);
+    const known = this.hiddenMemo.get(parent);
+    if (known !== undefined) return known ?? undefined;
     const up = this.hiddenBy(parent);
-    this.hiddenMemo.set(parent, up);
+    this.hiddenMemo.set(parent, up ?? null);
     return up;
   }
 
@@ -132,19 +147,23 @@ export class ImageFs {
   add(name: string, e: Omit<FsEntry, 'layer'>): FsEntry | undefined {
     const { path, escaped } = normalizeTarPath(name);
     if (escaped) this.warn(`entry "${name}" points outside the root; read as /${path}`);
+    // Runs for every entry of every layer: the name is cut into folder and base only once, and
+    // only a whiteout needs its base as a string of its own.
     const slash = path.lastIndexOf('/');
-    const base = slash < 0 ? path : path.slice(slash + 1);
     const dir = slash < 0 ? '' : path.slice(0, slash);
-    if (base === '.wh..wh..opq') {
-      if (!this.pendingOpaque.has(dir)) this.pendingOpaque.set(dir, this.layer);
-      return undefined;
-    }
-    if (base.startsWith('.wh.')) {
+    if (path.startsWith('.wh.', slash + 1)) {
+      const base = path.slice(slash + 1);
+      if (base === '.wh..wh..opq') {
+        if (!this.pendingOpaque.has(dir)) this.pendingOpaque.set(dir, this.layer);
+        return undefined;
+      }
       const target = dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`;
       if (!this.entries.has(target) && !this.pendingDeleted.has(target)) this.pendingDeleted.set(target, this.layer);
       return undefined;
     }
-    if (path === '' || this.entries.has(path) || this.hiddenBy(path) !== undefined) return undefined;
+    if (path === '' || this.entries.has(path)) return undefined;
+    if (this.deleted.size > 0 && this.deleted.has(path)) return undefined;
+    if (this.hiddenUnder(dir) !== undefined) return undefined;
     // Built field by field: this runs for every entry of every layer.
     const entry: { -readonly [K in keyof FsEntry]: FsEntry[K] } = { type: e.type, size: e.size, mode: e.mode, layer: this.layer };
     if (e.link !== undefined) entry.link = e.type === 'hardlink' ? normalizeTarPath(e.link).path : e.link;

@@ -219,7 +219,11 @@ export async function readLayerFacts(source: Readable, layerDesc: Pick<Descripto
 
 /** Merge a layer's facts into `fs` (whose layer the caller begins and ends), as its tar would be. */
 export function applyFacts(facts: LayerFacts, fs: ImageFs): void {
-  for (const f of facts.entries) {
+  const entries = facts.entries;
+  // Indexed, not for-of: this runs for every entry of every layer, mostly before the JIT has
+  // optimised anything, and the iterator's objects cost more than the loop (bench P6-warm).
+  for (let i = 0; i < entries.length; i++) {
+    const f = entries[i]!;
     if ('unknownTypeflag' in f) {
       fs.addUnknown(f.name, f.unknownTypeflag);
       continue;

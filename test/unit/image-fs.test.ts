@@ -25,6 +25,22 @@ describe('tar paths', () => {
     expect(normalizeTarPath('a/../../b')).toEqual({ path: 'b', escaped: true });
     expect(normalizeTarPath('a/../b')).toEqual({ path: 'b', escaped: false });
   });
+
+  it('take the short ways ("usr/x", "./usr/x/") only where the full normalisation agrees', () => {
+    // The full rule, spelt out: clamp at the root as a chroot would, no slash at either end.
+    const full = (name: string) => ({
+      path: posix.normalize(`/${name}`).replace(/^\/+/, '').replace(/\/+$/, ''),
+      escaped: name.split('/').includes('..') && posix.normalize(name).startsWith('..'),
+    });
+    const parts = ['', '.', '..', 'a', 'usr', '.wh.x', '.hidden', 'b.c', '..d'];
+    const names: string[] = [];
+    for (const lead of ['', './', '/', '././', './/'])
+      for (const x of parts)
+        for (const y of [undefined, ...parts])
+          for (const trail of ['', '/', '//']) names.push(`${lead}${x}${y === undefined ? '' : `/${y}`}${trail}`);
+    expect(names.length).toBeGreaterThan(1000);
+    for (const n of names) expect([n, normalizeTarPath(n)]).toEqual([n, full(n)]);
+  });
 });
 
 describe('the merged filesystem', () => {

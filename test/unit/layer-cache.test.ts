@@ -151,6 +151,21 @@ describe('an entry that is not what was written', () => {
   }
 });
 
+describe('names beyond ASCII', () => {
+  it('are kept exactly, and one of their characters changed is caught', () => {
+    const facts = { entries: ['usr/share/doc/café.txt', 'usr/share/日本語/x', 'opt/🚀/run', 'a/\u00a0b'].map((name, i) => ({ name, type: 'file' as const, size: i, mode: 0o644 })) };
+    const digest = `sha256:${'e'.repeat(64)}`;
+    const cache = new LayerCache(mkdtempSync(join(work, 'utf-')));
+    cache.put(digest, facts);
+    expect(cache.get(digest)).toEqual(facts);
+    const file = join(cache.dir, `${digest.replace(':', '-')}.json`);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain('café');
+    writeFileSync(file, text.replace('café', 'cafe'));
+    expect(cache.get(digest)).toBeUndefined();
+  });
+});
+
 describe('the size cap', () => {
   it('holds after every write; the least recently used entries go first', () => {
     const dir = mkdtempSync(join(work, 'cap-'));
