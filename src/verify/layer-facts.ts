@@ -45,29 +45,62 @@ const REFUSED: Record<string, string> = { '7': 'a contiguous file', S: 'an old G
 /**
  * Joins the body's 64 KiB reads into 1 MiB writes for the decompressor: each write is a trip to
  * the thread pool, and on a busy machine those trips, not the inflating, held the main thread
- * (bench/RESULTS.md, P2-text).
+ * (bench/RESULTS.md, P2-text). The 1 MiB buffers are used again once the decompressor has
+ * consumed them (its bytesWritten has passed their end): a fresh buffer for every MiB of a layer
+ * cost page faults in the copy and a garbage collection every few dozen MiB (bench P6).
  */
-class Coalesce extends Transform {
-  private pieces: Buffer[] = [];
-  private held = 0;
-  constructor(private readonly size: number) {
+export class Coalesce extends Transform {
+  private buf: Buffer | undefined;
+  private fill = 0;
+  /** Bytes handed on so far. */
+  private sent = 0;
+  /** Buffers handed on, oldest first, with where each ends in the stream. */
+  private readonly handedOn: { buf: Buffer; end: number }[] = [];
+
+  constructor(
+    private readonly size: number,
+    /** Who reads what this passes on (a zlib stream): without a bytesWritten, every buffer is a fresh one. */
+    private readonly consumer?: object,
+  ) {
     super();
   }
+
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.pieces.push(chunk);
-    this.held += chunk.length;
-    if (this.held >= this.size) this.release();
+    for (let off = 0; off < chunk.length; ) {
+      this.buf ??= this.nextBuffer();
+      const n = chunk.copy(this.buf, this.fill, off);
+      this.fill += n;
+      off += n;
+      if (this.fill === this.size) this.handOn();
+    }
     cb();
   }
+
   override _flush(cb: TransformCallback): void {
-    this.release();
+    this.handOn();
     cb();
   }
-  private release(): void {
-    if (this.held === 0) return;
-    this.push(this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces, this.held));
-    this.pieces = [];
-    this.held = 0;
+
+  /** The oldest buffer handed on if its bytes are all consumed, else a new one. */
+  private nextBuffer(): Buffer {
+    const oldest = this.handedOn[0];
+    const consumed = (this.consumer as { bytesWritten?: unknown } | undefined)?.bytesWritten;
+    if (oldest && typeof consumed === 'number' && consumed >= oldest.end) {
+      this.handedOn.shift();
+      return oldest.buf;
+    }
+    return Buffer.allocUnsafe(this.size);
+  }
+
+  private handOn(): void {
+    const buf = this.buf;
+    if (!buf || this.fill === 0) return;
+    this.sent += this.fill;
+    // A few kept for reuse (the decompressor runs at most a couple behind); the rest are let go.
+    if (this.handedOn.length < 4) this.handedOn.push({ buf, end: this.sent });
+    this.push(this.fill === this.size ? buf : buf.subarray(0, this.fill));
+    this.buf = undefined;
+    this.fill = 0;
   }
 }
 
@@ -205,7 +238,7 @@ export async function readLayerFacts(source: Readable, layerDesc: Pick<Descripto
     },
   });
   const dec = decompressorFor(first, layerDesc.mediaType);
-  const piped = dec ? pipeline(source, new Coalesce(1024 * 1024), dec, reader) : pipeline(source, reader);
+  const piped = dec ? pipeline(source, new Coalesce(1024 * 1024, dec), dec, reader) : pipeline(source, reader);
   try {
     await piped;
   } catch (e) {
