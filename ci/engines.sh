@@ -119,7 +119,7 @@ up_one() {
   # dockerd would take that process for its containerd and give up after 15 s. Kept only while
   # the pid is still this engine's own containerd.
   local cpid=$run/$name-exec/containerd/containerd.pid
-  if [ -s "$cpid" ] && ! tr '\0' ' ' <"/proc/$(cat "$cpid")/cmdline" 2>/dev/null | grep -q "$run/$name-exec/containerd"; then
+  if [ -s "$cpid" ] && ! grep -qaF "$run/$name-exec/containerd" "/proc/$(cat "$cpid")/cmdline" 2>/dev/null; then
     rm -f "$cpid"
   fi
   log "starting $name"

@@ -1,7 +1,10 @@
 // Bundle the CLI with esbuild: one entry plus a chunk per lazily loaded command, so start-up
 // reads a few files instead of resolving hundreds of modules. Types are checked by `tsc --noEmit`.
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /**
  * Modules our commands never reach, made lazy: loaded at first use instead of at every start.
@@ -37,7 +40,7 @@ const lazyModules = {
 };
 
 rmSync('dist', { recursive: true, force: true });
-await build({
+const { metafile } = await build({
   // The layer-facts worker is an entry of its own: worker threads start from a file.
   entryPoints: ['src/cli/main.ts', { in: 'src/verify/facts-worker.ts', out: 'facts-worker' }],
   outdir: 'dist/cli',
@@ -54,5 +57,18 @@ await build({
   // CommonJS dependencies (undici, tar-stream) call require() for Node built-ins.
   banner: { js: "import { createRequire as __cbCreateRequire } from 'node:module'; const require = __cbCreateRequire(import.meta.url);" },
   plugins: [lazyModules],
+  metafile: true,
   logLevel: 'warning',
 });
+
+// And they stay lazy in the bundle: each chunk holding a rewritten module, loaded on its own,
+// loads none of the built-ins it was rewritten to spare.
+const SPARED = ['http2', 'tls', 'child_process'];
+for (const [out, o] of Object.entries(metafile.outputs)) {
+  if (out.endsWith('.map') || !Object.keys(o.inputs).some((i) => LAZY.some((l) => l.file.test(i)))) continue;
+  const probe = `await import(${JSON.stringify(pathToFileURL(resolve(out)).href)}); process.stdout.write(JSON.stringify(process.moduleLoadList));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${out} could not be loaded on its own: ${r.stderr}`);
+  const loaded = SPARED.filter((m) => JSON.parse(r.stdout).includes(`NativeModule ${m}`));
+  if (loaded.length > 0) throw new Error(`${out} loads ${loaded.join(', ')} at start-up again (scripts/build.mjs LAZY)`);
+}

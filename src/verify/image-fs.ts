@@ -51,7 +51,9 @@ export function normalizeTarPath(name: string): { path: string; escaped: boolean
   if (!/(^|\/)\.\.?(\/|$)|\/\//.test(name.replace(/^\.\//, ''))) return { path: name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, ''), escaped: false };
   const n = posix.normalize(`/${name}`);
   // posix.normalize of "/../x" is "/x": escapes are clamped at the root, as a chroot would.
-  const escaped = name.split('/').includes('..') && posix.normalize(name).startsWith('..');
+  const rel = posix.normalize(name);
+  // Escaped: a relative name that climbs above the root ("..", "../x"; not a file named "..d").
+  const escaped = name.split('/').includes('..') && (rel === '..' || rel.startsWith('../'));
   return { path: n.replace(/^\/+/, '').replace(/\/+$/, ''), escaped };
 }
 

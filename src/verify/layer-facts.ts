@@ -59,10 +59,15 @@ export class Coalesce extends Transform {
 
   constructor(
     private readonly size: number,
-    /** Who reads what this passes on (a zlib stream): without a bytesWritten, every buffer is a fresh one. */
-    private readonly consumer?: object,
+    /**
+     * The zlib stream this is piped into directly: its bytesWritten counts the bytes its engine
+     * has consumed. Anything between the two that keeps chunks, or a consumer whose count includes
+     * what is only queued, would see a reused buffer change under it. Absent: every buffer is new.
+     */
+    private readonly consumer?: { readonly bytesWritten: number },
   ) {
     super();
+    if (!(size > 0)) throw new RangeError(`Coalesce: size ${size} must be positive`);
   }
 
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
@@ -84,8 +89,7 @@ export class Coalesce extends Transform {
   /** The oldest buffer handed on if its bytes are all consumed, else a new one. */
   private nextBuffer(): Buffer {
     const oldest = this.handedOn[0];
-    const consumed = (this.consumer as { bytesWritten?: unknown } | undefined)?.bytesWritten;
-    if (oldest && typeof consumed === 'number' && consumed >= oldest.end) {
+    if (oldest && this.consumer && this.consumer.bytesWritten >= oldest.end) {
       this.handedOn.shift();
       return oldest.buf;
     }
@@ -105,11 +109,11 @@ export class Coalesce extends Transform {
 }
 
 /** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
-function decompressorFor(first: Buffer, mediaType: string): Transform | undefined {
+function decompressorFor(first: Buffer, mediaType: string): (Transform & { readonly bytesWritten: number }) | undefined {
   // Big output chunks: far fewer threadpool round trips than the 16 KiB default.
   if (first[0] === 0x1f && first[1] === 0x8b) return zlib.createGunzip({ chunkSize: 1024 * 1024 });
   if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
-    const z = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    const z = (zlib as unknown as { createZstdDecompress?: () => Transform & { readonly bytesWritten: number } }).createZstdDecompress;
     if (!z) throw new CrossbuildError(`zstd layer (${mediaType}): this Node.js (${process.version}) has no zstd; use Node ≥ 22.15 to check this image's binaries`);
     return z();
   }
