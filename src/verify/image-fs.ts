@@ -31,23 +31,25 @@ export interface UnknownEntry {
   readonly layer: number;
 }
 
+/**
+ * A name that needs no normalising: nothing at either end, no "//", no "." or ".." component (a
+ * "/." also catches dot-files, which take the careful way).
+ */
+function plain(name: string): boolean {
+  const c0 = name.charCodeAt(0);
+  return c0 !== 46 && c0 !== 47 && name.charCodeAt(name.length - 1) !== 47 && !name.includes('//') && !name.includes('/.');
+}
+
 /** Normalise a tar path inside the root: no leading "/", no "..", no trailing "/". */
 export function normalizeTarPath(name: string): { path: string; escaped: boolean } {
-  // Most names are already plain ("usr/bin/x"): nothing at either end, no "//", no "." or ".."
-  // component (a "/." also catches dot-files, which take the careful way below).
-  const c0 = name.charCodeAt(0);
-  if (c0 !== 46 && c0 !== 47 && name.charCodeAt(name.length - 1) !== 47 && !name.includes('//') && !name.includes('/.')) return { path: name, escaped: false };
-  // Debian's and most rootfs tarballs write "./usr/bin/x" and "./usr/lib/": one "./" off the
-  // front and one "/" off the end leave a plain name, checked as above.
-  if (c0 === 46 && name.charCodeAt(1) === 47) {
-    const end = name.charCodeAt(name.length - 1) === 47 ? name.length - 1 : name.length;
-    const c2 = name.charCodeAt(2);
-    if (end > 2 && c2 !== 46 && c2 !== 47 && name.charCodeAt(end - 1) !== 47) {
-      const core = name.slice(2, end);
-      if (!core.includes('//') && !core.includes('/.')) return { path: core, escaped: false };
-    }
+  // Most names are plain ("usr/bin/x"), or plain once Debian's and most rootfs tarballs' "./"
+  // comes off the front and a folder's "/" off the end ("./usr/bin/x", "./usr/lib/").
+  if (plain(name)) return { path: name, escaped: false };
+  if (name.startsWith('./')) {
+    const core = name.slice(2, name.endsWith('/') ? -1 : undefined);
+    if (plain(core)) return { path: core, escaped: false };
   }
-  // The usual name ("./usr/bin/x", "usr/lib/") needs no normalising: only the ends are trimmed.
+  // Other names without "." or ".." components need only their ends trimmed.
   if (!/(^|\/)\.\.?(\/|$)|\/\//.test(name.replace(/^\.\//, ''))) return { path: name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, ''), escaped: false };
   const n = posix.normalize(`/${name}`);
   // posix.normalize of "/../x" is "/x": escapes are clamped at the root, as a chroot would.
