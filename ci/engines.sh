@@ -96,11 +96,21 @@ JSON
 JSON
 }
 
+# The pid in an engine's pid file, printed only while that process is still this engine's dockerd
+# (its command line names the pid file): after a restart the file can name a pid some unrelated
+# process has since been given, which must be neither waited for nor signalled.
+engine_pid() {
+  local pidfile=$run/$1.pid pid
+  [ -s "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  grep -qaF -- "$pidfile" "/proc/$pid/cmdline" 2>/dev/null || return 1
+  printf '%s' "$pid"
+}
+
 # A dockerd still shutting down holds its pid file (and data root): wait for it to go first.
 wait_gone() {
-  local pidfile=$run/$1.pid
   for _ in $(seq 1 120); do
-    if [ ! -s "$pidfile" ] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 0; fi
+    engine_pid "$1" >/dev/null || return 0
     sleep 0.5
   done
   return 1
@@ -112,7 +122,8 @@ up_one() {
   unpack "$suite" "$cache/$suite" "${engine_pkgs[@]}"
   configure "$name"
   answers "$name" && { log "$name answers on $(sock "$name")"; return; }
-  wait_gone "$name" || die "$name: dockerd $(cat "$run/$name.pid") neither answers nor exits"
+  wait_gone "$name" || die "$name: dockerd $(engine_pid "$name") neither answers nor exits"
+  rm -f "$run/$name.pid" # not this engine's any more (dockerd refuses a pid file whose pid runs)
   root=$(suite_root "$name")
   mkdir -p "$run" "$lib/$name"
   # A containerd pid file left from before a restart names a pid some other process may have now:
@@ -145,12 +156,12 @@ up_one() {
 }
 
 down_one() {
-  local name=$1 pidfile=$run/$1.pid
+  local name=$1 pid
   suite_of "$name" >/dev/null
-  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    log "stopping $name (pid $(cat "$pidfile"))"
-    kill -TERM "$(cat "$pidfile")"
-    wait_gone "$name" || die "$name: dockerd $(cat "$pidfile") did not exit within 60 s"
+  if pid=$(engine_pid "$name"); then
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid"
+    wait_gone "$name" || die "$name: dockerd $pid did not exit within 60 s"
   fi
 }
 

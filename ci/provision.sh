@@ -57,11 +57,12 @@ fi
 
 # 2. dockerd, without a bridge network or iptables rules.
 docker_cli=$(command -v docker)
-# A dockerd still shutting down holds its pid file: wait for it to go (or to answer) first.
+# A dockerd still shutting down holds its pid file: wait for it to go (or to answer) first. Only
+# while that pid is a dockerd: after a restart the file can name a pid another process now has.
 pidfile=/var/run/docker.pid
 for _ in $(seq 1 60); do
   "$docker_cli" info >/dev/null 2>&1 && break
-  if [ ! -s "$pidfile" ] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then break; fi
+  if [ ! -s "$pidfile" ] || [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" != dockerd ]; then break; fi
   sleep 0.5
 done
 if ! "$docker_cli" info >/dev/null 2>&1; then
