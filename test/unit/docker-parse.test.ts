@@ -58,7 +58,7 @@ describe('docker argv builders', () => {
   });
   it('verification containers: no network, entrypoint overridden, env for QEMU', () => {
     expect(runArgv({ image: 'i', platform: parsePlatform('linux/arm/v6'), entrypoint: 'uname', args: ['-m'], env: { QEMU_CPU: 'arm1176' }, name: 'n' })).toEqual([
-      'run', '--rm', '--name', 'n', '--network', 'none', '--platform', 'linux/arm/v6', '--pull', 'never', '--entrypoint', 'uname', '-e', 'QEMU_CPU=arm1176', 'i', '-m',
+      'run', '--name', 'n', '--network', 'none', '--platform', 'linux/arm/v6', '--pull', 'never', '--entrypoint', 'uname', '-e', 'QEMU_CPU=arm1176', 'i', '-m',
     ]);
   });
 });

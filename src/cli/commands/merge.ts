@@ -1,6 +1,7 @@
 // `crossbuild merge`: join legs built elsewhere into one verified list (see pipeline/merge.ts).
 import { loadConfig } from '../../config/config.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
+import type { Docker } from '../../docker/docker.js';
 import type { ListKind } from '../../oci/types.js';
 import { runMerge, type LegSource, type MergeResult } from '../../pipeline/merge.js';
 import { annotate } from '../../util/annotations.js';
@@ -56,8 +57,9 @@ export async function mergeCommand(flags: MergeFlags): Promise<Outcome> {
   const source: LegSource = flags.fromReport ? { kind: 'reports', files: flags.fromReport } : flags.fromDigests ? { kind: 'digests', dir: flags.fromDigests } : { kind: 'tags' };
   const client = clientFromFlags(flags, config.image.registry);
   let cosign: Cosign | undefined;
+  let runtime: Docker | undefined;
   try {
-    const runtime = flags.runtime ? new (await import('../../docker/docker.js')).Docker() : undefined;
+    runtime = flags.runtime ? new (await import('../../docker/docker.js')).Docker() : undefined;
     if (runtime) await runtime.engine();
     const wantSign = flags.sign === true || flags.key !== undefined || config.sign !== undefined;
     cosign = wantSign ? new Cosign(flags.key !== undefined ? { ref: flags.key } : config.sign?.key !== undefined ? { ref: config.sign.key } : {}, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {}) : undefined;
@@ -79,6 +81,7 @@ export async function mergeCommand(flags: MergeFlags): Promise<Outcome> {
     return OK;
   } finally {
     cosign?.close();
+    if (runtime) await (await import('../../docker/docker.js')).settleRemovals();
     await client.close();
   }
 }

@@ -5,7 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkBuildFiles, flagsConfig, loadConfig, type ConfigOverrides } from '../../config/config.js';
 import { checkBuildArgs, checkInputsExist, parseCacheMode, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../config/build-inputs.js';
-import { Docker, dockerCli, type BuilderKind } from '../../docker/docker.js';
+import { Docker, dockerCli, settleRemovals, type BuilderKind } from '../../docker/docker.js';
 import { formatReference, isValidTag, parseReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
@@ -329,6 +329,7 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
   } finally {
     beat?.stop();
     interrupts.dispose();
+    await settleRemovals(); // the verification containers, removed in the background
     if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
     cosign?.close();
     release?.();

@@ -169,6 +169,7 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
     return interrupted() ?? (report.ok ? OK : REPORTED);
   } finally {
     for (const c of cleanups) c();
+    if (docker) await (await import('../../docker/docker.js')).settleRemovals();
     await client.close();
   }
 }
