@@ -590,7 +590,8 @@ for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {
   const prev = JSON.parse(readFileSync(join(ROOT, 'bench', 'results.json'), 'utf8'));
   // A kept row without its own date was measured in the previous file's run.
-  const kept = (prev.results ?? []).filter((r) => !results.some((n) => n.id === r.id)).map((r) => ({ ...r, measured: r.measured ?? prev.date }));
+  // JSON wrote a row without a target (max: Infinity) as null: it reads back as Infinity.
+  const kept = (prev.results ?? []).filter((r) => !results.some((n) => n.id === r.id)).map((r) => ({ ...r, measured: r.measured ?? prev.date, target: { ...r.target, max: r.target.max ?? Infinity } }));
   results.splice(0, results.length, ...[...kept, ...results].sort((a, b) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id)));
   if (!ONLY.has('R') && prev.reliability) reliability.push(...prev.reliability);
 }
