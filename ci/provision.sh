@@ -58,14 +58,18 @@ fi
 # 2. dockerd, without a bridge network or iptables rules.
 docker_cli=$(command -v docker)
 # A dockerd still shutting down holds its pid file: wait for it to go (or to answer) first. Only
-# while that pid is a dockerd: after a restart the file can name a pid another process now has.
+# while that pid is this host's dockerd (not an engine of ci/engines.sh, not another process that
+# was given the pid after a restart): otherwise the file is stale, and dockerd would refuse it.
 pidfile=/var/run/docker.pid
+host_dockerd=$(readlink -f "$(command -v dockerd)")
+host_pid() { [ -s "$pidfile" ] && [ "$(readlink -f "/proc/$(cat "$pidfile")/exe" 2>/dev/null)" = "$host_dockerd" ]; }
 for _ in $(seq 1 60); do
   "$docker_cli" info >/dev/null 2>&1 && break
-  if [ ! -s "$pidfile" ] || [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" != dockerd ]; then break; fi
+  host_pid || break
   sleep 0.5
 done
 if ! "$docker_cli" info >/dev/null 2>&1; then
+  host_pid || rm -f "$pidfile"
   log "starting dockerd --bridge=none --iptables=false"
   setsid nohup dockerd --bridge=none --iptables=false >"$state/logs/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 1 60); do

@@ -226,6 +226,8 @@ export class Docker {
   /** Commands and containers in flight, so an interrupted run can stop and remove them all. */
   private readonly running = new Set<ResultPromise>();
   private readonly containers = new Set<string>();
+  /** Of those, the ones whose removal runs in the background (see runOnce). */
+  private readonly removing = new Set<string>();
   private aborted = false;
   /** Fires on abort(): waits between push attempts end at once. */
   private readonly stopped = new AbortController();
@@ -274,8 +276,11 @@ export class Docker {
     this.aborted = true;
     this.stopped.abort();
     for (const sub of this.running) sub.kill('SIGTERM');
-    const names = [...this.containers];
-    if (names.length > 0) await execa(this.cli, [...this.globalArgs, 'rm', '-f', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
+    // Those already being removed are waited for, not asked twice (the engine would answer the
+    // second request "removal already in progress", and the first could take that for done).
+    const names = [...this.containers].filter((n) => !this.removing.has(n));
+    if (names.length > 0) await execa(this.cli, [...this.globalArgs, 'rm', '-f', '-v', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
+    await settleRemovals();
   }
 
   /** Does the engine have a `bridge` network (the default of RUN steps and containers)? */
@@ -421,7 +426,7 @@ export class Docker {
   async removeLabelled(label: string, value: string): Promise<number> {
     const r = await this.exec(['ps', '-aq', '--filter', `label=${label}=${value}`], { timeout: 30_000 });
     const ids = r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
-    if (ids.length > 0) await this.exec(['rm', '-f', ...ids], { timeout: 60_000 });
+    if (ids.length > 0) await this.exec(['rm', '-f', '-v', ...ids], { timeout: 60_000 });
     return ids.length;
   }
 
@@ -430,7 +435,7 @@ export class Docker {
     const argv = ['image', 'rm', '--no-prune', ref];
     const r = await this.exec(argv, { timeout: 60_000 });
     // A throwaway container not yet removed keeps its image: once it is gone, again.
-    if (r.exitCode !== 0 && removals.size > 0 && /container/i.test(r.stderr)) {
+    if (r.exitCode !== 0 && /container/i.test(r.stderr)) {
       await settleRemovals();
       await this.exec(argv, { timeout: 60_000 });
     }
@@ -494,7 +499,7 @@ export class Docker {
     const argv = runArgv({ ...o, name, ...(this.runId ? { labels: { [RUN_LABEL]: this.runId } } : {}) }, true);
     const started = await this.exec(argv, { timeout: 120_000 });
     const remove = async () => {
-      await this.exec(['rm', '-f', name], { timeout: 30_000 });
+      await this.exec(['rm', '-f', '-v', name], { timeout: 30_000 });
       this.containers.delete(name);
     };
     if (started.exitCode !== 0) {
@@ -536,11 +541,14 @@ export class Docker {
       killed = r.timedOut;
       return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
     } finally {
-      const remove = () => execa(this.cli, [...this.globalArgs, 'rm', '-f', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+      // -v: its anonymous volumes (an image's VOLUME) go with it, as with --rm.
+      const remove = () => execa(this.cli, [...this.globalArgs, 'rm', '-f', '-v', name], { reject: false, timeout: 30_000, env: { ...this.env } });
       if (ended) {
-        // Still named in `containers` until gone, so an abort meanwhile removes it too.
+        // Still named in `containers` until gone; an abort meanwhile waits for this removal.
+        this.removing.add(name);
         const gone: Promise<unknown> = remove().finally(() => {
           removals.delete(gone);
+          this.removing.delete(name);
           this.containers.delete(name);
         });
         removals.add(gone);

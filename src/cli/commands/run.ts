@@ -328,8 +328,10 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
     return OK;
   } finally {
     beat?.stop();
+    // The verification containers, removed in the background: waited for while a signal still
+    // reaches the run's own handler (which removes what is left).
+    await settleRemovals();
     interrupts.dispose();
-    await settleRemovals(); // the verification containers, removed in the background
     if (privateConfig) rmSync(privateConfig, { recursive: true, force: true });
     cosign?.close();
     release?.();

@@ -168,8 +168,8 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
     // A failed verify is its report: every failure is in it.
     return interrupted() ?? (report.ok ? OK : REPORTED);
   } finally {
+    if (docker) await (await import('../../docker/docker.js')).settleRemovals(); // before the signal handlers go
     for (const c of cleanups) c();
-    if (docker) await (await import('../../docker/docker.js')).settleRemovals();
     await client.close();
   }
 }
