@@ -279,8 +279,16 @@ export class Docker {
     // Those already being removed are waited for, not asked twice (the engine would answer the
     // second request "removal already in progress", and the first could take that for done).
     const names = [...this.containers].filter((n) => !this.removing.has(n));
-    if (names.length > 0) await execa(this.cli, [...this.globalArgs, 'rm', '-f', '-v', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
+    if (names.length > 0) await this.forceRemove(names);
     await settleRemovals();
+  }
+
+  /**
+   * `docker rm -f -v`: the containers and their anonymous volumes (an image's VOLUME), as `--rm`
+   * would. Not among the commands abort() stops: it is what abort() itself runs.
+   */
+  private forceRemove(names: readonly string[]): Promise<unknown> {
+    return execa(this.cli, [...this.globalArgs, 'rm', '-f', '-v', ...names], { reject: false, timeout: 30_000, env: { ...this.env } });
   }
 
   /** Does the engine have a `bridge` network (the default of RUN steps and containers)? */
@@ -541,8 +549,7 @@ export class Docker {
       killed = r.timedOut;
       return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
     } finally {
-      // -v: its anonymous volumes (an image's VOLUME) go with it, as with --rm.
-      const remove = () => execa(this.cli, [...this.globalArgs, 'rm', '-f', '-v', name], { reject: false, timeout: 30_000, env: { ...this.env } });
+      const remove = () => this.forceRemove([name]);
       if (ended) {
         // Still named in `containers` until gone; an abort meanwhile waits for this removal.
         this.removing.add(name);
