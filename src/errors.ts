@@ -70,15 +70,18 @@ function kindOf(status: number | undefined, retriable: boolean): RegistryErrorKi
 export class RegistryError extends CrossbuildError {
   readonly status: number | undefined;
   readonly code: string | undefined;
+  /** Every code of the answer's `errors` (a registry may give several, the telling one not first). */
+  readonly codes: readonly string[];
   readonly retriable: boolean;
   readonly kind: RegistryErrorKind;
   constructor(
     message: string,
-    opts: { status?: number; code?: string; retriable?: boolean; kind?: RegistryErrorKind; hint?: string; cause?: unknown } = {},
+    opts: { status?: number; code?: string; codes?: readonly string[]; retriable?: boolean; kind?: RegistryErrorKind; hint?: string; cause?: unknown } = {},
   ) {
     super(message, { hint: opts.hint, cause: opts.cause, exitCode: 1 });
     this.status = opts.status;
     this.code = opts.code;
+    this.codes = opts.codes ?? (opts.code !== undefined ? [opts.code] : []);
     this.retriable = opts.retriable ?? false;
     this.kind = opts.kind ?? kindOf(opts.status, this.retriable);
   }

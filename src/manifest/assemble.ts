@@ -245,7 +245,7 @@ export async function pushList(client: RegistryClient, target: ImageRef, plan: P
       // The first tag was accepted but is not proven: no other tag follows it, and that is said as it is.
       if (e instanceof ReadBackError) throw rest.length > 1 ? new ReadBackError(`${e.message}; tags not written: ${rest.slice(1).join(', ')}`, { cause: e }) : e;
       const msg = `${(e as Error).message}; tags moved to ${list.digest}: ${moved.length ? moved.join(', ') : 'none'}; not moved: ${rest.join(', ')}`;
-      throw e instanceof RegistryError ? new RegistryError(msg, { ...(e.status !== undefined ? { status: e.status } : {}), ...(e.code !== undefined ? { code: e.code } : {}), retriable: e.retriable, cause: e }) : new RegistryError(msg, { cause: e });
+      throw e instanceof RegistryError ? new RegistryError(msg, { ...(e.status !== undefined ? { status: e.status } : {}), ...(e.code !== undefined ? { code: e.code } : {}), codes: e.codes, retriable: e.retriable, cause: e }) : new RegistryError(msg, { cause: e });
     }
   }
   const warnings = [...plan.warnings, ...list.dropped.map((d) => `dropped attestation ${d.digest}`)];

@@ -561,7 +561,7 @@ export function retryAfterMs(v: string | undefined): number | undefined {
 }
 
 /** Registry error JSON: {"errors":[{"code","message","detail"}]} → "CODE: message", and the first code as such. */
-export async function errorInfo(res: Resp): Promise<{ detail?: string; code?: string }> {
+export async function errorInfo(res: Resp): Promise<{ detail?: string; code?: string; codes?: string[] }> {
   let text = '';
   try {
     text = await res.body.text();
@@ -572,8 +572,9 @@ export async function errorInfo(res: Resp): Promise<{ detail?: string; code?: st
     const j = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
     if (Array.isArray(j.errors) && j.errors.length > 0) {
       const detail = j.errors.map((e) => `${e.code ?? 'ERROR'}: ${e.message ?? ''}${e.detail && typeof e.detail === 'object' ? ` ${JSON.stringify(e.detail)}` : ''}`).join('; ');
+      const codes = j.errors.flatMap((e) => (typeof e.code === 'string' ? [e.code] : []));
       const code = typeof j.errors[0]!.code === 'string' ? j.errors[0]!.code : undefined;
-      return { detail, ...(code ? { code } : {}) };
+      return { detail, ...(code ? { code } : {}), codes };
     }
   } catch {
     // not JSON

@@ -129,6 +129,43 @@ describe('one retry policy', () => {
     expect(seen.length).toBeLessThanOrEqual(3);
   });
 
+  // distribution 2.8's answer (captured) when a manifest PUT meets a blob link another push of the
+  // same blob is rewriting at that moment: every code is kept, and the telling one is not first.
+  const BEHIND = JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }, { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07' }] });
+  const MANIFEST_BODY = JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] });
+
+  it('a manifest PUT refused for a blob the registry does not see yet (pushed just before) is sent again, and said', async () => {
+    let refusals = 2;
+    reg.fault = (req, res) => {
+      if (req.method === 'PUT' && req.url?.includes('/manifests/') && refusals-- > 0) return void res.writeHead(400, { 'content-type': 'application/json' }).end(BEHIND), true;
+      return false;
+    };
+    const c = client();
+    const d = await c.putManifest(reg.addr, 'app', 'v1', Buffer.from(MANIFEST_BODY), MANIFEST);
+    expect(reg.manifests.get('app')!.get('v1')!.bytes.toString()).toBe(MANIFEST_BODY);
+    expect(d).toMatch(/^sha256:/);
+    expect(retries.map((r) => [r.method, r.path, r.attempt])).toEqual([
+      ['PUT', '/v2/app/manifests/v1', 2],
+      ['PUT', '/v2/app/manifests/v1', 3],
+    ]);
+    expect(retries[0]!.reason).toBe('the registry does not see yet what the manifest names (DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN)');
+    await c.close();
+  });
+
+  it('a manifest PUT refused as invalid is not sent again; a refusal that persists is named with every code', async () => {
+    reg.fault = (req, res) => (req.method === 'PUT' ? (res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] })), true) : false);
+    const c = client();
+    const invalid = (await c.putManifest(reg.addr, 'app', 'v1', Buffer.from(MANIFEST_BODY), MANIFEST).catch((x: unknown) => x)) as RegistryError;
+    expect(invalid).toMatchObject({ status: 400, code: 'MANIFEST_INVALID', codes: ['MANIFEST_INVALID'] });
+    expect(retries).toEqual([]);
+    reg.fault = (req, res) => (req.method === 'PUT' ? (res.writeHead(400, { 'content-type': 'application/json' }).end(BEHIND), true) : false);
+    const behind = (await c.putManifest(reg.addr, 'app', 'v1', Buffer.from(MANIFEST_BODY), MANIFEST).catch((x: unknown) => x)) as RegistryError;
+    expect(behind).toMatchObject({ status: 400, code: 'DIGEST_INVALID', codes: ['DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN'] });
+    expect(behind.message).toMatch(/PUT manifest app:v1 on 127\.0\.0\.1:\d+ failed: HTTP 400 DIGEST_INVALID: .*MANIFEST_BLOB_UNKNOWN: blob unknown to registry/);
+    expect(retries).toHaveLength(3);
+    await c.close();
+  });
+
   it('a missing manifest is not retried: kind not-found, with the registry code', async () => {
     const c = client();
     const e = (await c.manifest(reg.addr, 'app', 'nope').catch((x: unknown) => x)) as RegistryError;
@@ -285,6 +322,23 @@ describe('round trips', () => {
     };
     const c = client({ attempts: 1 });
     await expect(c.manifest(reg.addr, 'app', 'v1')).rejects.toThrow(/ping of registry 127\.0\.0\.1:\d+\) answered 404 — is it a distribution \(v2\) registry\?/);
+    await c.close();
+  });
+
+  it('a list refused on the pipelined connection for a child the registry does not see yet is written again and read back', async () => {
+    const d = image('app', 'v1-arm64');
+    const size = reg.manifests.get('app')!.get(d)!.bytes.length;
+    const c = client();
+    const entry = { mediaType: MANIFEST, digest: d, size, platform: { os: 'linux', architecture: 'arm64' } };
+    await c.headManifest(reg.addr, 'app', d);
+    let refusals = 1;
+    reg.fault = (req, res) => {
+      if (req.method === 'PUT' && refusals-- > 0) return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: d }] })), true;
+      return false;
+    };
+    const res = await publishList(c, { registry: reg.addr, repository: 'app' }, 'v1', 'oci', [entry]);
+    expect(reg.manifests.get('app')!.get('v1')!.bytes.length).toBe(res.size);
+    expect(reg.requests.filter((r) => r.method === 'PUT' && r.path === '/v2/app/manifests/v1')).toHaveLength(2);
     await c.close();
   });
 
