@@ -142,12 +142,16 @@ export function parsePushOutput(text: string): { digest: string; size: number } 
   return m ? { digest: m[1]!, size: Number(m[2]) } : undefined;
 }
 
-/** The line of `docker push` output that says a failure may pass (network, 5xx, 429, timeouts); undefined when it will not. */
+/**
+ * The line of `docker push` output that says a failure may pass (network, 5xx, 429, timeouts, and
+ * a manifest refused for a blob the push itself had just sent: the registry is behind its own
+ * writes, see RegistryClient.putManifest); undefined when it will not.
+ */
 export function transientPushFailure(output: string): string | undefined {
   const line = output
     .split('\n')
     .reverse()
-    .find((l) => /connection refused|connection reset|broken pipe|EOF|i\/o timeout|TLS handshake timeout|timeout exceeded|no such host|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error|TOOMANYREQUESTS|toomanyrequests|Too Many Requests|received unexpected HTTP status: (5\d\d|429)|status code (5\d\d|429)|\b(50[0234]|429)\b/i.test(l));
+    .find((l) => /connection refused|connection reset|broken pipe|EOF|i\/o timeout|TLS handshake timeout|timeout exceeded|no such host|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error|TOOMANYREQUESTS|toomanyrequests|Too Many Requests|received unexpected HTTP status: (5\d\d|429)|status code (5\d\d|429)|\b(50[0234]|429)\b|blob unknown to registry/i.test(l));
   if (!line) return undefined;
   if (/denied|unauthorized|authentication required|manifest invalid|name unknown/i.test(output)) return undefined;
   return line.trim().slice(0, 200);

@@ -10,6 +10,7 @@ export interface Fault {
   readonly closeDelimited?: boolean;
   readonly trickleMs?: number;
   readonly noBody?: boolean;
+  readonly body?: unknown;
   readonly fake201?: boolean;
   readonly neverAnswer?: boolean;
 }

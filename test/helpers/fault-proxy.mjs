@@ -11,6 +11,7 @@
 //   closeDelimited     forward the body without Content-Length, ended by closing the connection
 //   trickleMs          forward the headers, then the body one byte every trickleMs
 //   noBody             with status: answer with no body at all (a bare 429 or 503)
+//   body               with status: answer with this JSON body (a registry's own `errors`)
 //   fake201            answer a PUT 201 with the digest of what was sent, and store nothing
 //   neverAnswer        accept the request and never answer (not even headers)
 import { createHash } from 'node:crypto';
@@ -31,7 +32,7 @@ async function freePort() {
 
 /**
  * @param {string} upstream host:port of the registry
- * @param {Array<{ method: string, path: RegExp, status?: number, headers?: Record<string, string>, dropAfterBytes?: number, stallAfterHeaders?: boolean, endless?: boolean, truncateTo?: number, closeDelimited?: boolean, trickleMs?: number, noBody?: boolean, fake201?: boolean, neverAnswer?: boolean }>} faults
+ * @param {Array<{ method: string, path: RegExp, status?: number, headers?: Record<string, string>, dropAfterBytes?: number, stallAfterHeaders?: boolean, endless?: boolean, truncateTo?: number, closeDelimited?: boolean, trickleMs?: number, noBody?: boolean, body?: unknown, fake201?: boolean, neverAnswer?: boolean }>} faults
  * @returns {Promise<{ addr: string, log: { method: string, path: string, status: number, at: number }[], stop: () => Promise<void> }>}
  */
 
@@ -156,6 +157,7 @@ export async function startFaultProxy(upstream, faults) {
       req.resume();
       log.push({ method: req.method ?? '', path, status: f.status ?? 500, at: Date.now() });
       if (f.noBody) return void res.writeHead(f.status ?? 500, { 'content-length': '0', ...(f.headers ?? {}) }).end();
+      if (f.body !== undefined) return void res.writeHead(f.status ?? 500, { 'content-type': 'application/json', ...(f.headers ?? {}) }).end(JSON.stringify(f.body));
       res.writeHead(f.status ?? 500, { 'content-type': 'application/json', ...(f.headers ?? {}) }).end(JSON.stringify({ errors: [{ code: f.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'injected fault' }] }));
       return;
     }

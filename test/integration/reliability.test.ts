@@ -50,6 +50,25 @@ describe.each(['docker-28c', 'docker-28'])('each run owns its images (%s)', (eng
     const ls = await execa(env.CROSSBUILD_DOCKER!, ['image', 'ls', '--format', '{{.Tag}}', repo.replace(/^[^/]+\//, `${REGISTRY}/`)], { env });
     expect(ls.stdout.split('\n').filter((t) => /-cb-[0-9a-f]{8}$/.test(t))).toEqual([]);
   });
+
+  it('a manifest refused for a blob the run had just pushed (the registry behind its own writes) is sent again, and the run passes', async () => {
+    const { startFaultProxy } = await import('../helpers/registries.js');
+    // distribution 2.8's own answer when another push of the same blob rewrites its link (captured).
+    const body = { errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }, { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07' }] };
+    const proxy = await startFaultProxy(REGISTRY.replace('localhost', '127.0.0.1'), [{ method: 'PUT', path: /\/manifests\//, status: 400, body }]);
+    try {
+      const repo = `${proxy.addr}/${uniqueRepo('behind').replace(/^[^/]+\//, '')}`;
+      const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--build-arg', 'MARK=behind'], { env });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const puts = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes('/manifests/'));
+      expect(puts[0]!.status).toBe(400);
+      // The same manifest, sent again, accepted.
+      expect(puts.find((l, i) => i > 0 && l.path === puts[0]!.path)?.status).toBe(201);
+      expect(`${r.stdout}${r.stderr}`).toMatch(/does not see yet what the manifest names \(DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN\)|blob unknown to registry/);
+    } finally {
+      await proxy.stop();
+    }
+  });
 });
 
 describe('credentials go where they belong', () => {

@@ -73,6 +73,17 @@ describe('docker push failures that may pass', () => {
     expect(transientPushFailure('denied: requested access to the resource is denied')).toBeUndefined();
     expect(transientPushFailure('An image does not exist locally with the tag: x')).toBeUndefined();
   });
+
+  it('retries a manifest the registry refused for a blob the push itself had just sent (the registry is behind its writes)', async () => {
+    const { transientPushFailure } = await import('../../src/docker/docker.js');
+    // Captured: `docker push` through a proxy answering the manifest PUT as distribution 2.8 does
+    // when another push of the same blob rewrites its link at that moment.
+    const cli20 = 'The push refers to repository [127.0.0.1:40995/capture/behind]\n158521e619b3: Preparing\n158521e619b3: Pushed\nerrors:\ndigest invalid\nmanifest blob unknown: blob unknown to registry\n';
+    const cli28 = 'The push refers to repository [127.0.0.1:40801/capture/behind]\n203187b91e62: Pushed\nerror from registry: provided digest did not match uploaded content\nblob unknown to registry - sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07';
+    expect(transientPushFailure(cli20)).toBe('manifest blob unknown: blob unknown to registry');
+    expect(transientPushFailure(cli28)).toBe('blob unknown to registry - sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07');
+    expect(transientPushFailure(`${cli28}\ndenied: requested access to the resource is denied`)).toBeUndefined();
+  });
 });
 
 describe('build nodes', () => {
