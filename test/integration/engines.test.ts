@@ -137,3 +137,27 @@ describe.each(MATRIX)('$engine ($store store), builder $builder', (m) => {
     expect(r.stderr).not.toContain(secret);
   });
 });
+
+describe.each(['docker-28c', 'docker-26'])('the current buildx builder (%s)', (engine) => {
+  it("is the context's own (driver docker) until one is made with buildx create --use, and then that one", async () => {
+    const base = engineEnv(engine);
+    // A DOCKER_CONFIG of this test's own, with the engine's CLI plugins: buildx keeps its builders there.
+    const config = mkdtempSync(join(tmpdir(), `cb-bx-${engine}-`));
+    writeFileSync(join(config, 'config.json'), readFileSync(join(base.DOCKER_CONFIG!, 'config.json')));
+    const env = { ...base, CI: 'true', DOCKER_CONFIG: config };
+    const builder = async () => {
+      const r = await cli(['doctor', '--json'], { env });
+      return (JSON.parse(r.stdout) as { checks: { check: string; detail: string }[] }).checks.find((c) => c.check === 'builder')?.detail;
+    };
+    expect(await builder()).toMatch(/^buildx \S+ \(driver docker\) via /);
+    // Made and chosen, never started (its image is not reachable here): inspect still names its driver.
+    const made = await execa(base.CROSSBUILD_DOCKER!, ['buildx', 'create', '--name', 'cb-dc', '--driver', 'docker-container', '--use'], { env, reject: false });
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(await builder()).toMatch(/^buildx \S+ \(driver docker-container\) via /);
+    // Chosen by BUILDX_BUILDER instead, with `current` back on the context's own.
+    await execa(base.CROSSBUILD_DOCKER!, ['buildx', 'use', 'default'], { env });
+    expect(await builder()).toMatch(/\(driver docker\)/);
+    const r = await cli(['doctor', '--json'], { env: { ...env, BUILDX_BUILDER: 'cb-dc' } });
+    expect((JSON.parse(r.stdout) as { checks: { check: string; detail: string }[] }).checks.find((c) => c.check === 'builder')?.detail).toMatch(/\(driver docker-container\)/);
+  });
+});

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NO_INPUTS } from '../../src/config/build-inputs.js';
@@ -83,6 +84,32 @@ describe('docker push failures that may pass', () => {
     expect(transientPushFailure(cli20)).toBe('manifest blob unknown: blob unknown to registry');
     expect(transientPushFailure(cli28)).toBe('blob unknown to registry - sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07');
     expect(transientPushFailure(`${cli28}\ndenied: requested access to the resource is denied`)).toBeUndefined();
+  });
+});
+
+describe('which buildx builder is current, without asking the plugin', () => {
+  /** A buildx folder as buildx 0.29 leaves it after its own commands (`current` captured). */
+  const buildxDir = (instances: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-buildx-'));
+    mkdirSync(join(dir, 'buildx', 'instances'), { recursive: true });
+    mkdirSync(join(dir, 'buildx', 'defaults'));
+    writeFileSync(join(dir, 'buildx', 'current'), '{"Key":"unix:///run/crossbuild/docker-28c.sock","Name":"","Global":false}');
+    for (const n of instances) writeFileSync(join(dir, 'buildx', 'instances', n), '{}');
+    return dir;
+  };
+
+  it("only a context's own builder (driver docker) until one is made with buildx create, or BUILDX_BUILDER names one", async () => {
+    const { buildxConfigDir, onlyContextBuilders } = await import('../../src/docker/docker.js');
+    const fresh = buildxDir([]);
+    expect(onlyContextBuilders({ DOCKER_CONFIG: fresh })).toBe(true);
+    // No buildx folder at all: a CLI that never ran buildx.
+    expect(onlyContextBuilders({ DOCKER_CONFIG: join(fresh, 'none') })).toBe(true);
+    expect(onlyContextBuilders({ DOCKER_CONFIG: fresh, BUILDX_BUILDER: 'cb-dc' })).toBe(false);
+    expect(onlyContextBuilders({ DOCKER_CONFIG: buildxDir(['cb-dc']) })).toBe(false);
+    // BUILDX_CONFIG wins over DOCKER_CONFIG, as in buildx.
+    expect(buildxConfigDir({ BUILDX_CONFIG: '/x/bx', DOCKER_CONFIG: fresh })).toBe('/x/bx');
+    expect(onlyContextBuilders({ BUILDX_CONFIG: join(buildxDir(['cb-dc']), 'buildx'), DOCKER_CONFIG: fresh })).toBe(false);
+    expect(buildxConfigDir({ HOME: '/h' })).toMatch(/\/\.docker\/buildx$/);
   });
 });
 
