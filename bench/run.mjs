@@ -440,6 +440,8 @@ if (want('R')) {
     ['manifest trickles a byte a second, every time (--registry-timeout 3)', times(20, { method: 'GET', path: /\/manifests\//, trickleMs: 1000 }), 'verify', ['--registry-timeout', '3']],
     ['503 on the manifest, every time', times(200, { method: 'GET', path: /\/manifests\//, status: 503 }), 'verify'],
     ['the list PUT answered 201, nothing stored', [{ method: 'PUT', path: /\/manifests\/v1$/, fake201: true }], 'push'],
+    // distribution's answer while another push of the same blob rewrites its link (captured).
+    ['a child manifest PUT refused with MANIFEST_BLOB_UNKNOWN for a blob just mounted, once', [{ method: 'PUT', path: /\/manifests\/sha256:/, status: 400, body: { errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }, { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry' }] } }], 'push'],
   ];
   for (const [name, faults, kind, extra = []] of scenarios) {
     const proxy = await startFaultProxy(REG, faults);
@@ -533,7 +535,7 @@ if (want('P5m') || want('P5m-buildx')) {
     bx.push(await timed(() => sh(d28, bxArgs('warm', 'bx'), { env: env28 })));
     log(`P5m: run ${i + 1}/${runs}: crossbuild warm ${warm.at(-1).toFixed(0)} ms, cold ${cold.at(-1).toFixed(0)} ms, buildx warm ${bx.at(-1).toFixed(0)} ms`);
   }
-  if (want('P5m')) record('P5m', '`crossbuild run --cache registry`, 2 emulated platforms with a CPU-heavy RUN, emptied engine, warm registry cache (one solve, one multi-platform `mode=max` cache)', 'the same `crossbuild run --cache registry` on the same emptied engine, cold', { kind: 'ratio', max: 0.15 }, { a: warm, b: cold });
+  if (want('P5m')) record('P5m', '`crossbuild run --cache registry`, 3 emulated platforms with a CPU-heavy RUN, emptied engine, warm registry cache (one solve, one multi-platform `mode=max` cache)', 'the same `crossbuild run --cache registry` on the same emptied engine, cold', { kind: 'ratio', max: 0.15 }, { a: warm, b: cold });
   if (want('P5m-buildx')) record('P5m-buildx', 'the same warm `crossbuild run --cache registry` (build, proof, push, list)', '`docker buildx build --cache-from/--cache-to type=registry,mode=max --push` of the same build on the same emptied engine, warm (no proof)', { kind: 'ratio', max: 1 }, { a: warm, b: bx });
 }
 
