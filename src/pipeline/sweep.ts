@@ -2,10 +2,11 @@
 // private Docker config (which holds a password) — is removed when it ends. A run killed with
 // SIGKILL cannot, so every run claims its id in a marker (with its pid), and the next run sweeps
 // what runs whose process is gone left behind.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RUN_LABEL, type Docker } from '../docker/docker.js';
+import { Docker, RUN_LABEL } from '../docker/docker.js';
 import { privateBase } from '../registry/credentials.js';
 
 const markers = (): string => join(privateBase(), 'crossbuild-runs');
@@ -58,4 +59,17 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
     if (tags.length + containers + configs.length > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}`);
   }
   return out;
+}
+
+/**
+ * The engine handle of a command that starts throwaway containers outside a run (verify, merge
+ * --runtime): its containers carry an id of its own, claimed while it works, and what dead runs
+ * left is swept first — so a verify killed with SIGKILL leaves nothing the next command keeps.
+ */
+export async function claimedDocker(): Promise<{ docker: Docker; release: () => void; notes: string[] }> {
+  const runId = randomBytes(4).toString('hex');
+  const docker = new Docker(undefined, {}, [], runId);
+  const release = claimRun(runId);
+  const notes = await sweepDeadRuns(docker).catch(() => []);
+  return { docker, release, notes };
 }

@@ -1,13 +1,14 @@
 // Each finding of the fail-closed probe, reproduced: signals that stop whatever is pending,
 // deadlines that end a trickle, nothing reported before it is true, nothing left behind after
 // SIGKILL, output that is text, and a decision to fail that stops the work.
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { startFaultProxy } from '../helpers/registries.js';
+import { privateBase } from '../../src/registry/credentials.js';
 
 // Faults are injected into layer reads here: no layer may be answered from the layer cache.
 process.env.CROSSBUILD_LAYER_CACHE = 'off';
@@ -150,6 +151,34 @@ describe('nothing left behind, even after SIGKILL', () => {
     expect(await runTags()).toEqual([]);
     expect(await containers()).toEqual([]);
     expect(configs().filter((c) => mine.includes(c))).toEqual([]);
+  });
+});
+
+describe('nothing left behind by a killed verify', () => {
+  it("verify's throwaway containers carry its own id, and the next verify sweeps what a killed one left", async () => {
+    const { buildAndPush } = await import('../helpers/env.js');
+    const ref = `${uniqueRepo('killed-verify')}:arm64`;
+    await buildAndPush(readFileSync(join(FIXTURES, 'hang', 'Dockerfile'), 'utf8'), 'linux/arm64', ref);
+    const before = new Set((await execa(DOCKER, ['ps', '-aq'])).stdout.split('\n').filter(Boolean));
+    // Its `uname -m` never answers: the verify sits in its container until it is killed.
+    const sub = execa('node', [CB, 'verify', ref, '--timeout', '300'], { reject: false, env: { CI: 'true' } });
+    const labelled = async () => (await execa(DOCKER, ['ps', '-a', '--filter', 'label=crossbuild.run', '--filter', `ancestor=${ref}`, '--format', '{{.ID}} {{.Label "crossbuild.run"}}'])).stdout.split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]).filter(([c]) => !before.has(c));
+    for (let i = 0; i < 240 && (await labelled()).length === 0; i++) await new Promise((r) => setTimeout(r, 500));
+    const mine = await labelled();
+    expect(mine).toHaveLength(1);
+    const id = mine[0]![1];
+    expect(id).toMatch(/^[0-9a-f]{8}$/);
+    sub.kill('SIGKILL');
+    await sub;
+    expect((await labelled()).map(([, l]) => l)).toEqual([id]);
+    // The next verify that runs containers removes it, and says so (unless a run of a test file
+    // beside this one swept it first: every command sweeps what any dead one left).
+    const stillThere = (await labelled()).length === 1;
+    const next = await cli(['verify', `${REGISTRY}/busybox:latest-arm64`]);
+    expect(next.exitCode, next.stderr).toBe(0);
+    if (stillThere) expect(next.stderr).toContain(`note: swept what killed run ${id} left: 0 image names, 1 container, 0 private Docker configs`);
+    expect(await labelled()).toEqual([]);
+    expect(readdirSync(join(privateBase(), 'crossbuild-runs'))).not.toContain(id);
   });
 });
 

@@ -58,9 +58,15 @@ export async function mergeCommand(flags: MergeFlags): Promise<Outcome> {
   const client = clientFromFlags(flags, config.image.registry);
   let cosign: Cosign | undefined;
   let runtime: Docker | undefined;
+  let release: (() => void) | undefined;
   try {
-    runtime = flags.runtime ? new (await import('../../docker/docker.js')).Docker() : undefined;
-    if (runtime) await runtime.engine();
+    if (flags.runtime) {
+      const claimed = await (await import('../../pipeline/sweep.js')).claimedDocker();
+      runtime = claimed.docker;
+      release = claimed.release;
+      for (const n of claimed.notes) process.stderr.write(`note: ${n}\n`);
+      await runtime.engine();
+    }
     const wantSign = flags.sign === true || flags.key !== undefined || config.sign !== undefined;
     cosign = wantSign ? new Cosign(flags.key !== undefined ? { ref: flags.key } : config.sign?.key !== undefined ? { ref: config.sign.key } : {}, flags.dockerCfg ? { DOCKER_CONFIG: flags.dockerCfg } : {}) : undefined;
     const sign = cosign ? { cosign, access: { registry: config.image.registry, plainHttp: flags.plainHttp === true, insecure: flags.insecure === true }, version: VERSION } : undefined;
@@ -82,6 +88,7 @@ export async function mergeCommand(flags: MergeFlags): Promise<Outcome> {
   } finally {
     cosign?.close();
     if (runtime) await (await import('../../docker/docker.js')).settleRemovals();
+    release?.();
     await client.close();
   }
 }

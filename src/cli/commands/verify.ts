@@ -131,8 +131,13 @@ export async function verifyCommand(refArg: string | undefined, flags: VerifyFla
   };
   try {
     // --static needs no Docker at all, so its module (and execa) is not even loaded.
-    docker = flags.static ? undefined : new (await import('../../docker/docker.js')).Docker();
-    if (docker) await docker.engine();
+    if (!flags.static) {
+      const claimed = await (await import('../../pipeline/sweep.js')).claimedDocker();
+      docker = claimed.docker;
+      cleanups.push(claimed.release);
+      for (const n of claimed.notes) process.stderr.write(`note: ${n}\n`);
+      await docker.engine();
+    }
     let report: Awaited<ReturnType<typeof verifyReference>>;
     try {
       report = await verifyReference(client, ref, {
