@@ -456,16 +456,31 @@ export class Docker {
     if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, `docker tag ${source} ${target} failed`);
   }
 
-  /** `repo:tag` of every local image (for sweeping a killed run's names). */
-  async imageNames(): Promise<string[]> {
-    const r = await this.exec(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'], { timeout: 60_000 });
-    return r.exitCode === 0 ? r.stdout.split('\n').filter((l) => l.trim() && !l.endsWith(':<none>')) : [];
+  /**
+   * Which engine this handle reaches, as the CLI picks it: --host/--context, else DOCKER_HOST,
+   * else DOCKER_CONTEXT, else the CLI's current context. What a killed run left is swept only
+   * through the engine it ran on.
+   */
+  endpoint(): string {
+    if (this.globalArgs.length > 0) return this.globalArgs.join(' ');
+    const env = { ...process.env, ...this.env };
+    return env.DOCKER_HOST ? `--host ${env.DOCKER_HOST}` : env.DOCKER_CONTEXT ? `--context ${env.DOCKER_CONTEXT}` : 'current context';
   }
 
-  /** Remove the containers with this label value, whatever their state. */
+  /** `repo:tag` of every local image (for sweeping a killed run's names); throws when the engine does not answer. */
+  async imageNames(): Promise<string[]> {
+    const argv = ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'];
+    const r = await this.exec(argv, { timeout: 60_000 });
+    if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, 'docker image ls failed');
+    return r.stdout.split('\n').filter((l) => l.trim() && !l.endsWith(':<none>'));
+  }
+
+  /** Remove the containers with this label value, whatever their state; throws when the engine does not answer. */
   async removeLabelled(label: string, value: string): Promise<number> {
-    const r = await this.exec(['ps', '-aq', '--filter', `label=${label}=${value}`], { timeout: 30_000 });
-    const ids = r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+    const argv = ['ps', '-aq', '--filter', `label=${label}=${value}`];
+    const r = await this.exec(argv, { timeout: 30_000 });
+    if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, 'docker ps failed');
+    const ids = r.stdout.split('\n').filter(Boolean);
     if (ids.length > 0) await this.exec(['rm', '-f', '-v', ...ids], { timeout: 60_000 });
     return ids.length;
   }

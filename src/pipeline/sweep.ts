@@ -1,7 +1,7 @@
 // What a run leaves while it works — its `-cb-<id>` image names, its verification containers, its
 // private Docker config (which holds a password) — is removed when it ends. A run killed with
-// SIGKILL cannot, so every run claims its id in a marker (with its pid), and the next run sweeps
-// what runs whose process is gone left behind.
+// SIGKILL cannot, so every run claims its id in a marker (with its pid and its engine), and the
+// next command on that engine sweeps what runs whose process is gone left behind.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { Docker, RUN_LABEL } from '../docker/docker.js';
 import { privateBase } from '../registry/credentials.js';
 
-const markers = (): string => join(privateBase(), 'crossbuild-runs');
+/** The markers of this user's runs (one folder per user: a folder another user made is not writable). */
+export const runMarkers = (): string => join(privateBase(), `crossbuild-runs-${process.getuid?.() ?? 'user'}`);
 
 /** A solve's OCI layout folder: `<tmp>/crossbuild-layout-<run id>-XXXXXX`, swept with its run. */
 export const LAYOUT_PREFIX = 'crossbuild-layout-';
@@ -23,11 +24,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Mark this run as alive; the returned function clears the mark when the run ends cleanly. */
-export function claimRun(runId: string): () => void {
-  mkdirSync(markers(), { recursive: true, mode: 0o700 });
-  const file = join(markers(), runId);
-  writeFileSync(file, String(process.pid), { mode: 0o600 });
+/** Mark this run as alive on this engine; the returned function clears the mark when the run ends cleanly. */
+export function claimRun(runId: string, endpoint: string): () => void {
+  mkdirSync(runMarkers(), { recursive: true, mode: 0o700 });
+  const file = join(runMarkers(), runId);
+  writeFileSync(file, `${process.pid}\n${endpoint}\n`, { mode: 0o600 });
   return () => rmSync(file, { force: true });
 }
 
@@ -35,27 +36,48 @@ export function claimRun(runId: string): () => void {
 export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
   let ids: string[];
   try {
-    ids = readdirSync(markers()).filter((n) => /^[0-9a-f]{8}$/.test(n));
+    ids = readdirSync(runMarkers()).filter((n) => /^[0-9a-f]{8}$/.test(n));
   } catch {
     return [];
   }
-  const dead = ids.filter((id) => {
-    const pid = Number(readFileSync(join(markers(), id), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && !alive(pid);
-  });
+  const here = docker.endpoint();
+  const dead: { id: string; ours: boolean }[] = [];
+  for (const id of ids) {
+    let text: string;
+    try {
+      text = readFileSync(join(runMarkers(), id), 'utf8');
+    } catch {
+      continue;
+    }
+    const [pidLine, endpoint] = text.split('\n');
+    const pid = Number(pidLine!.trim());
+    // A marker without an engine is from before markers named one: any engine may sweep it.
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) dead.push({ id, ours: !endpoint || endpoint === here });
+  }
   if (dead.length === 0) return [];
   const out: string[] = [];
-  const names = await docker.imageNames();
-  for (const id of dead) {
-    // Containers first: an image a container still uses keeps its only name.
-    const containers = await docker.removeLabelled(RUN_LABEL, id);
-    const tags = names.filter((n) => n.endsWith(`-cb-${id}`) || n.endsWith(`:cb-${id}`) || n.includes(`:cb-${id}-`));
-    for (const t of tags) await docker.untag(t);
+  // The engine's side only through the engine the run used, and only while it answers: until
+  // then the marker stays for a later command there.
+  let names: string[] | undefined;
+  if (dead.some((d) => d.ours)) names = await docker.imageNames().catch(() => undefined);
+  for (const { id, ours } of dead) {
+    // This host's side, whichever engine: its private config (a password) and its solve's OCI layout.
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
-    // A solve's OCI layout (compressed layers waiting to be pushed).
     for (const l of readdirSync(tmpdir()).filter((n) => n.startsWith(`${LAYOUT_PREFIX}${id}-`))) rmSync(join(tmpdir(), l), { recursive: true, force: true });
-    rmSync(join(markers(), id), { force: true });
+    let containers = 0;
+    let tags: string[] = [];
+    if (ours && names) {
+      try {
+        // Containers first: an image a container still uses keeps its only name.
+        containers = await docker.removeLabelled(RUN_LABEL, id);
+        tags = names.filter((n) => n.endsWith(`-cb-${id}`) || n.endsWith(`:cb-${id}`) || n.includes(`:cb-${id}-`));
+        for (const t of tags) await docker.untag(t);
+        rmSync(join(runMarkers(), id), { force: true });
+      } catch {
+        // the engine stopped answering: the marker stays
+      }
+    }
     if (tags.length + containers + configs.length > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}`);
   }
   return out;
@@ -69,7 +91,14 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
 export async function claimedDocker(): Promise<{ docker: Docker; release: () => void; notes: string[] }> {
   const runId = randomBytes(4).toString('hex');
   const docker = new Docker(undefined, {}, [], runId);
-  const release = claimRun(runId);
-  const notes = await sweepDeadRuns(docker).catch(() => []);
+  const notes: string[] = [];
+  let release = (): void => undefined;
+  try {
+    release = claimRun(runId, docker.endpoint());
+  } catch (e) {
+    // Verification goes on; only a SIGKILL's leftovers would then wait for hand removal.
+    notes.push(`could not mark this command alive under ${runMarkers()} (${(e as Error).message}): containers a SIGKILL leaves would not be swept`);
+  }
+  notes.push(...(await sweepDeadRuns(docker).catch(() => [])));
   return { docker, release, notes };
 }

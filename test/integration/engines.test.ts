@@ -3,7 +3,7 @@
 // 0.29 on the overlay2 and on the containerd image store (ci/engines.sh brings them up). On each:
 // the 3-platform pipeline, cache reuse on an emptied engine, two legs and merge, a secret, verify.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -159,5 +159,6 @@ describe.each(['docker-28c', 'docker-26'])('the current buildx builder (%s)', (e
     expect(await builder()).toMatch(/\(driver docker\)/);
     const r = await cli(['doctor', '--json'], { env: { ...env, BUILDX_BUILDER: 'cb-dc' } });
     expect((JSON.parse(r.stdout) as { checks: { check: string; detail: string }[] }).checks.find((c) => c.check === 'builder')?.detail).toMatch(/\(driver docker-container\)/);
+    rmSync(config, { recursive: true, force: true });
   });
 });

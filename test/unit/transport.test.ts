@@ -339,6 +339,9 @@ describe('round trips', () => {
     const res = await publishList(c, { registry: reg.addr, repository: 'app' }, 'v1', 'oci', [entry]);
     expect(reg.manifests.get('app')!.get('v1')!.bytes.length).toBe(res.size);
     expect(reg.requests.filter((r) => r.method === 'PUT' && r.path === '/v2/app/manifests/v1')).toHaveLength(2);
+    // The pipelined refusal was the first attempt: the write again is the second, after a wait, and said.
+    expect(retries.map((r) => [r.method, r.path, r.attempt])).toEqual([['PUT', '/v2/app/manifests/v1', 2]]);
+    expect(retries[0]!.delayMs).toBeGreaterThan(0);
     await c.close();
   });
 

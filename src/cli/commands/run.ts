@@ -205,7 +205,7 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
   const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig(runId);
   const docker = new Docker(dockerCli(), privateConfig ? { DOCKER_CONFIG: privateConfig } : {}, [], runId);
   // This run is alive (a later one sweeps what it leaves if it is killed); sweep what dead runs left.
-  const release = flags.dryRun ? undefined : claimRun(runId);
+  const release = flags.dryRun ? undefined : claimRun(runId, docker.endpoint());
   if (!flags.dryRun) for (const n of await sweepDeadRuns(docker).catch(() => [])) process.stderr.write(`note: ${n}\n`);
   const interrupts = watchInterrupts((sig) => {
     process.stderr.write(`crossbuild: ${sig}: stopping builds and removing this run's containers\n`);
