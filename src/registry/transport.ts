@@ -560,7 +560,7 @@ export function retryAfterMs(v: string | undefined): number | undefined {
   return Number.isNaN(when) ? undefined : Math.min(Math.max(when - Date.now(), 0), 60_000);
 }
 
-/** Registry error JSON: {"errors":[{"code","message","detail"}]} → "CODE: message", and the first code as such. */
+/** Registry error JSON: {"errors":[{"code","message","detail"}]} → "CODE: message", the first code as such, and every code. */
 export async function errorInfo(res: Resp): Promise<{ detail?: string; code?: string; codes?: string[] }> {
   let text = '';
   try {

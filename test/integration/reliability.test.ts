@@ -54,7 +54,7 @@ describe.each(['docker-28c', 'docker-28'])('each run owns its images (%s)', (eng
   it('a manifest refused for a blob the run had just pushed (the registry behind its own writes) is sent again, and the run passes', async () => {
     const { startFaultProxy } = await import('../helpers/registries.js');
     // distribution 2.8's own answer when another push of the same blob rewrites its link (captured).
-    const body = { errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }, { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07' }] };
+    const body = JSON.parse(readFileSync(join(FIXTURES, 'registry', 'manifest-put-behind-its-writes.json'), 'utf8')) as unknown;
     const proxy = await startFaultProxy(REGISTRY.replace('localhost', '127.0.0.1'), [{ method: 'PUT', path: /\/manifests\//, status: 400, body }]);
     try {
       const repo = `${proxy.addr}/${uniqueRepo('behind').replace(/^[^/]+\//, '')}`;

@@ -2,6 +2,8 @@
 // Retry-After shared per registry and a total budget, cancellation that ends any wait at once, a
 // trickling body cut off, typed reads that name what is wrong, and a read-back that catches a
 // registry which answered 201 but stored nothing.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../src/errors.js';
 import { RegistryClient, type RequestInfo, type RetryInfo } from '../../src/registry/client.js';
@@ -129,9 +131,9 @@ describe('one retry policy', () => {
     expect(seen.length).toBeLessThanOrEqual(3);
   });
 
-  // distribution 2.8's answer (captured) when a manifest PUT meets a blob link another push of the
+  // distribution 2.8's answer (captured, test/fixtures/registry) when a manifest PUT meets a blob link another push of the
   // same blob is rewriting at that moment: every code is kept, and the telling one is not first.
-  const BEHIND = JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }, { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:9dc866a91d6ea0fe3ad3d9e3d9b987cceb008fc028869d84052ffa266d51cc07' }] });
+  const BEHIND = readFileSync(join(__dirname, '..', 'fixtures', 'registry', 'manifest-put-behind-its-writes.json'), 'utf8');
   const MANIFEST_BODY = JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] });
 
   it('a manifest PUT refused for a blob the registry does not see yet (pushed just before) is sent again, and said', async () => {
