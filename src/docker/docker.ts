@@ -366,6 +366,14 @@ export class Docker {
     return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), ...(code && r.exitCode === undefined ? { spawnError: code } : {}) };
   }
 
+  /**
+   * A short build whose whole output is wanted (the `uname -m` probe): its input on stdin, a time
+   * limit (SIGTERM, on which buildx cancels the solve; SIGKILL 5 s later). abort() stops it too.
+   */
+  async buildOnce(builder: Builder, argv: readonly string[], input: string, timeoutMs: number): Promise<Ran> {
+    return this.exec(argv, { cli: builder.cli, env: { ...builder.env }, input, all: true, timeout: timeoutMs, forceKillAfterDelay: 5_000 });
+  }
+
   async engine(): Promise<EngineInfo> {
     // Both asked at once: each is a CLI start (~0.1 s) on the way to the first build.
     const store = this.imageStore();

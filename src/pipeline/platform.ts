@@ -18,7 +18,7 @@ import type { Solve, SolvedPlatform } from './solve.js';
 import { runTest, type TestResult } from '../gate/run.js';
 import { registerSecret, scrub } from '../util/secrets.js';
 import type { CheckResult } from '../verdict.js';
-import { checkMetadata, checkRuntime } from '../verify/checks.js';
+import { checkMetadata, checkRuntime, runtimeFromProbe } from '../verify/checks.js';
 import { verifyPushed, type AttestationEntry } from '../verify/verify.js';
 import type { BinaryStats } from '../verify/binaries.js';
 import type { ProgressEvent } from './progress.js';
@@ -324,7 +324,11 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   // The engine holds the same solve's result under the run's own name: the platform picks the image.
   const local = env.solve!.localName;
   const meta = checkMetadata(t.platform, entry.config, 'image config');
-  const runtime = await checkRuntime(docker, local, t.platform, { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.lifecycle.verifyTimeoutMs });
+  const uname = { ...(t.uname ? { uname: t.uname } : {}), timeoutMs: o.lifecycle.verifyTimeoutMs };
+  const probed = await env.solve!.uname(plan.platform, uname.timeoutMs);
+  // A probe stopped by a signal answers nothing: no `docker run` in its place.
+  throwIfInterrupted(o.lifecycle);
+  const runtime = runtimeFromProbe(probed, t.platform, uname) ?? (await checkRuntime(docker, local, t.platform, uname));
   requireLocalChecks(r, [meta, runtime]);
   await gateTests(env, plan, local, r, hooks, mark);
   // Its bytes reach the registry by digest (pushed while the checks above ran); then the proof.

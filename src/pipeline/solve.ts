@@ -11,7 +11,8 @@ import { PUSH_RETRY_BUDGET_MS, type Builder, type Docker } from '../docker/docke
 import { StepTracker, type BuildStep } from '../docker/steps.js';
 import { AuthError, RegistryError } from '../errors.js';
 import { formatReference, type ImageRef } from '../oci/reference.js';
-import { formatPlatform, isNative, normalizeLenient, samePlatform } from '../platform/platform.js';
+import { expectedUname, formatPlatform, isNative, normalizeLenient, samePlatform } from '../platform/platform.js';
+import { ExportWatcher, unameProbe, type ProbeAnswer } from '../docker/probe.js';
 import type { RegistryClient } from '../registry/client.js';
 import { layoutImages, layoutTop, pushLayout, type LayoutImage } from '../registry/layout.js';
 import { retry } from '../util/retry.js';
@@ -46,6 +47,8 @@ interface SolveResult {
   readonly seconds: number;
   /** Platforms whose own step failed. */
   readonly blamed: ReadonlySet<string>;
+  /** What the engine holds under the run's own name, as the build said it wrote it. */
+  readonly local?: { readonly index: string; readonly manifests: readonly string[] };
 }
 
 /** `#12 [linux/arm64 2/3] RUN …`: a step that belongs to one platform of the solve. */
@@ -77,6 +80,28 @@ export class Solve {
       this.trackers.set(p.platform, new StepTracker(!isNative(p.target.platform)));
       this.tails.set(p.platform, []);
     }
+  }
+
+  private probe?: Promise<Map<string, ProbeAnswer>>;
+
+  /**
+   * `uname -m` of one platform of the result, from one probe of every platform (the first caller
+   * starts it). Undefined where it was not asked (QEMU_CPU needs `docker run -e`; or
+   * CROSSBUILD_UNAME_PROBE=off): `docker run` asks then, as for any other build.
+   */
+  async uname(platform: string, timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ProbeAnswer | undefined> {
+    const r = await this.run;
+    const local = r?.local;
+    if (r?.digest === undefined || local === undefined || env.CROSSBUILD_UNAME_PROBE === 'off') return undefined;
+    this.probe ??= (() => {
+      // Only platforms whose image the engine's copy holds as the layout does (the same manifest).
+      const platforms = this.plan.plans
+        .filter((p) => Object.keys(expectedUname(p.target.platform, p.target.uname).env).length === 0)
+        .filter((p) => r.images!.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && local.manifests.includes(i.digest)))
+        .map((p) => p.platform);
+      return platforms.length === 0 ? Promise.resolve(new Map()) : unameProbe(this.docker, this.builder, { image: this.localName, digest: local.index, platforms, timeoutMs });
+    })();
+    return (await this.probe).get(platform);
   }
 
   /** The run's own local name of the result (every platform of it). */
@@ -119,8 +144,11 @@ export class Solve {
     const vertexOf = new Map<string, string>();
     const blamed = new Set<string>();
     const known = new Set(this.platforms);
-    const attempt = (o: SolveOptions) =>
-      streamBuild(this.docker, this.builder, solveArgv({ ...o, metadataFile, layoutDir }, this.ctx.envSecretFiles), outs, notes, where, (line) => {
+    let exports = new ExportWatcher();
+    const attempt = (o: SolveOptions) => {
+      exports = new ExportWatcher();
+      return streamBuild(this.docker, this.builder, solveArgv({ ...o, metadataFile, layoutDir }, this.ctx.envSecretFiles), outs, notes, where, (line) => {
+        exports.feed(line);
         const v = VERTEX.exec(line);
         const owner = v && known.has(v[2]!) ? v[2]! : undefined;
         if (v && owner) vertexOf.set(v[1]!, owner);
@@ -144,6 +172,7 @@ export class Solve {
         }
         for (const [p, listen] of this.listeners) if (!owner || owner === p) listen(line, this.running.get(p) ?? '');
       });
+    };
     let opts = this.plan.build;
     let r = await attempt(opts);
     if (refusedCacheExport(r, opts)) {
@@ -196,7 +225,8 @@ export class Solve {
     } else rmSync(layoutDir, { recursive: true, force: true });
     rmSync(metadataFile, { force: true });
     const seconds = Math.round((Date.now() - started) / 100) / 10;
-    return { streamed: r, seconds, blamed, ...(digest !== undefined ? { digest, images: images!, pushed: pushed! } : {}) };
+    const local = exports.exported(this.localName);
+    return { streamed: r, seconds, blamed, ...(digest !== undefined ? { digest, images: images!, pushed: pushed! } : {}), ...(local ? { local } : {}) };
   }
 }
 

@@ -24,6 +24,32 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Stop what a dead run still has going on this host: its `uname -m` probe (a buildx client waiting
+ * on a hung emulator would keep its solve going; stopped, buildx cancels it), found by the run's
+ * label in its argv. Linux only (/proc); elsewhere nothing is found.
+ */
+function stopProbes(id: string): number {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  let stopped = 0;
+  for (const pid of pids) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!argv.includes(`${RUN_LABEL}=${id}`) || !argv.includes('buildx')) continue;
+      process.kill(Number(pid), 'SIGTERM');
+      stopped++;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return stopped;
+}
+
 /** Mark this run as alive on this engine; the returned function clears the mark when the run ends cleanly. */
 export function claimRun(runId: string, endpoint: string): () => void {
   mkdirSync(runMarkers(), { recursive: true, mode: 0o700 });
@@ -65,6 +91,7 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
     for (const l of readdirSync(tmpdir()).filter((n) => n.startsWith(`${LAYOUT_PREFIX}${id}-`))) rmSync(join(tmpdir(), l), { recursive: true, force: true });
+    const probes = stopProbes(id);
     let containers = 0;
     let tags: string[] = [];
     if (ours && names) {
@@ -78,7 +105,7 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
         // the engine stopped answering: the marker stays
       }
     }
-    if (tags.length + containers + configs.length > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}`);
+    if (tags.length + containers + configs.length + probes > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}${probes > 0 ? ', its uname -m probe (stopped)' : ''}`);
   }
   return out;
 }

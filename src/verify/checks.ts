@@ -2,6 +2,7 @@
 // evidence a person needs to believe it.
 import { formatPlatform, normalizeLenient, samePlatform, expectedUname, type Platform } from '../platform/platform.js';
 import type { Docker } from '../docker/docker.js';
+import type { ProbeAnswer } from '../docker/probe.js';
 import type { CheckResult } from '../verdict.js';
 
 /** The image config's os/architecture/variant must equal the target after normalisation. */
@@ -30,7 +31,20 @@ export async function checkRuntime(docker: Docker, image: string, platform: Plat
     }
     return { check: 'runtime', verdict: 'fail', evidence: `uname -m exited ${r.exitCode ?? 'abnormally'}: ${err}` };
   }
-  const machine = r.stdout.trim();
-  if (exp.machines.includes(machine)) return { check: 'runtime', verdict: 'pass', evidence: `uname -m printed ${machine}` };
-  return { check: 'runtime', verdict: 'fail', evidence: `uname -m printed ${machine}, expected ${exp.machines.join(' or ')}` };
+  return machineVerdict(r.stdout.trim(), exp.machines);
+}
+
+function machineVerdict(machine: string, machines: readonly string[]): CheckResult {
+  if (machines.includes(machine)) return { check: 'runtime', verdict: 'pass', evidence: `uname -m printed ${machine}` };
+  return { check: 'runtime', verdict: 'fail', evidence: `uname -m printed ${machine}, expected ${machines.join(' or ')}` };
+}
+
+/**
+ * The runtime check from the solve's `uname -m` probe (docker/probe.ts), where it answered: what it
+ * printed, or a hang at the time limit. Undefined where `docker run` must ask instead.
+ */
+export function runtimeFromProbe(answer: ProbeAnswer | undefined, platform: Platform, opts: { uname?: string; timeoutMs: number }): CheckResult | undefined {
+  if (answer?.kind === 'machine') return machineVerdict(answer.machine, expectedUname(platform, opts.uname).machines);
+  if (answer?.kind === 'unfinished') return { check: 'runtime', verdict: 'fail', evidence: `uname -m did not finish within ${Math.round(opts.timeoutMs / 1000)}s (emulation hung?); its build step cancelled` };
+  return undefined;
 }

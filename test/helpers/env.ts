@@ -1,6 +1,7 @@
 // What integration tests share: the CLI as a user runs it, the local registry, and tools outside
 // crossbuild (skopeo, docker) to check what it did.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa, type Options } from 'execa';
 import { engineEnv, TEST_ENGINE } from './engine-setup.js';
@@ -75,4 +76,18 @@ export async function buildAndPush(dockerfile: string, platform: string, ref: st
   if (buildx) return;
   const p = await execa(DOCKER, ['push', ref], { reject: false });
   if (p.exitCode !== 0) throw new Error(`docker push ${ref} failed: ${p.stderr}`);
+}
+
+/** Pids of `uname -m` probes (docker/probe.ts) of a run still going on this host, found as sweep.ts finds them. */
+export function probeProcesses(runId: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (argv.includes(`crossbuild.run=${runId}`) && argv.includes('type=cacheonly')) out.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

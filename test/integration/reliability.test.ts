@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, DOCKER, FIXTURES, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
+import { cli, DOCKER, FIXTURES, probeProcesses, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
 import { imageEntries, type Entry, type Index } from '../helpers/oci.js';
 import { engineEnv } from '../helpers/engine-setup.js';
 import { installCa, makePki, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
@@ -136,7 +136,7 @@ describe('interruption is clean', () => {
   const containers = async () => (await execa(DOCKER, ['ps', '-a', '--filter', 'name=crossbuild-verify-', '--format', '{{.Names}}'])).stdout.trim();
 
   /** Start a run, wait for a line, send a signal; its exit code, output and report. */
-  async function interrupt(args: string[], waitFor: RegExp, signal: 'SIGINT' | 'SIGTERM'): Promise<{ exitCode: number | undefined; stderr: string; report: Report }> {
+  async function interrupt(args: string[], waitFor: RegExp, signal: 'SIGINT' | 'SIGTERM', beforeKill: () => Promise<void> = async () => undefined): Promise<{ exitCode: number | undefined; stderr: string; report: Report }> {
     const dir = mkdtempSync(join(tmpdir(), 'cb-sig-'));
     const report = join(dir, 'report.json');
     const sub = execa('node', [join(ROOT, 'bin', 'crossbuild.js'), 'run', ...args, '--report', report], { reject: false, env: { CI: 'true' }, all: true });
@@ -153,6 +153,7 @@ describe('interruption is clean', () => {
     });
     // Let the container or build get going.
     await new Promise((r) => setTimeout(r, 1500));
+    await beforeKill();
     sub.kill(signal);
     const r = await sub;
     return { exitCode: r.exitCode, stderr: String(r.all), report: JSON.parse(readFileSync(report, 'utf8')) as Report };
@@ -160,7 +161,15 @@ describe('interruption is clean', () => {
 
   it('SIGINT during verification: containers removed, report written as interrupted, exit 130, no list', async () => {
     const repo = uniqueRepo('sigint');
-    const r = await interrupt(['--config', join(FIXTURES, 'hang', 'platforms.json'), '--image', repo, '--timeout', '300'], /\[linux\/arm64\] verifying/, 'SIGINT');
+    // Where the solve's `uname -m` probe asks (the containerd store), it is what the signal stops.
+    let probes: number[] = [];
+    const r = await interrupt(['--config', join(FIXTURES, 'hang', 'platforms.json'), '--image', repo, '--timeout', '300'], /\[linux\/arm64\] verifying/, 'SIGINT', async () => {
+      const tags = (await execa(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo])).stdout;
+      const id = /-cb-([0-9a-f]{8})$/m.exec(tags)?.[1];
+      probes = id ? probeProcesses(id) : [];
+    });
+    expect(probes.length > 0).toBe(TEST_ENGINE === 'docker-28c');
+    for (const pid of probes) expect(() => process.kill(pid, 0), `probe ${pid} still running`).toThrow();
     expect(r.exitCode).toBe(130);
     expect(r.report.interrupted).toBe('SIGINT');
     expect(r.report.ok).toBe(false);

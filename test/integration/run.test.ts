@@ -1,6 +1,6 @@
 // `crossbuild run` end to end: real dockerd, real QEMU via binfmt_misc, real registry. Every
 // assertion is made from outside crossbuild: skopeo reads the registry, docker runs the result.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -200,5 +200,32 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
       shapes.push(JSON.stringify([list.mediaType, imageEntries(list.manifests).map(entryPlatform), attestationEntries(list.manifests).length]));
     }
     expect(shapes[0]).toBe(shapes[1]);
+  });
+
+  it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container; CROSSBUILD_UNAME_PROBE=off asks docker run", async () => {
+    // A docker CLI that logs each call's argv before it runs the real one.
+    const dir = mkdtempSync(join(tmpdir(), 'cb-shim-'));
+    const log = join(dir, 'calls');
+    const shim = join(dir, 'docker');
+    writeFileSync(shim, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${DOCKER}' "$@"\n`, { mode: 0o755 });
+    const machines = { 'linux/amd64': 'x86_64', 'linux/arm/v7': 'armv7l', 'linux/arm64': 'aarch64' };
+    for (const probe of ['on', 'off']) {
+      writeFileSync(log, '');
+      const repo = uniqueRepo(`uname-${probe}`);
+      const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      for (const [p, m] of Object.entries(machines)) expect(r.stderr).toMatch(new RegExp(`ok +${p.replace(/\//g, '\\/')} +sha256:\\S+ +image config says ${p.replace(/\//g, '\\/')}; uname -m printed ${m};`));
+      const calls = readFileSync(log, 'utf8').split('\n');
+      const probes = calls.filter((c) => c.startsWith('buildx build') && c.includes('type=cacheonly'));
+      const runs = calls.filter((c) => /^run .*--entrypoint uname/.test(c));
+      if (probe === 'on') {
+        expect(probes).toHaveLength(1);
+        expect(probes[0]).toMatch(/--platform linux\/amd64,linux\/arm\/v7,linux\/arm64 .*--label crossbuild\.run=[0-9a-f]{8} -$/);
+        expect(runs).toEqual([]);
+      } else {
+        expect(probes).toEqual([]);
+        expect(runs).toHaveLength(3);
+      }
+    }
   });
 });
