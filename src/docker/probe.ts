@@ -1,7 +1,7 @@
 // `uname -m` of every platform of a solve's result in one BuildKit solve: `FROM <the run's local
 // image>` + `RUN ["uname","-m"]` for all its platforms at once, read from the plain progress, with
 // nothing exported and no container to remove (three `docker run` + `docker rm` cost the engine
-// ~2.6 s where this costs ~1.1 s, bench/RESULTS.md P3m). Only where the builder resolves FROM from
+// ~2.6 s where this costs ~1.1 s; bench/RESULTS.md P3m-probe). Only where the builder resolves FROM from
 // the engine's own image store: buildx's docker driver.
 import type { Builder } from './builder.js';
 import { RUN_LABEL, type Docker } from './docker.js';
@@ -111,7 +111,8 @@ export function parseProbe(text: string, platforms: readonly string[], digest: s
     const from = mine.find((v) => v.step === 'from');
     const run = mine.find((v) => v.step === 'run');
     if (!from || !from.from!.endsWith(`@${digest}`)) out.set(p, { kind: 'unknown', why: `its FROM ${from ? `resolved to ${from.from}` : 'is not in the output'}, not ${digest}` });
-    else if (!run) out.set(p, { kind: timedOut ? 'unfinished' : 'unknown', why: 'its RUN is not in the output' });
+    // A step that never started is no hang of its own: `docker run` asks with a time limit of its own.
+    else if (!run) out.set(p, { kind: 'unknown', why: 'its RUN is not in the output' });
     else if (run.error !== undefined) out.set(p, timedOut && run.error === 'CANCELED' ? { kind: 'unfinished' } : { kind: 'unknown', why: run.error });
     else if (!run.done) out.set(p, timedOut ? { kind: 'unfinished' } : { kind: 'unknown', why: 'its RUN did not finish' });
     else if (run.lines.length !== 1) out.set(p, { kind: 'unknown', why: `its RUN printed ${run.lines.length} lines` });
@@ -121,8 +122,8 @@ export function parseProbe(text: string, platforms: readonly string[], digest: s
 }
 
 /**
- * Probe `image` (the index `digest` under a local name) for `platforms`. Never throws: a probe
- * that could not run answers `unknown` for each platform.
+ * Probe `image` (the index `digest` under a local name) for `platforms`: a probe that could not
+ * run answers `unknown` for each platform.
  */
 export async function unameProbe(docker: Docker, builder: Builder, o: { image: string; digest: string; platforms: readonly string[]; timeoutMs: number }): Promise<Map<string, ProbeAnswer>> {
   // A failed probe keeps the answers it finished: one platform's error cancels the others' steps.

@@ -83,24 +83,28 @@ export class Solve {
   }
 
   private probe?: Promise<Map<string, ProbeAnswer>>;
+  private probed?: Set<string>;
 
   /**
    * `uname -m` of one platform of the result, from one probe of every platform (the first caller
-   * starts it). Undefined where it was not asked (QEMU_CPU needs `docker run -e`; or
-   * CROSSBUILD_UNAME_PROBE=off): `docker run` asks then, as for any other build.
+   * starts it). Undefined where it was not asked (see below, or CROSSBUILD_UNAME_PROBE=off):
+   * `docker run` asks then, as for any other build.
    */
   async uname(platform: string, timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ProbeAnswer | undefined> {
     const r = await this.run;
     const local = r?.local;
     if (r?.digest === undefined || local === undefined || env.CROSSBUILD_UNAME_PROBE === 'off') return undefined;
-    this.probe ??= (() => {
-      // Only platforms whose image the engine's copy holds as the layout does (the same manifest).
-      const platforms = this.plan.plans
+    // Only platforms whose image the engine's copy holds as the layout does (the same manifest),
+    // without ONBUILD triggers (the probe's FROM would run them), and with no QEMU_CPU to set.
+    this.probed ??= new Set(
+      this.plan.plans
         .filter((p) => Object.keys(expectedUname(p.target.platform, p.target.uname).env).length === 0)
-        .filter((p) => r.images!.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && local.manifests.includes(i.digest)))
-        .map((p) => p.platform);
-      return platforms.length === 0 ? Promise.resolve(new Map()) : unameProbe(this.docker, this.builder, { image: this.localName, digest: local.index, platforms, timeoutMs });
-    })();
+        .filter((p) => r.images!.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && local.manifests.includes(i.digest) && !i.onBuild))
+        .map((p) => p.platform),
+    );
+    // The others do not wait for it.
+    if (!this.probed.has(platform)) return undefined;
+    this.probe ??= unameProbe(this.docker, this.builder, { image: this.localName, digest: local.index, platforms: [...this.probed], timeoutMs });
     return (await this.probe).get(platform);
   }
 

@@ -79,6 +79,8 @@ export async function pushLayout(client: RegistryClient, image: ImageRef, dir: s
 export interface LayoutImage extends LayoutDescriptor {
   readonly platform: { readonly os: string; readonly architecture: string; readonly variant?: string };
   readonly config: { readonly os: string; readonly architecture: string; readonly variant?: string };
+  /** Its config has ONBUILD triggers (a build FROM it runs them; `docker run` does not). */
+  readonly onBuild: boolean;
 }
 
 /**
@@ -94,9 +96,9 @@ export async function layoutImages(dir: string, top: LayoutDescriptor): Promise<
     if (d.annotations?.[ATTESTATION_REF_TYPE] === ATTESTATION_MANIFEST || d.platform?.os === 'unknown') continue;
     const manifest = (await readJson<{ config?: LayoutDescriptor }>(dir, d)).json;
     if (!manifest.config) continue;
-    const c = (await readJson<LayoutImage['config']>(dir, manifest.config, 'config')).json;
+    const c = (await readJson<LayoutImage['config'] & { config?: { OnBuild?: unknown[] | null } }>(dir, manifest.config, 'config')).json;
     const config = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) };
-    out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform ?? config, config });
+    out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform ?? config, config, onBuild: (c.config?.OnBuild ?? []).length > 0 });
   }
   return out;
 }

@@ -1,6 +1,6 @@
 // `crossbuild run` end to end: real dockerd, real QEMU via binfmt_misc, real registry. Every
 // assertion is made from outside crossbuild: skopeo reads the registry, docker runs the result.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -202,17 +202,21 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
     expect(shapes[0]).toBe(shapes[1]);
   });
 
-  it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container; CROSSBUILD_UNAME_PROBE=off asks docker run", async () => {
+  it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container; an image with ONBUILD triggers and CROSSBUILD_UNAME_PROBE=off ask docker run", async () => {
     // A docker CLI that logs each call's argv before it runs the real one.
     const dir = mkdtempSync(join(tmpdir(), 'cb-shim-'));
     const log = join(dir, 'calls');
     const shim = join(dir, 'docker');
     writeFileSync(shim, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${DOCKER}' "$@"\n`, { mode: 0o755 });
     const machines = { 'linux/amd64': 'x86_64', 'linux/arm/v7': 'armv7l', 'linux/arm64': 'aarch64' };
-    for (const probe of ['on', 'off']) {
+    // The app with a trigger a build FROM it would run (and fail on); `docker run` never runs it.
+    const onbuild = join(dir, 'onbuild');
+    cpSync(join(FIXTURES, 'app'), onbuild, { recursive: true });
+    writeFileSync(join(onbuild, 'Dockerfile'), `${readFileSync(join(onbuild, 'Dockerfile'), 'utf8')}ONBUILD RUN false\n`);
+    for (const probe of ['on', 'off', 'onbuild']) {
       writeFileSync(log, '');
       const repo = uniqueRepo(`uname-${probe}`);
-      const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
+      const r = await cli(['run', '--config', join(probe === 'onbuild' ? onbuild : join(FIXTURES, 'app'), 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
       expect(r.exitCode, r.stderr).toBe(0);
       for (const [p, m] of Object.entries(machines)) expect(r.stderr).toMatch(new RegExp(`ok +${p.replace(/\//g, '\\/')} +sha256:\\S+ +image config says ${p.replace(/\//g, '\\/')}; uname -m printed ${m};`));
       const calls = readFileSync(log, 'utf8').split('\n');

@@ -51,6 +51,7 @@ describe('an OCI layout pushed by digest', () => {
     const images = await layoutImages(LAYOUT, await layoutTop(LAYOUT));
     expect(images.map((i) => `${i.platform.os}/${i.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
     expect(images.map((i) => i.config.architecture)).toEqual(['amd64', 'arm64']);
+    expect(images.map((i) => i.onBuild)).toEqual([false, false]);
   });
 
   it('refuses a manifest whose bytes are not its digest, naming it', async () => {

@@ -23,7 +23,8 @@ describe('the uname -m probe', () => {
     expect(() => probeDockerfile('a\nRUN evil')).toThrow(/not an image reference/);
   });
 
-  it("reads each platform's machine, its step's output interleaved with the others'", () => {
+  it("reads each platform's machine, its step's output interleaved with the others' (arm64's header comes twice)", () => {
+    expect(fx('probe/three-platforms.txt')).toMatch(/#9 \[linux\/arm64 2\/2\] RUN \["uname","-m"\]\n#9 \.\.\.\n[^]*#9 \[linux\/arm64 2\/2\] RUN \["uname","-m"\]\n#9 [\d.]+ aarch64/);
     const a = parseProbe(fx('probe/three-platforms.txt'), ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], THREE, false);
     expect(Object.fromEntries(a)).toEqual({
       'linux/amd64': { kind: 'machine', machine: 'x86_64' },
@@ -49,6 +50,12 @@ describe('the uname -m probe', () => {
 
   it('a build of one platform names none in its steps', () => {
     expect(parseProbe(fx('probe/hang-one-timed-out.txt'), ['linux/arm64'], HANG, true).get('linux/arm64')).toEqual({ kind: 'unfinished' });
+  });
+
+  it('a step that had not started at the time limit is no hang: docker run asks', () => {
+    const cut = fx('probe/hang-one-timed-out.txt').split('\n#5 ')[0]!;
+    expect(cut).toMatch(/FROM localhost:5000\/probe-hang:1@sha256:/);
+    expect(parseProbe(cut, ['linux/arm64'], HANG, true).get('linux/arm64')).toMatchObject({ kind: 'unknown', why: 'its RUN is not in the output' });
   });
 
   it('a step that failed (no uname in the image) is left to docker run, which says why', () => {
