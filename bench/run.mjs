@@ -471,7 +471,7 @@ if (want('R')) {
 const m28 = await engineEnv('docker-28c');
 const d28 = m28.CROSSBUILD_DOCKER;
 const env28 = { ...m28, CI: 'true' };
-if (['P3m', 'P3m-check', 'P3m-solve', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
+if (['P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
   rowEngine = `Docker ${(await sh(d28, ['version', '--format', '{{.Server.Version}}'], { env: env28 })).stdout.trim()}, buildx ${(await sh(d28, ['buildx', 'version'], { env: env28 })).stdout.split(' ')[1]}, containerd image store`;
 }
 const p3mPlatforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'];
@@ -504,6 +504,14 @@ if (want('P3m-solve')) {
   const b = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cbl-${runId}-${i + 1}`], { env: { ...env28, CROSSBUILD_BUILDX_OUTPUT: 'load' } });
   const m = await pair('P3m-solve', a, b);
   record('P3m-solve', 'the same `crossbuild run`: every platform in one buildx solve, exported to the engine and as an OCI layout pushed by digest (the default here)', 'the same `crossbuild run` with one `buildx build --load` + `docker push` per platform (`CROSSBUILD_BUILDX_OUTPUT=load`)', { kind: 'ratio', max: 1 }, m);
+}
+// The solve's `uname -m`: one BuildKit probe of every platform (the default there) against a
+// `docker run` + `docker rm` per platform (CROSSBUILD_UNAME_PROBE=off), the rest of the run the same.
+if (want('P3m-probe')) {
+  const a = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cbp-${runId}-${i + 1}`], { env: env28 });
+  const b = (i) => sh(CB[0], [CB[1], 'run', '--config', p3mCfg, '--no-cache', '--quiet', '--tag', `cbr-${runId}-${i + 1}`], { env: { ...env28, CROSSBUILD_UNAME_PROBE: 'off' } });
+  const m = await pair('P3m-probe', a, b);
+  record('P3m-probe', 'the same `crossbuild run`: `uname -m` of the 3 platforms as one BuildKit probe (`FROM` the run\'s image, `RUN ["uname","-m"]`, cache-only output; the default there)', 'the same `crossbuild run` with one `docker run` + `docker rm` per platform (`CROSSBUILD_UNAME_PROBE=off`)', { kind: 'ratio', max: 1 }, m);
 }
 async function emptyEngine28(repo) {
   const ls = await sh(d28, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo], { env: env28 });
@@ -586,7 +594,7 @@ for (let n = 1; n <= cacheN; n++) rmSync(join(WORK, `layer-cache-${runId}-${n}`)
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P7', 'P8-cmd', 'P8'];
+const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {
