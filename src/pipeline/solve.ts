@@ -17,7 +17,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { layoutImages, layoutTop, pushLayout, type LayoutImage } from '../registry/layout.js';
 import { retry } from '../util/retry.js';
 import { scrub } from '../util/secrets.js';
-import type { SolvePlan } from './plan.js';
+import type { PlatformPlan, SolvePlan } from './plan.js';
 import { buildFailure, refusedCacheExport, StageError, streamBuild, withoutCacheExport, type BuildContext, type Streamed } from './platform.js';
 import { LAYOUT_PREFIX } from './sweep.js';
 
@@ -57,6 +57,18 @@ const VERTEX_ERROR = /^#(\d+) ERROR: /;
 /** Any line of a step (`#12 0.254 output`, `#12 DONE 1.2s`). */
 const VERTEX_LINE = /^#(\d+) /;
 
+/**
+ * The platforms of a solve that its `uname -m` probe asks: those whose image the engine's copy
+ * holds as the layout does (the same manifest), without ONBUILD triggers (the probe's FROM would
+ * run them), and with no QEMU_CPU to set (arm/v5, arm/v6 need `docker run -e`).
+ */
+export function probeCandidates(plans: readonly Pick<PlatformPlan, 'platform' | 'target'>[], images: readonly LayoutImage[], engineManifests: readonly string[]): string[] {
+  return plans
+    .filter((p) => Object.keys(expectedUname(p.target.platform, p.target.uname).env).length === 0)
+    .filter((p) => images.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && engineManifests.includes(i.digest) && !i.onBuild))
+    .map((p) => p.platform);
+}
+
 export class Solve {
   private run?: Promise<SolveResult>;
   private readonly trackers = new Map<string, StepTracker>();
@@ -94,14 +106,7 @@ export class Solve {
     const r = await this.run;
     const local = r?.local;
     if (r?.digest === undefined || local === undefined || env.CROSSBUILD_UNAME_PROBE === 'off') return undefined;
-    // Only platforms whose image the engine's copy holds as the layout does (the same manifest),
-    // without ONBUILD triggers (the probe's FROM would run them), and with no QEMU_CPU to set.
-    this.probed ??= new Set(
-      this.plan.plans
-        .filter((p) => Object.keys(expectedUname(p.target.platform, p.target.uname).env).length === 0)
-        .filter((p) => r.images!.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && local.manifests.includes(i.digest) && !i.onBuild))
-        .map((p) => p.platform),
-    );
+    this.probed ??= new Set(probeCandidates(this.plan.plans, r.images!, local.manifests));
     // The others do not wait for it.
     if (!this.probed.has(platform)) return undefined;
     this.probe ??= unameProbe(this.docker, this.builder, { image: this.localName, digest: local.index, platforms: [...this.probed], timeoutMs });

@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { ExportWatcher, parseProbe, probeArgv, probeDockerfile } from '../../src/docker/probe.js';
 import { runtimeFromProbe } from '../../src/verify/checks.js';
 import { parsePlatform } from '../../src/platform/platform.js';
+import { probeCandidates } from '../../src/pipeline/solve.js';
+import type { PlatformTarget } from '../../src/config/config.js';
+import { layoutImages, layoutTop } from '../../src/registry/layout.js';
 
 // Plain progress of the probe as buildx 0.29 on Docker 28.5 (containerd store) printed it on this
 // machine; the digests are those the engine resolved each FROM to.
@@ -87,5 +90,25 @@ describe("what the solve's image exporter wrote into the engine", () => {
       manifests: ['sha256:4c5c31df0e7e568ba5222b6d270597fef8c19380ce27df95a5046e3f0b489c96', 'sha256:2c02f76cc9e0c374204b420176536b0432a60b7264eeb037489a460ab91e6383'],
     });
     expect(w.exported('localhost:5000/dbg/cache30945:other')).toBeUndefined();
+  });
+});
+
+describe('which platforms of a solve the probe asks', () => {
+  // The images of a layout buildx 0.29 wrote on this machine (linux/amd64 and linux/arm64).
+  const layout = join(__dirname, '..', 'fixtures', 'buildx-layout-0.29');
+  const plan = (p: string, uname?: string) => ({ platform: p, target: { platform: parsePlatform(p), ...(uname ? { uname } : {}) } as PlatformTarget });
+
+  it('those whose pushed manifest the engine holds, without ONBUILD triggers or QEMU_CPU', async () => {
+    const images = await layoutImages(layout, await layoutTop(layout));
+    const [amd64, arm64] = images.map((i) => i.digest) as [string, string];
+    const plans = [plan('linux/amd64'), plan('linux/arm64')];
+    expect(probeCandidates(plans, images, [amd64, arm64])).toEqual(['linux/amd64', 'linux/arm64']);
+    // The engine's export holds another arm64 manifest than the one pushed: docker run asks.
+    expect(probeCandidates(plans, images, [amd64, 'sha256:' + 'f'.repeat(64)])).toEqual(['linux/amd64']);
+    expect(probeCandidates(plans, images.map((i) => (i.digest === arm64 ? { ...i, onBuild: true } : i)), [amd64, arm64])).toEqual(['linux/amd64']);
+    // arm/v6 needs QEMU_CPU, set only by docker run -e; with its own expected machine it needs none.
+    const v6 = { ...images[1]!, digest: 'sha256:' + '6'.repeat(64), platform: { os: 'linux', architecture: 'arm', variant: 'v6' }, config: { os: 'linux', architecture: 'arm', variant: 'v6' } };
+    expect(probeCandidates([plan('linux/arm/v6')], [v6], [v6.digest])).toEqual([]);
+    expect(probeCandidates([plan('linux/arm/v6', 'armv7l')], [v6], [v6.digest])).toEqual(['linux/arm/v6']);
   });
 });
