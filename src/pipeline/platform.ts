@@ -328,6 +328,7 @@ async function proveSolved(env: PlatformEnv, plan: PlatformPlan, r: PlatformResu
   const probed = await env.solve!.uname(plan.platform, uname.timeoutMs);
   // A probe stopped by a signal answers nothing: no `docker run` in its place.
   throwIfInterrupted(o.lifecycle);
+  if (probed?.kind === 'unknown') hooks.step('verifying', `uname -m by docker run (the probe: ${probed.why.slice(0, 160)})`);
   const runtime = runtimeFromProbe(probed, t.platform, uname) ?? (await checkRuntime(docker, local, t.platform, uname));
   requireLocalChecks(r, [meta, runtime]);
   await gateTests(env, plan, local, r, hooks, mark);

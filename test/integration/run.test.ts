@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOci } from '../helpers/oci-schema.js';
-import { cli, DOCKER, dockerRun, FIXTURES, HOST_ENGINE, requireInfrastructure, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
+import { cli, DOCKER, dockerRun, FIXTURES, HOST_ENGINE, REGISTRY, requireInfrastructure, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
 import { attestationEntries, imageEntries, platformOf, sha, type Index } from '../helpers/oci.js';
 
 const entryPlatform = (m: Index['manifests'][number]) => platformOf(m.platform);
@@ -200,6 +200,18 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
       shapes.push(JSON.stringify([list.mediaType, imageEntries(list.manifests).map(entryPlatform), attestationEntries(list.manifests).length]));
     }
     expect(shapes[0]).toBe(shapes[1]);
+  });
+
+  it.runIf(TEST_ENGINE === 'docker-28c')('an image without uname: the probe\'s failed step is asked again by docker run, which skips it as before', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-nouname-'));
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${REGISTRY}/busybox:latest\nRUN rm /bin/uname\n`);
+    writeFileSync(join(dir, 'platforms.json'), JSON.stringify({ network: 'none', image: `${uniqueRepo('nouname')}`, tag: 'v1', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
+    const r = await cli(['run', '--config', join(dir, 'platforms.json')], { env: { CI: 'true' } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const p of ['linux\\/amd64', 'linux\\/arm64']) {
+      expect(r.stderr).toMatch(new RegExp(`\\[${p}\\] verifying: uname -m by docker run \\(the probe: ERROR: process "uname -m" did not complete successfully: exit code: 1\\)`));
+      expect(r.stderr).toMatch(new RegExp(`ok +${p} +sha256:\\S+ +image config says ${p}; skipped: no uname in image;`));
+    }
   });
 
   it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container; an image with ONBUILD triggers and CROSSBUILD_UNAME_PROBE=off ask docker run", async () => {
