@@ -34,7 +34,7 @@ export class ExportWatcher {
 
 /** The probe's Dockerfile (exec form: no shell needed in the image, as `docker run --entrypoint uname`). */
 export function probeDockerfile(image: string): string {
-  if (/[\s]/.test(image)) throw new Error(`not an image reference: ${JSON.stringify(image)}`);
+  if (/\s/.test(image)) throw new Error(`not an image reference: ${JSON.stringify(image)}`);
   return `FROM ${image}\nRUN ["uname","-m"]\n`;
 }
 

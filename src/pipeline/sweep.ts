@@ -25,26 +25,41 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Stop what a dead run still has going on this host: its `uname -m` probe (a buildx client waiting
- * on a hung emulator would keep its solve going; stopped, buildx cancels it), found by the run's
- * label in its argv. Linux only (/proc); elsewhere nothing is found.
+ * What dead runs still have going on this host: their `uname -m` probes (a buildx client waiting on
+ * a hung emulator would keep its solve going; stopped, buildx cancels it), found by the run's label
+ * in their argv, one pass over /proc for all of them. Linux only; elsewhere nothing is found.
  */
-function stopProbes(id: string): number {
+function probesOf(ids: readonly string[]): Map<string, number[]> {
+  const found = new Map<string, number[]>();
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
-    return 0;
+    return found;
   }
-  let stopped = 0;
+  const wanted = new Map<string, string>(ids.map((id) => [`${RUN_LABEL}=${id}`, id]));
   for (const pid of pids) {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!argv.includes(`${RUN_LABEL}=${id}`) || !argv.includes('buildx')) continue;
-      process.kill(Number(pid), 'SIGTERM');
-      stopped++;
+      if (!argv.includes('buildx')) continue;
+      const id = argv.map((a) => wanted.get(a)).find((x) => x !== undefined);
+      if (id !== undefined) found.set(id, [...(found.get(id) ?? []), Number(pid)]);
     } catch {
       // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+/** SIGTERM each; how many were still there to be told. */
+function stop(pids: readonly number[]): number {
+  let stopped = 0;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+      stopped++;
+    } catch {
+      // gone meanwhile
     }
   }
   return stopped;
@@ -86,12 +101,13 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
   // then the marker stays for a later command there.
   let names: string[] | undefined;
   if (dead.some((d) => d.ours)) names = await docker.imageNames().catch(() => undefined);
+  const probes = probesOf(dead.map((d) => d.id));
   for (const { id, ours } of dead) {
     // This host's side, whichever engine: its private config (a password) and its solve's OCI layout.
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
     for (const l of readdirSync(tmpdir()).filter((n) => n.startsWith(`${LAYOUT_PREFIX}${id}-`))) rmSync(join(tmpdir(), l), { recursive: true, force: true });
-    const probes = stopProbes(id);
+    const stopped = stop(probes.get(id) ?? []);
     let containers = 0;
     let tags: string[] = [];
     if (ours && names) {
@@ -105,7 +121,7 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
         // the engine stopped answering: the marker stays
       }
     }
-    if (tags.length + containers + configs.length + probes > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}${probes > 0 ? ', its uname -m probe (stopped)' : ''}`);
+    if (tags.length + containers + configs.length + stopped > 0) out.push(`swept what killed run ${id} left: ${tags.length} image name${tags.length === 1 ? '' : 's'}, ${containers} container${containers === 1 ? '' : 's'}, ${configs.length} private Docker config${configs.length === 1 ? '' : 's'}${stopped > 0 ? ', its uname -m probe (stopped)' : ''}`);
   }
   return out;
 }
