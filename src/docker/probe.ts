@@ -7,27 +7,26 @@ import type { Builder } from './builder.js';
 import { RUN_LABEL, type Docker } from './docker.js';
 
 /**
- * What a build's image exporter wrote into the engine under a name, read from its plain progress:
- * `#10 exporting manifest sha256:…` per image, `#10 exporting manifest list sha256:…`, `#10 naming
- * to <name> done`, all in one step. The engine's index is not the OCI layout's (each export has
- * its own provenance), but its images are the same manifests.
+ * The index a build's image exporter wrote into the engine under a name, read from its plain
+ * progress: `#7 exporting manifest list sha256:…` and `#7 naming to <name> done` in one step. (Not
+ * the OCI layout's index: each export carries its own provenance. Its image manifests are not
+ * always listed: an exporter that runs second skips the ones the first wrote.)
  */
 export class ExportWatcher {
-  private readonly steps = new Map<string, { manifests: string[]; index?: string; names: string[] }>();
+  private readonly steps = new Map<string, { index?: string; names: string[] }>();
 
   feed(line: string): void {
-    const m = /^#(\d+) (?:exporting manifest (list )?(sha256:[0-9a-f]{64})\b|naming to (\S+)(?: [\d.]+s)? done$)/.exec(line.trimEnd());
+    const m = /^#(\d+) (?:exporting manifest list (sha256:[0-9a-f]{64})\b|naming to (\S+)(?: [\d.]+s)? done$)/.exec(line.trimEnd());
     if (!m) return;
-    const step = this.steps.get(m[1]!) ?? { manifests: [], names: [] };
+    const step = this.steps.get(m[1]!) ?? { names: [] };
     this.steps.set(m[1]!, step);
-    if (m[4] !== undefined) step.names.push(m[4]);
-    else if (m[2] !== undefined) step.index = m[3]!;
-    else step.manifests.push(m[3]!);
+    if (m[3] !== undefined) step.names.push(m[3]);
+    else step.index = m[2]!;
   }
 
-  /** The index exported under `name` and the image manifests it was written with. */
-  exported(name: string): { index: string; manifests: readonly string[] } | undefined {
-    for (const s of this.steps.values()) if (s.index !== undefined && s.names.includes(name)) return { index: s.index, manifests: s.manifests };
+  /** The index exported under `name`. */
+  exported(name: string): string | undefined {
+    for (const s of this.steps.values()) if (s.index !== undefined && s.names.includes(name)) return s.index;
     return undefined;
   }
 }

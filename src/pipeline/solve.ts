@@ -47,8 +47,8 @@ interface SolveResult {
   readonly seconds: number;
   /** Platforms whose own step failed. */
   readonly blamed: ReadonlySet<string>;
-  /** What the engine holds under the run's own name, as the build said it wrote it. */
-  readonly local?: { readonly index: string; readonly manifests: readonly string[] };
+  /** The index the engine holds under the run's own name, as the build said it wrote it. */
+  readonly local?: string;
 }
 
 /** `#12 [linux/arm64 2/3] RUN …`: a step that belongs to one platform of the solve. */
@@ -58,14 +58,14 @@ const VERTEX_ERROR = /^#(\d+) ERROR: /;
 const VERTEX_LINE = /^#(\d+) /;
 
 /**
- * The platforms of a solve that its `uname -m` probe asks: those whose image the engine's copy
- * holds as the layout does (the same manifest), without ONBUILD triggers (the probe's FROM would
- * run them), and with no QEMU_CPU to set (arm/v5, arm/v6 need `docker run -e`).
+ * The platforms of a solve that its `uname -m` probe asks: those with an image in it without
+ * ONBUILD triggers (the probe's FROM would run them), and with no QEMU_CPU to set (arm/v5, arm/v6
+ * need `docker run -e`).
  */
-export function probeCandidates(plans: readonly Pick<PlatformPlan, 'platform' | 'target'>[], images: readonly LayoutImage[], engineManifests: readonly string[]): string[] {
+export function probeCandidates(plans: readonly Pick<PlatformPlan, 'platform' | 'target'>[], images: readonly LayoutImage[]): string[] {
   return plans
     .filter((p) => Object.keys(expectedUname(p.target.platform, p.target.uname).env).length === 0)
-    .filter((p) => images.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && engineManifests.includes(i.digest) && !i.onBuild))
+    .filter((p) => images.some((i) => samePlatform(normalizeLenient(i.platform), p.target.platform) && !i.onBuild))
     .map((p) => p.platform);
 }
 
@@ -106,10 +106,10 @@ export class Solve {
     const r = await this.run;
     const local = r?.local;
     if (r?.digest === undefined || local === undefined || env.CROSSBUILD_UNAME_PROBE === 'off') return undefined;
-    this.probed ??= new Set(probeCandidates(this.plan.plans, r.images!, local.manifests));
+    this.probed ??= new Set(probeCandidates(this.plan.plans, r.images!));
     // The others do not wait for it.
     if (!this.probed.has(platform)) return undefined;
-    this.probe ??= unameProbe(this.docker, this.builder, { image: this.localName, digest: local.index, platforms: [...this.probed], timeoutMs });
+    this.probe ??= unameProbe(this.docker, this.builder, { image: this.localName, digest: local, platforms: [...this.probed], timeoutMs });
     return (await this.probe).get(platform);
   }
 
