@@ -417,6 +417,31 @@ if (want('P6')) {
   record('P6-warm', 'the same, warm (a second verify: every layer from the layer cache)', '—', { kind: 'absolute', max: 400 }, { a: warmTimes });
 }
 
+// P6-first: a run whose layer cache is empty (a fresh CI runner), base and app unchanged in the
+// engine (its build is cached): the base's layers are read while the build runs, or only by the
+// proof after the push (CROSSBUILD_READ_AHEAD=off), interleaved.
+if (want('P6-first')) {
+  const repo = `localhost:5000/bench-p6f-${runId}`;
+  await sh(CB[0], [CB[1], 'run', '--image', repo, '--network', 'host', '--quiet'], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: freshCache() } });
+  const wall = { on: [], off: [] };
+  const proof = { on: [], off: [] };
+  const runs = Math.min(RUNS, 5);
+  for (let i = -1; i < runs; i++) {
+    for (const mode of i % 2 === 0 ? ['on', 'off'] : ['off', 'on']) {
+      const reportFile = join(WORK, `p6-first-${runId}-${i + 1}-${mode}.json`);
+      const t = await timed(() => sh(CB[0], [CB[1], 'run', '--image', repo, '--tag', `first-${i + 1}-${mode}`, '--network', 'host', '--quiet', '--report', reportFile], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: freshCache(), CROSSBUILD_READ_AHEAD: mode } }));
+      if (i < 0) continue; // warm-up
+      const platforms = JSON.parse(readFileSync(reportFile, 'utf8')).platforms;
+      if (mode === 'on' && platforms.some((p) => !(p.files.layersFromCache >= 1))) throw new Error('P6-first: the base was not read ahead');
+      wall[mode].push(t);
+      proof[mode].push(...platforms.map((p) => p.proofSeconds * 1000));
+    }
+    if (i >= 0) log(`P6-first: run ${i + 1}/${runs}: read ahead ${wall.on.at(-1).toFixed(0)} ms (proofs ${proof.on.slice(-3).join(', ')} ms), not ${wall.off.at(-1).toFixed(0)} ms (proofs ${proof.off.slice(-3).join(', ')} ms)`);
+  }
+  record('P6-first', "a `crossbuild run` of the Flask example on an empty layer cache (a fresh CI runner), build cached in the engine: the base's layers read while the build runs (the default)", 'the same run, the base read only by the proof after the push (`CROSSBUILD_READ_AHEAD=off`)', { kind: 'ratio', max: 1 }, { a: wall.on, b: wall.off });
+  record('P6-first-proof', 'the same runs: the registry proof per platform (from the report\'s `proofSeconds`), base read ahead', 'the same, base read by the proof', { kind: 'ratio', max: 1 }, { a: proof.on, b: proof.off });
+}
+
 // R: reliability. Faults injected by a loopback proxy in front of the registry: what crossbuild
 // survived (retried to success) and, where it could not, how long until it named the failure.
 const reliability = [];
@@ -594,7 +619,7 @@ for (let n = 1; n <= cacheN; n++) rmSync(join(WORK, `layer-cache-${runId}-${n}`)
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P7', 'P8-cmd', 'P8'];
+const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P6-first', 'P6-first-proof', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {

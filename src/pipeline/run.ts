@@ -21,6 +21,7 @@ import { limiter } from '../util/limit.js';
 import type { ProgressEvent } from './progress.js';
 import type { PlatformResult, RunOptions, RunResult } from './types.js';
 import { planPlatform, planSolve, type PlatformPlan } from './plan.js';
+import { readBasesAhead } from './read-ahead.js';
 import { Solve } from './solve.js';
 import { listPredicate, platformPredicate, PREDICATE_TYPES, proofOf, signWithProofs, type ProofContext, type ToSign } from '../sign/proof.js';
 import { prepareSecrets, runPlatform, serializer, throwIfInterrupted, type BuildContext, type PlatformHooks } from './platform.js';
@@ -239,6 +240,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
   let secretsDir: string | undefined;
   /** The one buildx solve of the local platforms, when they share one (see planSolve). */
   let solve: Solve | undefined;
+  // Base layers read into the layer cache while the builds run; stopped when the run ends.
+  const readingAhead = new AbortController();
   const result: RunResult = { ok: false, platforms: results, warnings: [], notes: [], logDir: o.show.logDir, startedAt: new Date().toISOString(), ...(o.lifecycle.noTest && cfg.platforms.some((t) => t.tests.length > 0) ? { testsSkipped: true } : {}) };
 
   const stopIfInterrupted = () => throwIfInterrupted(o.lifecycle);
@@ -359,6 +362,8 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
           for (const [name, n] of take(await asked.nodes)) nodes.set(name, n);
           // One plan per platform, from here on the only source of its build, names and handler.
           plans.push(...cfg.platforms.map((t) => platformPlan(o, t, state.builder, nodes)));
+          // Only a pushed image gets the registry proof that reads its layers.
+          if (o.lifecycle.push && o.place.layerCache) readBasesAhead(o.place.client, plans, o.place.layerCache, readingAhead.signal).catch(() => undefined);
           const sp = planSolve(o.build, plans, state.builder, o.lifecycle.push, o.place.runId);
           if (sp) {
             const logs = new Map(sp.plans.map((p) => [p.platform, results[plans.indexOf(p)]!.log] as const));
@@ -486,6 +491,7 @@ export async function runPipeline(o: RunOptions): Promise<RunResult> {
     const why = o.lifecycle.interrupted?.();
     if (why) result.error = `interrupted by ${why}`;
   } finally {
+    readingAhead.abort();
     if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
     // The solve's own local name goes (every platform's image under it), as a run tag does.
     if (solve) await o.place.docker.untag(solve.localName);

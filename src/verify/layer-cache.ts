@@ -6,7 +6,7 @@
 // or written for another digest is ignored (and rewritten), never trusted. The folder is capped
 // in size; the least recently used entries go first.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EntryType } from './image-fs.js';
@@ -85,6 +85,11 @@ export class LayerCache {
 
   private mac(digest: string, body: string): string {
     return createHmac('sha256', this.secret()).update(`${FORMAT}\n${digest}\n`).update(body).digest('hex');
+  }
+
+  /** Is there an entry for this digest (sound or not: get() decides)? A cheap look before reading ahead. */
+  holds(digest: string): boolean {
+    return existsSync(this.file(digest));
   }
 
   /** The facts of this layer, when a sound entry for exactly this digest is there. */

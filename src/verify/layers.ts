@@ -80,6 +80,38 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
 }
 
 /**
+ * Layers read ahead (readAhead), by digest, until they are read: a scan that needs one waits for
+ * it instead of reading it a second time (undefined: the read failed, the scan reads it itself).
+ */
+const ahead = new Map<string, Promise<LayerFacts | undefined>>();
+
+/**
+ * Read layers into the cache before any scan asks for them (a base image's, while the build that
+ * pulled it runs): each one not in the cache already, from its own repository, digest-checked as
+ * every read is. Never fails: a layer it could not read is read by the scan that needs it. Answers
+ * how many it read.
+ */
+export async function readAhead(client: RegistryClient, registry: string, repository: string, layers: readonly Descriptor[], cache: LayerCache, signal: AbortSignal): Promise<number> {
+  const jobs = layers
+    .filter((l) => l.digest.startsWith('sha256:') && !cache.holds(l.digest) && !ahead.has(l.digest))
+    .map((layer) => {
+      const read = fetchFacts(client, registry, repository, layer, `layer ${layer.digest.slice(7, 19)} of ${registry}/${repository} (read ahead)`, signal).then(
+        (f) => {
+          cache.put(layer.digest, f);
+          return f;
+        },
+        () => undefined,
+      );
+      ahead.set(layer.digest, read);
+      void read.then(() => {
+        if (ahead.get(layer.digest) === read) ahead.delete(layer.digest);
+      });
+      return read;
+    });
+  return (await Promise.all(jobs)).filter((f) => f !== undefined).length;
+}
+
+/**
  * Every layer of an image into its merged filesystem: the facts of each layer from the cache
  * when it has them, else read from the registry — all layers at once — then merged top-down.
  */
@@ -90,15 +122,29 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
     const what = `layer ${i} of ${layers.length} of ${registry}/${repository}`;
     // Only what the digest check vouches for (sha256) is kept or taken from the cache.
     const cacheable = layer.digest.startsWith('sha256:');
-    const cached = cacheable ? opts.cache?.get(layer.digest) : undefined;
-    if (cached) {
+    // The facts are the layer's; that this repository still serves it (as a pull needs) is asked.
+    const served = (f: LayerFacts) => {
       fromCache++;
-      // The facts are the layer's; that this repository still serves it (as a pull needs) is asked.
       return client.hasBlob(registry, repository, layer.digest).then((there) => {
         if (!there) throw new CrossbuildError(`${what} (${layer.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
-        return cached;
+        return f;
+      });
+    };
+    const cached = cacheable ? opts.cache?.get(layer.digest) : undefined;
+    if (cached) return served(cached);
+    // Being read ahead: its facts when that read ends (the scan reads it itself if that read failed).
+    const pending = cacheable ? ahead.get(layer.digest) : undefined;
+    if (pending) {
+      return pending.then((f) => {
+        if (f) return served(f);
+        if (opts.signal?.aborted) throw new CancelledError(`reading ${what} (${layer.digest})`);
+        return read(layer, what);
       });
     }
+    return read(layer, what);
+  });
+  function read(layer: Descriptor, what: string): Promise<LayerFacts> {
+    const cacheable = layer.digest.startsWith('sha256:');
     const key = `${registry}/${repository}/${layer.digest}`;
     let r = reading.get(key);
     if (!r) {
@@ -118,7 +164,7 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
     joined.push([key, r]);
     r.users++;
     return r.facts;
-  });
+  }
   // Given up on (the config this scan was started beside could not be read): every read only this
   // scan waits for stops, and is forgotten so that a later scan starts its own.
   const giveUp = () => {

@@ -1,7 +1,7 @@
 // The layer facts cache as users meet it, with the real registry and the CLI: two verifies at
 // once sharing one cache folder (both right, no entry corrupt), the same verdicts on worker
 // threads, and a second `run` whose registry proof takes its base layer from the cache.
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -69,5 +69,26 @@ describe('the layer cache in run', () => {
       expect(p.files.layersFromCache, p.platform).toBeGreaterThanOrEqual(1);
       expect(p.proofSeconds).toBeGreaterThanOrEqual(0);
     }
+  });
+
+  it("a first run reads its base's layers while it builds: with an empty cache its proof takes each base layer from there (CROSSBUILD_READ_AHEAD=off: none), the same verdicts", async () => {
+    // The base named through a global ARG and a stage the final one is built on, as users write it.
+    const ctx = mkdtempSync(join(tmpdir(), 'cb-read-ahead-'));
+    writeFileSync(join(ctx, 'Dockerfile'), `ARG BASE=${REGISTRY}/busybox:latest\nFROM \${BASE} AS base\nRUN echo base > /base\n\nFROM base\nRUN echo top > /top\n`);
+    const cfg = join(ctx, 'platforms.json');
+    writeFileSync(cfg, JSON.stringify({ image: uniqueRepo('read-ahead'), tag: 'v1', context: '.', network: 'none', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
+    type Platforms = { platform: string; checks: unknown[]; files: { layers: number; layersFromCache: number } }[];
+    const run = async (readAhead: 'on' | 'off') => {
+      const report = join(ctx, `report-${readAhead}.json`);
+      const r = await cli(['run', '--config', cfg, '--tag', readAhead, '--report', report, '--quiet'], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: mkdtempSync(join(tmpdir(), 'cb-empty-cache-')), CROSSBUILD_READ_AHEAD: readAhead } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return (JSON.parse(readFileSync(report, 'utf8')) as { platforms: Platforms }).platforms;
+    };
+    const ahead = await run('on');
+    const off = await run('off');
+    for (const p of ahead) expect({ platform: p.platform, layers: p.files.layers, fromCache: p.files.layersFromCache }).toEqual({ platform: p.platform, layers: 3, fromCache: 1 });
+    for (const p of off) expect(p.files.layersFromCache, p.platform).toBe(0);
+    const same = (ps: Platforms) => ps.map((p) => ({ platform: p.platform, files: { ...p.files, layersFromCache: undefined } }));
+    expect(same(ahead)).toEqual(same(off));
   });
 });
