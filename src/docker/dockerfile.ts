@@ -3,6 +3,7 @@
 // base's layers while the build runs; anything this reading is not sure of answers "unknown"
 // (undefined), never a guess: heredocs, a FROM --platform other than the target's, a name a build
 // context replaces, an ARG without a value, `scratch`.
+import { manifestReference, parseReference } from '../oci/reference.js';
 import type { Platform } from '../platform/platform.js';
 
 interface Stage {
@@ -11,29 +12,37 @@ interface Stage {
   readonly platformFlag?: string;
 }
 
-/** `# escape=`` `: the parser directive that changes the line-continuation character. */
-function escapeChar(lines: readonly string[]): string {
+/** The parser directives (`# escape=``, `# syntax=…`): they come first, before any comment or instruction. */
+function directives(lines: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
   for (const line of lines) {
     const m = /^#\s*([a-zA-Z]+)\s*=\s*(\S+)\s*$/.exec(line.trim());
-    if (!m) break; // directives come first, before any comment or instruction
-    if (m[1]!.toLowerCase() === 'escape' && (m[2] === '`' || m[2] === '\\')) return m[2];
+    if (!m) break;
+    out.set(m[1]!.toLowerCase(), m[2]!);
   }
-  return '\\';
+  return out;
 }
 
-/** Instructions with their continuation lines joined, comments dropped. */
+/** A `# syntax=` frontend that reads Dockerfiles (docker/dockerfile, -upstream, any tag or digest). */
+const DOCKERFILE_FRONTEND = /^(?:docker\.io\/)?docker\/dockerfile(?:-upstream)?(?:[:@].*)?$/;
+
+/** Instructions with their continuation lines joined (as the frontend joins them), comments and empty lines dropped. */
 function instructions(text: string): string[] | undefined {
   const lines = text.split(/\r?\n/);
-  const esc = escapeChar(lines);
+  const given = directives(lines);
+  const syntax = given.get('syntax');
+  if (syntax !== undefined && !DOCKERFILE_FRONTEND.test(syntax)) return undefined; // another language
+  const esc = given.get('escape') === '`' ? '`' : '\\';
   const out: string[] = [];
   let cur: string | undefined;
   for (const raw of lines) {
     const trimmed = raw.trim();
-    if (trimmed.startsWith('#')) continue; // also inside a continued instruction, as the frontend does
-    if (cur === undefined && trimmed === '') continue;
-    const continued = trimmed.endsWith(esc);
-    const body = continued ? trimmed.slice(0, -1) : trimmed;
-    cur = cur === undefined ? body : `${cur} ${body}`;
+    // Also inside a continued instruction, as the frontend does.
+    if (trimmed.startsWith('#') || trimmed === '') continue;
+    const line = raw.replace(/\s+$/, '');
+    const continued = line.endsWith(esc);
+    const body = continued ? line.slice(0, -1) : line;
+    cur = (cur ?? '') + body;
     if (!continued) {
       out.push(cur.trim());
       cur = undefined;
@@ -62,6 +71,21 @@ export function expand(word: string, vars: ReadonlyMap<string, string>): string 
 
 function unquote(v: string): string {
   return v.length >= 2 && ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) ? v.slice(1, -1) : v;
+}
+
+/** A build context's name against a FROM: as written, or as the same image (`name::platform` keys too). */
+function sameName(context: string, image: string): boolean {
+  const name = context.split('::')[0]!;
+  if (name === image) return true;
+  try {
+    const norm = (x: string) => {
+      const r = parseReference(x);
+      return `${r.registry}/${r.repository}@${manifestReference(r)}`;
+    };
+    return norm(name) === norm(image);
+  } catch {
+    return false;
+  }
 }
 
 export interface BaseOptions {
@@ -96,9 +120,9 @@ export function baseImage(text: string, o: BaseOptions): string | undefined {
       for (const decl of rest) {
         const eq = decl.indexOf('=');
         const name = eq < 0 ? decl : decl.slice(0, eq);
-        const given = o.buildArgs?.[name];
+        const given = o.buildArgs !== undefined && Object.hasOwn(o.buildArgs, name) ? o.buildArgs[name] : undefined;
         // A platform ARG declared without a value keeps the value the frontend gives it.
-        const value = given ?? (eq < 0 ? platformArgs[name] : expand(unquote(decl.slice(eq + 1)), vars));
+        const value = given ?? (eq < 0 ? (Object.hasOwn(platformArgs, name) ? platformArgs[name] : undefined) : expand(unquote(decl.slice(eq + 1)), vars));
         if (value === undefined) vars.delete(name);
         else vars.set(name, value);
       }
@@ -124,7 +148,7 @@ export function baseImage(text: string, o: BaseOptions): string | undefined {
       i = prev;
       continue;
     }
-    if (image.toLowerCase() === 'scratch' || o.contexts?.includes(image)) return undefined;
+    if (image.toLowerCase() === 'scratch' || o.contexts?.some((c) => sameName(c, image))) return undefined;
     return image;
   }
   return undefined;

@@ -8,7 +8,7 @@ import { baseImage } from '../docker/dockerfile.js';
 import { DOCKER_HUB, manifestReference, parseReference, type ImageRef } from '../oci/reference.js';
 import { isAttestation } from '../oci/types.js';
 import { normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
-import type { RegistryClient } from '../registry/client.js';
+import { RegistryClient } from '../registry/client.js';
 import type { LayerCache } from '../verify/layer-cache.js';
 import { readAhead } from '../verify/layers.js';
 import type { PlatformPlan } from './plan.js';
@@ -55,19 +55,28 @@ async function readBase(client: RegistryClient, base: ImageRef, platform: Platfo
 
 /**
  * Every plan's base read ahead at once (each base and platform once). Off with
- * CROSSBUILD_READ_AHEAD=off. Never fails; stops when `signal` does.
+ * CROSSBUILD_READ_AHEAD=off. Never fails; stops when `signal` does. Its requests go through a
+ * client of their own, with the run's credentials and settings but no retries (so no retry
+ * lines: a base only the builder reaches, through its own mirror, is the proof's to read).
  */
 export async function readBasesAhead(client: RegistryClient, plans: readonly Pick<PlatformPlan, 'target' | 'build'>[], cache: LayerCache, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (env.CROSSBUILD_READ_AHEAD === 'off') return 0;
   const seen = new Set<string>();
-  const jobs: Promise<number>[] = [];
+  const wanted: { base: ImageRef; platform: Platform }[] = [];
   for (const plan of plans) {
     const base = planBase(plan);
     if (!base) continue;
-    const key = `${manifestReference(base)} ${base.registry}/${base.repository} ${JSON.stringify(plan.target.platform)}`;
+    const key = `${base.registry}/${base.repository}@${manifestReference(base)} ${JSON.stringify(plan.target.platform)}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    jobs.push(readBase(client, base, plan.target.platform, cache, signal));
+    wanted.push({ base, platform: plan.target.platform });
   }
-  return (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
+  if (wanted.length === 0) return 0;
+  const { onRetry: _quiet, signal: theirs, ...settings } = client.transport.opts;
+  const own = new RegistryClient({ ...settings, credentials: client.credentials, attempts: 1, signal: theirs ? AbortSignal.any([theirs, signal]) : signal });
+  try {
+    return (await Promise.all(wanted.map((w) => readBase(own, w.base, w.platform, cache, signal)))).reduce((a, b) => a + b, 0);
+  } finally {
+    await own.close();
+  }
 }

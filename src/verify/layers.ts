@@ -44,13 +44,17 @@ interface Reading {
 }
 const reading = new Map<string, Reading>();
 
-async function fetchFacts(client: RegistryClient, registry: string, repository: string, layer: Descriptor, what: string, signal: AbortSignal): Promise<LayerFacts> {
+/** Layers read ahead at once: their own few slots, so a scan's reads never queue behind them. */
+const aheadSlots = limiter(2);
+
+async function fetchFacts(client: RegistryClient, registry: string, repository: string, layer: Descriptor, what: string, signal: AbortSignal, slots = layerSlots, onStart?: () => void): Promise<LayerFacts> {
   const path = `/v2/${repository}/blobs/${layer.digest}`;
   const cancelled = () => new CancelledError(`reading ${what} (${layer.digest})`);
   try {
     if (signal.aborted) throw cancelled(); // given up before its turn: not even queued
-    return await layerSlots(() =>
-      client.transport.retry(
+    return await slots(() => {
+      onStart?.();
+      return client.transport.retry(
         'GET',
         registry,
         path,
@@ -71,8 +75,8 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
           }
         },
         (e) => (e instanceof RegistryError && e.retriable && e.status === undefined ? { reason: e.message.replace(/^GET \S+ /, '') } : undefined),
-      ),
-    );
+      );
+    });
   } catch (e) {
     if (e instanceof CrossbuildError) throw e;
     throw new CrossbuildError(`${what} (${layer.digest}) could not be read as a tar stream: ${(e as Error).message}`);
@@ -80,10 +84,16 @@ async function fetchFacts(client: RegistryClient, registry: string, repository: 
 }
 
 /**
- * Layers read ahead (readAhead), by digest, until they are read: a scan that needs one waits for
- * it instead of reading it a second time (undefined: the read failed, the scan reads it itself).
+ * Layers read ahead (readAhead), by digest, until they are read: a scan that needs one that is
+ * being read waits for it instead of reading it a second time (undefined: the read failed, the
+ * scan reads it itself); one still queued is called off and read by the scan.
  */
-const ahead = new Map<string, Promise<LayerFacts | undefined>>();
+interface Ahead {
+  readonly facts: Promise<LayerFacts | undefined>;
+  readonly stop: AbortController;
+  started: boolean;
+}
+const ahead = new Map<string, Ahead>();
 
 /**
  * Read layers into the cache before any scan asks for them (a base image's, while the build that
@@ -95,18 +105,21 @@ export async function readAhead(client: RegistryClient, registry: string, reposi
   const jobs = layers
     .filter((l) => l.digest.startsWith('sha256:') && !cache.holds(l.digest) && !ahead.has(l.digest))
     .map((layer) => {
-      const read = fetchFacts(client, registry, repository, layer, `layer ${layer.digest.slice(7, 19)} of ${registry}/${repository} (read ahead)`, signal).then(
+      const stop = new AbortController();
+      const entry: { -readonly [K in keyof Ahead]: Ahead[K] } = { facts: Promise.resolve(undefined), stop, started: false };
+      const what = `layer ${layer.digest.slice(7, 19)} of ${registry}/${repository} (read ahead)`;
+      entry.facts = fetchFacts(client, registry, repository, layer, what, AbortSignal.any([signal, stop.signal]), aheadSlots, () => (entry.started = true)).then(
         (f) => {
           cache.put(layer.digest, f);
           return f;
         },
         () => undefined,
       );
-      ahead.set(layer.digest, read);
-      void read.then(() => {
-        if (ahead.get(layer.digest) === read) ahead.delete(layer.digest);
+      ahead.set(layer.digest, entry);
+      void entry.facts.then(() => {
+        if (ahead.get(layer.digest) === entry) ahead.delete(layer.digest);
       });
-      return read;
+      return entry.facts;
     });
   return (await Promise.all(jobs)).filter((f) => f !== undefined).length;
 }
@@ -132,10 +145,14 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
     };
     const cached = cacheable ? opts.cache?.get(layer.digest) : undefined;
     if (cached) return served(cached);
-    // Being read ahead: its facts when that read ends (the scan reads it itself if that read failed).
+    // Being read ahead: its facts when that read ends (the scan reads it itself if that read failed);
+    // still waiting for its turn: called off, the scan reads it now.
     const pending = cacheable ? ahead.get(layer.digest) : undefined;
-    if (pending) {
-      return pending.then((f) => {
+    if (pending && !pending.started) {
+      pending.stop.abort();
+      ahead.delete(layer.digest);
+    } else if (pending) {
+      return pending.facts.then((f) => {
         if (f) return served(f);
         if (opts.signal?.aborted) throw new CancelledError(`reading ${what} (${layer.digest})`);
         return read(layer, what);

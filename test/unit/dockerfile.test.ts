@@ -44,9 +44,20 @@ describe('baseImage', () => {
     expect(baseImage('RUN true\n', { platform: arm64 })).toBeUndefined();
   });
 
-  it('the escape directive, continuation lines and comments between them', () => {
+  it('the escape directive, continuation lines joined as the frontend joins them, comments and empty lines between them', () => {
     expect(baseImage(fixture('escape-backtick.Dockerfile'), { platform: armv7 })).toBe('localhost:5000/debian:bookworm');
-    expect(baseImage('FROM \\\n  # a comment inside\n  localhost:5000/a:1 \\\n  AS x\n', { platform: armv7 })).toBe('localhost:5000/a:1');
+    expect(baseImage('FROM \\\n  # a comment inside\n\n  localhost:5000/a:1 \\\n  AS x\n', { platform: armv7 })).toBe('localhost:5000/a:1');
+    // No space is put where a line was continued: the tag stays on the name.
+    expect(baseImage('ARG B=localhost:5000/a\\\n:1\nFROM $B\n', { platform: armv7 })).toBe('localhost:5000/a:1');
+  });
+
+  it('a build context named as the image (written another way), an ARG named like an Object property, another frontend: unknown', () => {
+    expect(baseImage('FROM localhost:5000/busybox:latest\n', { platform: arm64, contexts: ['localhost:5000/busybox'] })).toBeUndefined();
+    expect(baseImage('FROM localhost:5000/busybox\n', { platform: arm64, contexts: ['localhost:5000/busybox:latest::linux/arm64'] })).toBeUndefined();
+    expect(baseImage('FROM localhost:5000/busybox\n', { platform: arm64, contexts: ['other'] })).toBe('localhost:5000/busybox');
+    expect(baseImage('ARG constructor\nFROM localhost:5000/x${constructor}\n', { platform: arm64 })).toBeUndefined();
+    expect(baseImage('# syntax=example.com/not-a-dockerfile:1\nFROM localhost:5000/a:1\n', { platform: arm64 })).toBeUndefined();
+    expect(baseImage('# syntax=docker/dockerfile:1.7\nFROM localhost:5000/a:1\n', { platform: arm64 })).toBe('localhost:5000/a:1');
   });
 
   it("the platform's own args, declared or not, and FROM --platform=$TARGETPLATFORM", () => {

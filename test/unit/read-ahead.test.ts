@@ -2,7 +2,7 @@
 // image with that layer takes it from there, one that starts while the read is under way waits
 // for it (the layer is read once), and one whose read ahead failed reads the layer itself.
 // Against the in-process registry stub.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -10,6 +10,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { LayerCache } from '../../src/verify/layer-cache.js';
 import { readAhead, scanImage } from '../../src/verify/layers.js';
+import { planBase, readBasesAhead } from '../../src/pipeline/read-ahead.js';
+import { parsePlatform } from '../../src/platform/platform.js';
+import type { PlatformPlan } from '../../src/pipeline/plan.js';
 import { startRegistryStub, type RegistryStub } from '../helpers/registry-stub.js';
 import { ustarHeader } from '../helpers/ustar.mjs';
 
@@ -86,5 +89,82 @@ describe('readAhead', () => {
     const scan = await scanImage(client, reg.addr, 'app', [base], { cache });
     expect(scan.fromCache).toBe(0);
     expect(blobGets(base.digest).map((r) => r.path)).toEqual([`/v2/base/blobs/${base.digest}`, `/v2/app/blobs/${base.digest}`]);
+  });
+
+  it('a read ahead under way that then fails: the scan that waited for it reads the layer itself', async () => {
+    const base = layer('etc/base', 'base\n');
+    const cache = new LayerCache(dir);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    reg.fault = async (req, res) => {
+      if (req.url !== `/v2/base/blobs/${base.digest}`) return false;
+      await held;
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }));
+      return true;
+    };
+    const ahead = readAhead(client, reg.addr, 'base', [base], cache, new AbortController().signal);
+    while (blobGets(base.digest).length === 0) await new Promise((r) => setTimeout(r, 10));
+    const scan = scanImage(client, reg.addr, 'app', [base], { cache });
+    release();
+    const [n, s] = await Promise.all([ahead, scan]);
+    expect(n).toBe(0);
+    expect(s.fromCache).toBe(0);
+    expect(blobGets(base.digest).map((r) => r.path)).toEqual([`/v2/base/blobs/${base.digest}`, `/v2/app/blobs/${base.digest}`]);
+  });
+
+  it('a layer still waiting for its turn to be read ahead is called off: the scan reads it at once', async () => {
+    // Two held reads take the read ahead's own slots; the third layer waits behind them.
+    const held = [layer('a', 'a\n'), layer('b', 'b\n')];
+    const third = layer('c', 'c\n');
+    const cache = new LayerCache(dir);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    reg.fault = async (req) => {
+      if (held.some((l) => req.url === `/v2/base/blobs/${l.digest}`)) await gate;
+      return false;
+    };
+    const ahead = readAhead(client, reg.addr, 'base', [...held, third], cache, new AbortController().signal);
+    while (held.some((l) => blobGets(l.digest).length === 0)) await new Promise((r) => setTimeout(r, 10));
+    const scan = await scanImage(client, reg.addr, 'app', [third], { cache });
+    expect(scan.fromCache).toBe(0);
+    release();
+    expect(await ahead).toBe(2);
+    expect(blobGets(third.digest).map((r) => r.path)).toEqual([`/v2/app/blobs/${third.digest}`]);
+  });
+});
+
+describe('readBasesAhead', () => {
+  const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+  const INDEX = 'application/vnd.oci.image.index.v1+json';
+  /** A plan as run.ts makes it, as far as the read ahead looks: the platform and the build's Dockerfile. */
+  const plan = (dockerfile: string, platform: string) => ({ target: { platform: parsePlatform(platform) }, build: { dockerfile, inputs: { buildContexts: [] } } }) as unknown as Pick<PlatformPlan, 'target' | 'build'>;
+  const dockerfile = (text: string) => {
+    const f = join(dir, `Dockerfile-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(f, text);
+    return f;
+  };
+
+  it("reads the platform's image of a multi-platform base, each base and platform once; not a Docker Hub base; not when off", async () => {
+    const images = ['arm64', 'amd64'].map((arch) => {
+      const l = layer(`etc/${arch}`, `${arch}\n`);
+      const config = JSON.stringify({ os: 'linux', architecture: arch, rootfs: { type: 'layers', diff_ids: [] } });
+      const cd = reg.putBlob(config);
+      const m = JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cd, size: config.length }, layers: [l] });
+      return { arch, layer: l, digest: reg.putManifest('base', `only-${arch}`, m, MANIFEST), size: Buffer.byteLength(m) };
+    });
+    reg.putManifest('base', '1', JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: images.map((i) => ({ mediaType: MANIFEST, digest: i.digest, size: i.size, platform: { os: 'linux', architecture: i.arch } })) }), INDEX);
+    const cache = new LayerCache(dir);
+    const ours = dockerfile(`FROM ${reg.addr}/base:1\n`);
+    const plans = [plan(ours, 'linux/arm64'), plan(ours, 'linux/arm64'), plan(dockerfile('FROM alpine:3.20\n'), 'linux/arm64')];
+    expect(await readBasesAhead(client, plans, cache, new AbortController().signal, { CROSSBUILD_READ_AHEAD: 'off' })).toBe(0);
+    expect(reg.requests).toEqual([]);
+    expect(await readBasesAhead(client, plans, cache, new AbortController().signal, {})).toBe(1);
+    expect(cache.holds(images[0]!.layer.digest)).toBe(true);
+    expect(cache.holds(images[1]!.layer.digest)).toBe(false);
+    expect(blobGets(images[0]!.layer.digest)).toHaveLength(1);
+    // A Docker Hub base is not read ahead at all; the stub was asked only for the arm64 image.
+    expect(planBase(plans[2]!)).toBeUndefined();
+    expect(planBase(plans[0]!)).toMatchObject({ registry: reg.addr, repository: 'base', tag: '1' });
+    expect(reg.requests.filter((r) => r.path.includes('/manifests/')).map((r) => r.path)).toEqual(['/v2/base/manifests/1', `/v2/base/manifests/${images[0]!.digest}`]);
   });
 });
