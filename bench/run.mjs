@@ -496,7 +496,7 @@ if (want('R')) {
 const m28 = await engineEnv('docker-28c');
 const d28 = m28.CROSSBUILD_DOCKER;
 const env28 = { ...m28, CI: 'true' };
-if (['P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5m', 'P5m-buildx', 'P7', 'P8-cmd', 'P8'].some(want)) {
+if (['P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5m', 'P5m-buildx', 'P5m-direct', 'P7', 'P8-cmd', 'P8'].some(want)) {
   rowEngine = `Docker ${(await sh(d28, ['version', '--format', '{{.Server.Version}}'], { env: env28 })).stdout.trim()}, buildx ${(await sh(d28, ['buildx', 'version'], { env: env28 })).stdout.split(' ')[1]}, containerd image store`;
 }
 const p3mPlatforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'];
@@ -572,6 +572,27 @@ if (want('P5m') || want('P5m-buildx')) {
   if (want('P5m-buildx')) record('P5m-buildx', 'the same warm `crossbuild run --cache registry` (build, proof, push, list)', '`docker buildx build --cache-from/--cache-to type=registry,mode=max --push` of the same build on the same emptied engine, warm (no proof)', { kind: 'ratio', max: 1 }, { a: warm, b: bx });
 }
 
+// P5m-direct: the same warm run with buildx run as its plugin binary (the default where `docker
+// info` names it) against through the docker CLI (CROSSBUILD_BUILDX_DIRECT=off), each on an emptied engine.
+if (want('P5m-direct')) {
+  const cfgFile = join(ROOT, 'bench', 'p5', 'platforms.json');
+  const repo = `localhost:5000/bench-p5d-${runId}`;
+  const args = [CB[1], 'run', '--config', cfgFile, '--image', repo, '--tag', 'latest', '--quiet', '--cache', 'registry', '--build-arg', 'SALT=warm'];
+  await emptyEngine28(repo);
+  await sh(CB[0], args, { env: env28 });
+  const t = { on: [], off: [] };
+  const runs = Math.max(RUNS, 7);
+  for (let i = -1; i < runs; i++) {
+    for (const mode of i % 2 === 0 ? ['on', 'off'] : ['off', 'on']) {
+      await emptyEngine28(repo);
+      const ms = await timed(() => sh(CB[0], args, { env: { ...env28, CROSSBUILD_BUILDX_DIRECT: mode } }));
+      if (i >= 0) t[mode].push(ms);
+    }
+    if (i >= 0) log(`P5m-direct: run ${i + 1}/${runs}: plugin ${t.on.at(-1).toFixed(0)} ms, through the CLI ${t.off.at(-1).toFixed(0)} ms`);
+  }
+  record('P5m-direct', 'the warm `crossbuild run --cache registry` of P5m (emptied engine): its two buildx commands (the solve, the `uname -m` probe) run as the plugin binary `docker info` names (the default)', 'the same run with each through the docker CLI, `docker buildx …` (`CROSSBUILD_BUILDX_DIRECT=off`)', { kind: 'ratio', max: 1 }, { a: t.on, b: t.off });
+}
+
 // P7, P8: what signing and the test gate add to a run, on the same engine (Docker 28.5 + buildx,
 // containerd store): the same run with and without, interleaved; the figure is the difference.
 async function addedBy(id, what, baseline, target, withArgs, withoutArgs, runs, per = 1) {
@@ -619,7 +640,7 @@ for (let n = 1; n <= cacheN; n++) rmSync(join(WORK, `layer-cache-${runId}-${n}`)
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P6', 'P6-warm', 'P6-run', 'P6-first', 'P6-first-proof', 'P7', 'P8-cmd', 'P8'];
+const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P5m-direct', 'P6', 'P6-warm', 'P6-run', 'P6-first', 'P6-first-proof', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {

@@ -15,6 +15,8 @@ export interface Builder {
   readonly driver?: string;
   /** The engine's image store: "containerd", or the graph driver (overlay2). */
   readonly imageStore?: string;
+  /** The buildx plugin binary the CLI runs (`docker info`), buildx only: builds run it directly. */
+  readonly plugin?: string;
 }
 
 /** buildx's docker driver keeps attestations and exports caches only on the containerd image store. */

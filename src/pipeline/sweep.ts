@@ -41,7 +41,8 @@ function probesOf(ids: readonly string[]): Map<string, number[]> {
   for (const pid of pids) {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!argv.includes('buildx')) continue;
+      // `docker buildx build …`, or the plugin run by itself (`…/docker-buildx build …`).
+      if (!argv.includes('buildx') && !/(^|\/)docker-buildx$/.test(argv[0] ?? '')) continue;
       const id = argv.map((a) => wanted.get(a)).find((x) => x !== undefined);
       if (id !== undefined) found.set(id, [...(found.get(id) ?? []), Number(pid)]);
     } catch {

@@ -1,6 +1,6 @@
 // `crossbuild run` end to end: real dockerd, real QEMU via binfmt_misc, real registry. Every
 // assertion is made from outside crossbuild: skopeo reads the registry, docker runs the result.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -216,12 +216,20 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
     }
   });
 
-  it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container; an image with ONBUILD triggers and CROSSBUILD_UNAME_PROBE=off ask docker run", async () => {
-    // A docker CLI that logs each call's argv before it runs the real one.
+  it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container, buildx run as its plugin binary; an image with ONBUILD triggers and CROSSBUILD_UNAME_PROBE=off ask docker run", async () => {
+    // A docker CLI that logs each call's argv before it runs the real one, and the same for its
+    // buildx plugin (found through a DOCKER_CONFIG of its own), whose lines say `plugin`.
     const dir = mkdtempSync(join(tmpdir(), 'cb-shim-'));
     const log = join(dir, 'calls');
     const shim = join(dir, 'docker');
     writeFileSync(shim, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${DOCKER}' "$@"\n`, { mode: 0o755 });
+    const plugins = (JSON.parse((await execa(DOCKER, ['info', '--format', '{{json .ClientInfo.Plugins}}'])).stdout) as { Name: string; Path: string }[]) ?? [];
+    const realPlugin = plugins.find((p) => p.Name === 'buildx')!.Path;
+    mkdirSync(join(dir, 'plugins'));
+    writeFileSync(join(dir, 'plugins', 'docker-buildx'), `#!/bin/sh\n[ "$1" = docker-cli-plugin-metadata ] || printf 'plugin %s\\n' "$*" >> '${log}'\nexec '${realPlugin}' "$@"\n`, { mode: 0o755 });
+    const config = join(dir, 'config');
+    mkdirSync(config);
+    writeFileSync(join(config, 'config.json'), JSON.stringify({ cliPluginsExtraDirs: [join(dir, 'plugins')] }));
     const machines = { 'linux/amd64': 'x86_64', 'linux/arm/v7': 'armv7l', 'linux/arm64': 'aarch64' };
     // The app with a trigger a build FROM it would run (and fail on); `docker run` never runs it.
     const onbuild = join(dir, 'onbuild');
@@ -230,12 +238,15 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
     for (const probe of ['on', 'off', 'onbuild']) {
       writeFileSync(log, '');
       const repo = uniqueRepo(`uname-${probe}`);
-      const r = await cli(['run', '--config', join(probe === 'onbuild' ? onbuild : join(FIXTURES, 'app'), 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
+      const r = await cli(['run', '--config', join(probe === 'onbuild' ? onbuild : join(FIXTURES, 'app'), 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, DOCKER_CONFIG: config, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
       expect(r.exitCode, r.stderr).toBe(0);
       for (const [p, m] of Object.entries(machines)) expect(r.stderr).toMatch(new RegExp(`ok +${p.replace(/\//g, '\\/')} +sha256:\\S+ +image config says ${p.replace(/\//g, '\\/')}; uname -m printed ${m};`));
       const calls = readFileSync(log, 'utf8').split('\n');
-      const probes = calls.filter((c) => c.startsWith('buildx build') && c.includes('type=cacheonly'));
+      const probes = calls.filter((c) => c.startsWith('plugin build') && c.includes('type=cacheonly'));
       const runs = calls.filter((c) => /^run .*--entrypoint uname/.test(c));
+      // Every build went to the plugin directly, none through the CLI (`docker buildx …`).
+      expect(calls.filter((c) => c.startsWith('plugin build')).length).toBeGreaterThanOrEqual(1);
+      expect(calls.filter((c) => c.startsWith('buildx '))).toEqual([]);
       if (probe === 'on') {
         expect(probes).toHaveLength(1);
         expect(probes[0]).toMatch(/--platform linux\/amd64,linux\/arm\/v7,linux\/arm64 .*--label crossbuild\.run=[0-9a-f]{8} -$/);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NO_INPUTS } from '../../src/config/build-inputs.js';
-import { buildArgv, parseBuildxVersion, parseClientInfo, parseImageInspect, parseImageStore, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
+import { buildArgv, buildxDirect, parseBuildxVersion, parseClientInfo, parseImageInspect, parseImageStore, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 // Output captured from the Debian docker.io 20.10 engine and the 28.x / 20.10 CLIs on this machine.
@@ -139,11 +139,26 @@ describe('build nodes', () => {
 
 describe('docker info answers for the CLI and buildx', () => {
   it("reads a current CLI's version and its buildx plugin's from ClientInfo (captured from Docker 28.5)", () => {
-    expect(parseClientInfo(fx('info-containerd-28.5.json'))).toEqual({ clientVersion: '28.5.2+dfsg4', buildxVersion: '0.29.1+ds1' });
+    expect(parseClientInfo(fx('info-containerd-28.5.json'))).toEqual({ clientVersion: '28.5.2+dfsg4', buildxVersion: '0.29.1+ds1', buildxPath: '/var/cache/crossbuild/engines/forky/root/usr/libexec/docker/cli-plugins/docker-buildx' });
     expect(parseImageStore(fx('info-containerd-28.5.json'))).toBe('containerd');
   });
   it('says nothing for a 20.10 CLI, which has no version there (asked the old way)', () => {
     expect(parseClientInfo(fx('info-20.10.json'))).toEqual({});
     expect(parseClientInfo('not json')).toEqual({});
+  });
+});
+
+describe('buildx run as its plugin binary', () => {
+  const bx = { kind: 'buildx', cli: '/usr/bin/docker', env: {}, clientVersion: '28.5.2', buildxVersion: '0.29.1', plugin: '/usr/libexec/docker/cli-plugins/docker-buildx' } as const;
+  it('where docker info named the plugin: the same argv without `buildx`, an engine by --host as DOCKER_HOST', () => {
+    expect(buildxDirect(bx, [], ['buildx', 'build', '--platform', 'linux/arm64', '.'], {})).toEqual({ file: bx.plugin, args: ['build', '--platform', 'linux/arm64', '.'], env: {} });
+    expect(buildxDirect(bx, ['--host', 'unix:///run/other.sock'], ['buildx', 'build', '.'], {})).toEqual({ file: bx.plugin, args: ['build', '.'], env: { DOCKER_HOST: 'unix:///run/other.sock' } });
+  });
+  it('the CLI otherwise: a --context node, no plugin path, another command, another builder, CROSSBUILD_BUILDX_DIRECT=off', () => {
+    expect(buildxDirect(bx, ['--context', 'arm-box'], ['buildx', 'build', '.'], {})).toBeUndefined();
+    expect(buildxDirect({ ...bx, plugin: undefined }, [], ['buildx', 'build', '.'], {})).toBeUndefined();
+    expect(buildxDirect(bx, [], ['tag', 'a', 'b'], {})).toBeUndefined();
+    expect(buildxDirect({ ...bx, kind: 'buildkit' }, [], ['buildx', 'build', '.'], {})).toBeUndefined();
+    expect(buildxDirect(bx, [], ['buildx', 'build', '.'], { CROSSBUILD_BUILDX_DIRECT: 'off' })).toBeUndefined();
   });
 });
