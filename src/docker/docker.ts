@@ -2,9 +2,9 @@
 // against captured output) and runners that carry command, exit code and stderr on failure.
 import { execa, type Options, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { CommandError, CrossbuildError } from '../errors.js';
 import { retry, type RetryPolicy } from '../util/retry.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
@@ -82,9 +82,39 @@ export function parseClientInfo(infoJson: string): { clientVersion?: string; bui
  */
 export function buildxDirect(b: Builder, globalArgs: readonly string[], argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { file: string; args: string[]; env: Record<string, string> } | undefined {
   if (b.kind !== 'buildx' || !b.plugin || argv[0] !== 'buildx' || env.CROSSBUILD_BUILDX_DIRECT === 'off') return undefined;
-  if (globalArgs.length === 0) return { file: b.plugin, args: argv.slice(1), env: {} };
-  if (globalArgs.length === 2 && globalArgs[0] === '--host') return { file: b.plugin, args: argv.slice(1), env: { DOCKER_HOST: globalArgs[1]! } };
+  // Before 0.23 standalone buildx ignored DOCKER_TLS_VERIFY / DOCKER_CERT_PATH (a TLS engine,
+  // docker:dind in CI): those versions keep the CLI, which reads them.
+  const v = /v?(\d+)\.(\d+)/.exec(b.buildxVersion ?? '');
+  if (!v || (Number(v[1]) === 0 && Number(v[2]) < 23)) return undefined;
+  // Standalone, even when crossbuild itself was started by a docker CLI plugin.
+  const own = { DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND: '' };
+  if (globalArgs.length === 0) return { file: b.plugin, args: argv.slice(1), env: own };
+  if (globalArgs.length === 2 && globalArgs[0] === '--host') return { file: b.plugin, args: argv.slice(1), env: { ...own, DOCKER_HOST: globalArgs[1]! } };
   return undefined;
+}
+
+/**
+ * Is this docker CLI a script in front of docker (a wrapper with its own flags, environment or
+ * sudo)? Then every command goes through it, buildx too, unless CROSSBUILD_BUILDX_DIRECT=on.
+ * Unreadable or not found: taken as one.
+ */
+export function isWrapper(cli: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const dirs = cli.includes('/') ? [''] : (env.PATH ?? '').split(delimiter).filter(Boolean);
+  for (const dir of dirs) {
+    const file = dir ? join(dir, cli) : cli;
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, 'r');
+      const head = Buffer.alloc(2);
+      readSync(fd, head, 0, 2, 0);
+      return head.toString('latin1') === '#!';
+    } catch {
+      continue;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+  return true;
 }
 
 /** `--platform` on build needs engine API 1.38+ (engine 18.06+). */
@@ -444,7 +474,7 @@ export class Docker {
       if (known.clientVersion !== undefined) {
         clientVersion = known.clientVersion;
         buildxVersion = known.buildxVersion;
-        plugin = known.buildxPath;
+        plugin = process.env.CROSSBUILD_BUILDX_DIRECT === 'on' || !isWrapper(cli) ? known.buildxPath : undefined;
         driverOut = buildxVersion !== undefined ? (await first).stdout : '';
       } else {
         // The three questions to a CLI at once (an inspect without buildx just fails).

@@ -174,7 +174,7 @@ describe('interruption is clean', () => {
     // (A probe whose step failed gives way to `docker run`, and says so: then a container is what the signal stops.)
     const gaveWay = /\] verifying: uname -m by docker run \(the probe: /.test(seen);
     expect(probes.length > 0 || gaveWay, seen).toBe(TEST_ENGINE === 'docker-28c');
-    // Stopped with the run: buildx cancels its solve and ends (its plugin process a moment after the CLI).
+    // Stopped with the run: buildx cancels its solve and ends (run as the plugin itself, or behind the CLI, a moment after it).
     const alive = () => probes.filter((pid) => {
       try {
         process.kill(pid, 0);

@@ -218,7 +218,9 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
 
   it.runIf(TEST_ENGINE === 'docker-28c')("the solve's uname -m is one probe of every platform, with no container, buildx run as its plugin binary; an image with ONBUILD triggers and CROSSBUILD_UNAME_PROBE=off ask docker run", async () => {
     // A docker CLI that logs each call's argv before it runs the real one, and the same for its
-    // buildx plugin (found through a DOCKER_CONFIG of its own), whose lines say `plugin`.
+    // buildx plugin (found through a DOCKER_CONFIG of its own), whose lines say `plugin`. The CLI
+    // is a script, so the plugin is run directly only when asked (CROSSBUILD_BUILDX_DIRECT=on):
+    // this wrapper only logs.
     const dir = mkdtempSync(join(tmpdir(), 'cb-shim-'));
     const log = join(dir, 'calls');
     const shim = join(dir, 'docker');
@@ -238,7 +240,7 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
     for (const probe of ['on', 'off', 'onbuild']) {
       writeFileSync(log, '');
       const repo = uniqueRepo(`uname-${probe}`);
-      const r = await cli(['run', '--config', join(probe === 'onbuild' ? onbuild : join(FIXTURES, 'app'), 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, DOCKER_CONFIG: config, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
+      const r = await cli(['run', '--config', join(probe === 'onbuild' ? onbuild : join(FIXTURES, 'app'), 'platforms.json'), '--image', repo], { env: { CROSSBUILD_DOCKER: shim, CROSSBUILD_BUILDX_DIRECT: 'on', DOCKER_CONFIG: config, ...(probe === 'off' ? { CROSSBUILD_UNAME_PROBE: 'off' } : {}) } });
       expect(r.exitCode, r.stderr).toBe(0);
       for (const [p, m] of Object.entries(machines)) expect(r.stderr).toMatch(new RegExp(`ok +${p.replace(/\//g, '\\/')} +sha256:\\S+ +image config says ${p.replace(/\//g, '\\/')}; uname -m printed ${m};`));
       const calls = readFileSync(log, 'utf8').split('\n');

@@ -1,9 +1,9 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NO_INPUTS } from '../../src/config/build-inputs.js';
-import { buildArgv, buildxDirect, parseBuildxVersion, parseClientInfo, parseImageInspect, parseImageStore, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
+import { buildArgv, buildxDirect, isWrapper, parseBuildxVersion, parseClientInfo, parseImageInspect, parseImageStore, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 // Output captured from the Debian docker.io 20.10 engine and the 28.x / 20.10 CLIs on this machine.
@@ -149,10 +149,26 @@ describe('docker info answers for the CLI and buildx', () => {
 });
 
 describe('buildx run as its plugin binary', () => {
-  const bx = { kind: 'buildx', cli: '/usr/bin/docker', env: {}, clientVersion: '28.5.2', buildxVersion: '0.29.1', plugin: '/usr/libexec/docker/cli-plugins/docker-buildx' } as const;
+  const bx = { kind: 'buildx', cli: '/usr/bin/docker', env: {}, clientVersion: '28.5.2', buildxVersion: '0.29.1+ds1', plugin: '/usr/libexec/docker/cli-plugins/docker-buildx' } as const;
+  const standalone = { DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND: '' };
   it('where docker info named the plugin: the same argv without `buildx`, an engine by --host as DOCKER_HOST', () => {
-    expect(buildxDirect(bx, [], ['buildx', 'build', '--platform', 'linux/arm64', '.'], {})).toEqual({ file: bx.plugin, args: ['build', '--platform', 'linux/arm64', '.'], env: {} });
-    expect(buildxDirect(bx, ['--host', 'unix:///run/other.sock'], ['buildx', 'build', '.'], {})).toEqual({ file: bx.plugin, args: ['build', '.'], env: { DOCKER_HOST: 'unix:///run/other.sock' } });
+    expect(buildxDirect(bx, [], ['buildx', 'build', '--platform', 'linux/arm64', '.'], {})).toEqual({ file: bx.plugin, args: ['build', '--platform', 'linux/arm64', '.'], env: standalone });
+    expect(buildxDirect(bx, ['--host', 'unix:///run/other.sock'], ['buildx', 'build', '.'], {})).toEqual({ file: bx.plugin, args: ['build', '.'], env: { ...standalone, DOCKER_HOST: 'unix:///run/other.sock' } });
+    expect(buildxDirect({ ...bx, buildxVersion: 'v0.23.0' }, [], ['buildx', 'build', '.'], {})).toBeDefined();
+  });
+  it('buildx before 0.23 (its standalone mode ignored DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) or of no known version: the CLI', () => {
+    expect(buildxDirect({ ...bx, buildxVersion: '0.13.1+ds1' }, [], ['buildx', 'build', '.'], {})).toBeUndefined();
+    expect(buildxDirect({ ...bx, buildxVersion: 'v0.22.9' }, [], ['buildx', 'build', '.'], {})).toBeUndefined();
+    expect(buildxDirect({ ...bx, buildxVersion: 'unknown' }, [], ['buildx', 'build', '.'], {})).toBeUndefined();
+  });
+  it('a docker CLI that is a script (a wrapper) keeps every command; a binary, found on PATH or by path, does not', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-wrapper-'));
+    writeFileSync(join(dir, 'docker'), '#!/bin/sh\nexec /usr/bin/docker "$@"\n', { mode: 0o755 });
+    expect(isWrapper(join(dir, 'docker'))).toBe(true);
+    expect(isWrapper('docker', { PATH: dir })).toBe(true);
+    expect(isWrapper(process.execPath)).toBe(false);
+    expect(isWrapper('node', { PATH: dirname(process.execPath) })).toBe(false);
+    expect(isWrapper(join(dir, 'missing'))).toBe(true);
   });
   it('the CLI otherwise: a --context node, no plugin path, another command, another builder, CROSSBUILD_BUILDX_DIRECT=off', () => {
     expect(buildxDirect(bx, ['--context', 'arm-box'], ['buildx', 'build', '.'], {})).toBeUndefined();
