@@ -30,9 +30,15 @@ export function describeBuilder(b: Builder): string {
   return `the classic builder via ${b.cli}${b.clientVersion ? ` ${b.clientVersion}` : ''} (DOCKER_BUILDKIT=0)`;
 }
 
-export function buildxAtLeast(b: Builder, minor: number): boolean {
+/** buildx's major and minor version, when its version string says them. */
+export function buildxVersionOf(b: Builder): { major: number; minor: number } | undefined {
   const m = /v?(\d+)\.(\d+)/.exec(b.buildxVersion ?? '');
-  if (!m) return true; // unknown version: let buildx itself say no
-  return Number(m[1]) > 0 || Number(m[2]) >= minor;
+  return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
+}
+
+export function buildxAtLeast(b: Builder, minor: number): boolean {
+  const v = buildxVersionOf(b);
+  if (!v) return true; // unknown version: let buildx itself say no
+  return v.major > 0 || v.minor >= minor;
 }
 

@@ -8,7 +8,7 @@ import { delimiter, join } from 'node:path';
 import { CommandError, CrossbuildError } from '../errors.js';
 import { retry, type RetryPolicy } from '../util/retry.js';
 import { formatPlatform, type Platform } from '../platform/platform.js';
-import type { Builder } from './builder.js';
+import { buildxVersionOf, type Builder } from './builder.js';
 
 export { buildArgv, type Builder, type BuilderKind, type BuildOptions } from './build.js';
 
@@ -84,8 +84,8 @@ export function buildxDirect(b: Builder, globalArgs: readonly string[], argv: re
   if (b.kind !== 'buildx' || !b.plugin || argv[0] !== 'buildx' || env.CROSSBUILD_BUILDX_DIRECT === 'off') return undefined;
   // Before 0.23 standalone buildx ignored DOCKER_TLS_VERIFY / DOCKER_CERT_PATH (a TLS engine,
   // docker:dind in CI): those versions keep the CLI, which reads them.
-  const v = /v?(\d+)\.(\d+)/.exec(b.buildxVersion ?? '');
-  if (!v || (Number(v[1]) === 0 && Number(v[2]) < 23)) return undefined;
+  const v = buildxVersionOf(b);
+  if (!v || (v.major === 0 && v.minor < 23)) return undefined;
   // Standalone, even when crossbuild itself was started by a docker CLI plugin.
   const own = { DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND: '' };
   if (globalArgs.length === 0) return { file: b.plugin, args: argv.slice(1), env: own };

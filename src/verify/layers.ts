@@ -155,13 +155,12 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
       return pending.facts.then((f) => {
         if (f) return served(f);
         if (opts.signal?.aborted) throw new CancelledError(`reading ${what} (${layer.digest})`);
-        return read(layer, what);
+        return read(layer, what, cacheable);
       });
     }
-    return read(layer, what);
+    return read(layer, what, cacheable);
   });
-  function read(layer: Descriptor, what: string): Promise<LayerFacts> {
-    const cacheable = layer.digest.startsWith('sha256:');
+  function read(layer: Descriptor, what: string, cacheable: boolean): Promise<LayerFacts> {
     const key = `${registry}/${repository}/${layer.digest}`;
     let r = reading.get(key);
     if (!r) {
