@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { CrossbuildError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import type { FromWorker, ToWorker } from './facts-worker.js';
@@ -51,7 +51,8 @@ function pool(): Slot[] | undefined {
   slots = [];
   if (!script) return undefined;
   for (let i = 0; i < workerCount(); i++) {
-    const worker = new Worker(script);
+    // Loaded only here: most commands run without workers (start-up).
+    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(script);
     const slot: Slot = { worker, handlers: new Map(), busy: false };
     worker.on('message', (m: FromWorker) => slot.handlers.get(m.id)?.(m));
     worker.on('error', (e) => {

@@ -5,7 +5,6 @@
 // Runs on the main thread or in a worker (facts-worker.ts) alike.
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
 import { CrossbuildError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import { elfHeaderProblem, isElf, parseElf, piecedBytes, type FileBytes } from './elf.js';
@@ -108,12 +107,15 @@ export class Coalesce extends Transform {
   }
 }
 
+/** zlib when a layer first needs it: a verify whose layers all come from the cache never loads it (start-up, bench P2-text-warm). */
+const zlib = () => process.getBuiltinModule('node:zlib');
+
 /** Pick the decompressor from the first bytes, not the media type (which may be wrong). */
 function decompressorFor(first: Buffer, mediaType: string): (Transform & { readonly bytesWritten: number }) | undefined {
   // Big output chunks: far fewer threadpool round trips than the 16 KiB default.
-  if (first[0] === 0x1f && first[1] === 0x8b) return zlib.createGunzip({ chunkSize: 1024 * 1024 });
+  if (first[0] === 0x1f && first[1] === 0x8b) return zlib().createGunzip({ chunkSize: 1024 * 1024 });
   if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
-    const z = (zlib as unknown as { createZstdDecompress?: () => Transform & { readonly bytesWritten: number } }).createZstdDecompress;
+    const z = (zlib() as unknown as { createZstdDecompress?: () => Transform & { readonly bytesWritten: number } }).createZstdDecompress;
     if (!z) throw new CrossbuildError(`zstd layer (${mediaType}): this Node.js (${process.version}) has no zstd; use Node ≥ 22.15 to check this image's binaries`);
     return z();
   }

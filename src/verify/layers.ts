@@ -44,6 +44,25 @@ interface Reading {
 }
 const reading = new Map<string, Reading>();
 
+/**
+ * HEADs of cached layers being asked, per client by registry/repository/digest: platforms that
+ * share a layer (content copied into each) ask once. Only while in flight: a later scan asks again.
+ */
+const asking = new WeakMap<RegistryClient, Map<string, Promise<boolean>>>();
+function askServed(client: RegistryClient, registry: string, repository: string, digest: string): Promise<boolean> {
+  const key = `${registry}/${repository}/${digest}`;
+  let mine = asking.get(client);
+  if (!mine) asking.set(client, (mine = new Map()));
+  let there = mine.get(key);
+  if (!there) {
+    there = client.hasBlob(registry, repository, digest);
+    mine.set(key, there);
+    const done = () => mine.delete(key);
+    void there.then(done, done);
+  }
+  return there;
+}
+
 /** Layers read ahead at once: their own few slots, so a scan's reads never queue behind them. */
 const aheadSlots = limiter(2);
 
@@ -138,7 +157,7 @@ export async function scanImage(client: RegistryClient, registry: string, reposi
     // The facts are the layer's; that this repository still serves it (as a pull needs) is asked.
     const served = (f: LayerFacts) => {
       fromCache++;
-      return client.hasBlob(registry, repository, layer.digest).then((there) => {
+      return askServed(client, registry, repository, layer.digest).then((there) => {
         if (!there) throw new CrossbuildError(`${what} (${layer.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
         return f;
       });

@@ -133,6 +133,26 @@ describe('readAhead', () => {
   });
 });
 
+describe('scans from the cache', () => {
+  const blobHeads = (digest: string) => reg.requests.filter((r) => r.method === 'HEAD' && r.path.endsWith(`/blobs/${digest}`));
+  it('platforms that share a cached layer ask the repository for it once; a later scan asks again', async () => {
+    const shared = layer('usr/share/data', 'data\n');
+    const own = [layer('bin/a', 'a\n'), layer('bin/b', 'b\n'), layer('bin/c', 'c\n')];
+    const cache = new LayerCache(dir);
+    await Promise.all(own.map((l) => scanImage(client, reg.addr, 'fill', [shared, l], { cache })));
+    const at = reg.requests.length;
+    const scans = await Promise.all(own.map((l) => scanImage(client, reg.addr, 'app', [shared, l], { cache })));
+    expect(scans.map((s) => s.fromCache)).toEqual([2, 2, 2]);
+    const asked = reg.requests.slice(at);
+    expect(asked.filter((r) => r.method === 'GET')).toEqual([]);
+    expect(blobHeads(shared.digest).filter((r) => r.path.startsWith('/v2/app/'))).toHaveLength(1);
+    for (const l of own) expect(blobHeads(l.digest).filter((r) => r.path.startsWith('/v2/app/'))).toHaveLength(1);
+    // Not remembered after it was answered: the blob may have gone since.
+    await scanImage(client, reg.addr, 'app', [shared], { cache });
+    expect(blobHeads(shared.digest).filter((r) => r.path.startsWith('/v2/app/'))).toHaveLength(2);
+  });
+});
+
 describe('readBasesAhead', () => {
   const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
   const INDEX = 'application/vnd.oci.image.index.v1+json';
