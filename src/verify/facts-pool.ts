@@ -50,9 +50,10 @@ function pool(): Slot[] | undefined {
   const script = workerScript();
   slots = [];
   if (!script) return undefined;
+  // Loaded here, not at start-up: most commands start no workers.
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   for (let i = 0; i < workerCount(); i++) {
-    // Loaded only here: most commands run without workers (start-up).
-    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(script);
+    const worker = new Worker(script);
     const slot: Slot = { worker, handlers: new Map(), busy: false };
     worker.on('message', (m: FromWorker) => slot.handlers.get(m.id)?.(m));
     worker.on('error', (e) => {

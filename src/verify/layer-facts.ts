@@ -107,7 +107,7 @@ export class Coalesce extends Transform {
   }
 }
 
-/** zlib when a layer first needs it: a verify whose layers all come from the cache never loads it (start-up, bench P2-text-warm). */
+/** Loaded when a layer first needs it: a verify served wholly from the cache never loads zlib. */
 const zlib = () => process.getBuiltinModule('node:zlib');
 
 /** Pick the decompressor from the first bytes, not the media type (which may be wrong). */

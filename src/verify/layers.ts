@@ -46,7 +46,7 @@ const reading = new Map<string, Reading>();
 
 /**
  * HEADs of cached layers being asked, per client by registry/repository/digest: platforms that
- * share a layer (content copied into each) ask once. Only while in flight: a later scan asks again.
+ * share a layer (same digest) ask once. Only while in flight: a later scan asks again.
  */
 const asking = new WeakMap<RegistryClient, Map<string, Promise<boolean>>>();
 function askServed(client: RegistryClient, registry: string, repository: string, digest: string): Promise<boolean> {
@@ -57,8 +57,11 @@ function askServed(client: RegistryClient, registry: string, repository: string,
   if (!there) {
     there = client.hasBlob(registry, repository, digest);
     mine.set(key, there);
-    const done = () => mine.delete(key);
-    void there.then(done, done);
+    const asked = there;
+    const done = () => {
+      if (mine.get(key) === asked) mine.delete(key);
+    };
+    void asked.then(done, done);
   }
   return there;
 }

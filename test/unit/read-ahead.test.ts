@@ -1,6 +1,7 @@
 // Base layers read ahead into the layer cache (verify/layers.ts readAhead): a later scan of an
 // image with that layer takes it from there, one that starts while the read is under way waits
-// for it (the layer is read once), and one whose read ahead failed reads the layer itself.
+// for it (the layer is read once), and one whose read ahead failed reads the layer itself. Scans
+// from the cache ask the repository once for a layer their platforms share.
 // Against the in-process registry stub.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -150,6 +151,19 @@ describe('scans from the cache', () => {
     // Not remembered after it was answered: the blob may have gone since.
     await scanImage(client, reg.addr, 'app', [shared], { cache });
     expect(blobHeads(shared.digest).filter((r) => r.path.startsWith('/v2/app/'))).toHaveLength(2);
+  });
+
+  it('a shared layer the repository no longer serves fails each scan with its own layer named, asked once', async () => {
+    const shared = layer('usr/share/data', 'data\n');
+    const own = layer('bin/a', 'a\n');
+    const cache = new LayerCache(dir);
+    await scanImage(client, reg.addr, 'fill', [own, shared], { cache });
+    reg.blobs.delete(shared.digest);
+    const at = reg.requests.length;
+    const [first, second] = await Promise.allSettled([scanImage(client, reg.addr, 'app', [shared], { cache }), scanImage(client, reg.addr, 'app', [own, shared], { cache })]);
+    expect(first.status === 'rejected' && String(first.reason.message)).toBe(`layer 0 of 1 of ${reg.addr}/app (${shared.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
+    expect(second.status === 'rejected' && String(second.reason.message)).toBe(`layer 1 of 2 of ${reg.addr}/app (${shared.digest}) is not in the repository any more (its facts are known, but a pull would fail)`);
+    expect(reg.requests.slice(at).filter((r) => r.method === 'HEAD' && r.path === `/v2/app/blobs/${shared.digest}`)).toHaveLength(1);
   });
 });
 
