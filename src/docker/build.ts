@@ -102,6 +102,8 @@ export function assertSupported(b: Builder, inputs: BuildInputs): void {
  */
 export function buildArgv(kind: BuilderKind, o: BuildOptions, envFiles: ReadonlyMap<string, string> = new Map()): string[] {
   const argv = kind === 'buildx' ? ['buildx', 'build', '--load'] : ['build'];
+  // The classic builder keeps the container of a failed or cancelled step unless told (BuildKit keeps none).
+  if (kind === 'classic') argv.push('--force-rm');
   argv.push('--platform', formatPlatform(o.platform), '-t', o.tag);
   return [...argv, ...sharedArgv(kind, o, envFiles)];
 }

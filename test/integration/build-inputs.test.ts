@@ -35,10 +35,17 @@ describe('the build network', () => {
 
   it("the classic builder on that engine runs RUN steps without a network: a warning, and the fetch fails with the network hint", async () => {
     const repo = uniqueRepo('net-classic');
+    const hostDocker = HOST_ENGINE.CROSSBUILD_DOCKER ?? 'docker';
+    const containers = async () => (await execa(hostDocker, ['ps', '-aq', '--no-trunc'], { env: HOST_ENGINE })).stdout.split('\n').filter(Boolean);
+    const before = new Set(await containers());
     const r = await cli(['run', '--config', join(FIXTURES, 'net', 'platforms.json'), '--image', repo, '--builder', 'classic', '--platform', 'linux/amd64'], { env: { ...HOST_ENGINE, CI: 'true' } });
     expect(r.exitCode).toBe(1);
     expect(r.stderr.match(/\[preflight\] warning: the engine has no bridge network/g)).toHaveLength(1);
     expect(await skopeoRaw(`${repo}:multiarch`)).toBeUndefined();
+    // The failed RUN step's container is not left behind (docker build keeps it without --force-rm).
+    const left = (await containers()).filter((id) => !before.has(id));
+    const commands = left.length ? (await execa(hostDocker, ['inspect', '--format', '{{json .Config.Cmd}}', ...left], { env: HOST_ENGINE, reject: false })).stdout : '';
+    expect(commands).not.toMatch(/registry-answer/);
   });
 
   it('--network host builds, verifies and lists 2 platforms whose RUN read the loopback registry', async () => {

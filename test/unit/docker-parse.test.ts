@@ -42,7 +42,7 @@ describe('docker output parsers', () => {
 describe('docker argv builders', () => {
   const o = { platform: parsePlatform('linux/arm/v7'), tag: 'localhost:5000/app:t-arm32', context: '/ctx', dockerfile: '/ctx/Dockerfile', buildArgs: { A: '1' }, network: 'none' as const, inputs: NO_INPUTS };
   it('classic build', () => {
-    expect(buildArgv('classic', o)).toEqual(['build', '--platform', 'linux/arm/v7', '-t', 'localhost:5000/app:t-arm32', '-f', '/ctx/Dockerfile', '--pull', '--network', 'none', '--build-arg', 'A=1', '/ctx']);
+    expect(buildArgv('classic', o)).toEqual(['build', '--force-rm', '--platform', 'linux/arm/v7', '-t', 'localhost:5000/app:t-arm32', '-f', '/ctx/Dockerfile', '--pull', '--network', 'none', '--build-arg', 'A=1', '/ctx']);
   });
   it('buildx build loads into the engine with plain progress', () => {
     const a = buildArgv('buildx', { ...o, noCache: true, target: 'final' });
