@@ -3,7 +3,10 @@
 // 20.10. Its DOCKER_HOST, DOCKER_CONFIG and CLI (ci/engines.sh env) go into this process's
 // environment, so every `crossbuild` and `docker` the tests start talks to it.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
 
 const root = resolve(__dirname, '..', '..');
 export const TEST_ENGINE = process.env.CROSSBUILD_TEST_ENGINE ?? 'docker-28c';
@@ -22,10 +25,24 @@ export function engineEnv(name: string): Record<string, string> {
 
 Object.assign(process.env, engineEnv(TEST_ENGINE));
 
+const scratch: string[] = [];
+/** A temporary directory (prefix as for mkdtemp), removed when the test file's tests are done. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 // Each test file gets a layer cache of its own: what one file's verifies learnt cannot answer
 // for another file's fault injections (a trickled or cut layer must really be read).
+// Removed when the file's tests are done.
 if (!process.env.CROSSBUILD_LAYER_CACHE) {
-  const { mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  process.env.CROSSBUILD_LAYER_CACHE = mkdtempSync(join(tmpdir(), 'cb-layer-cache-'));
+  const dir = scratchDir('cb-layer-cache-');
+  process.env.CROSSBUILD_LAYER_CACHE = dir;
+  afterAll(() => {
+    if (process.env.CROSSBUILD_LAYER_CACHE === dir) delete process.env.CROSSBUILD_LAYER_CACHE;
+  });
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa, type Options } from 'execa';
-import { engineEnv, TEST_ENGINE } from './engine-setup.js';
+import { engineEnv, scratchDir, TEST_ENGINE } from './engine-setup.js';
 
 export { TEST_ENGINE };
 
@@ -64,9 +64,8 @@ export async function requireInfrastructure(): Promise<void> {
  * what the verifier makes of images built elsewhere.
  */
 export async function buildAndPush(dockerfile: string, platform: string, ref: string, ctx?: string): Promise<void> {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const dir = ctx ?? mkdtempSync(join(tmpdir(), 'cb-bctx-'));
+  const { writeFileSync } = await import('node:fs');
+  const dir = ctx ?? scratchDir('cb-bctx-');
   writeFileSync(join(dir, 'Dockerfile'), dockerfile);
   const buildx = (await execa(DOCKER, ['buildx', 'version'], { reject: false })).exitCode === 0;
   const b = buildx

@@ -2,17 +2,16 @@
 // QEMU. This engine runs --bridge=none, so the engine's default network gives RUN steps nothing.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, dockerRun, FIXTURES, HOST_ENGINE, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
-import { engineEnv } from '../helpers/engine-setup.js';
+import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 import { imageEntries, platformOf, registryLayers, sha, type Index } from '../helpers/oci.js';
 
 beforeAll(requireInfrastructure);
 
-const tmp = mkdtempSync(join(tmpdir(), 'cb-inputs-it-'));
+const tmp = scratchDir('cb-inputs-it-');
 const listOf = async (ref: string) => JSON.parse((await skopeoRaw(ref))!.toString()) as Index;
 
 describe('the build network', () => {
@@ -175,7 +174,7 @@ describe('build secrets', () => {
 describe('SSH forwarding', () => {
   let agent: { sock: string; pid: string } | undefined;
   beforeAll(async () => {
-    const sock = join(mkdtempSync(join(tmpdir(), 'cb-ssh-')), 'agent.sock');
+    const sock = join(scratchDir('cb-ssh-'), 'agent.sock');
     const r = await execa('ssh-agent', ['-a', sock, '-s']);
     agent = { sock, pid: /SSH_AGENT_PID=(\d+)/.exec(r.stdout)![1]! };
   });

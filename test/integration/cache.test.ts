@@ -1,13 +1,12 @@
 // The build cache through the registry: a fresh engine (build cache pruned, this run's images
 // removed) reuses what the last run pushed, per platform, and never another platform's cache.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, dockerRun, FIXTURES, HOST_ENGINE, requireInfrastructure, uniqueRepo } from '../helpers/env.js';
-import { engineEnv } from '../helpers/engine-setup.js';
+import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 
 beforeAll(requireInfrastructure);
 
@@ -28,7 +27,7 @@ async function emptyEngine(repo: string): Promise<void> {
 }
 
 async function run(args: string[]): Promise<{ exitCode: number; report: Report; stderr: string }> {
-  const out = join(mkdtempSync(join(tmpdir(), 'cb-cache-')), 'report.json');
+  const out = join(scratchDir('cb-cache-'), 'report.json');
   const r = await cli(['run', ...args, '--report', out]);
   const { readFileSync } = await import('node:fs');
   return { exitCode: r.exitCode, report: JSON.parse(readFileSync(out, 'utf8')) as Report, stderr: r.stderr };
@@ -40,7 +39,7 @@ describe('--cache registry', () => {
   it("never offers one platform's cache to another: an arm/v7 build whose only cache is arm64's runs its steps", async () => {
     const repo = uniqueRepo('cache-cross');
     const salt = `--build-arg=SALT=${randomBytes(6).toString('hex')}`;
-    const dir = mkdtempSync(join(tmpdir(), 'cb-cache-cross-'));
+    const dir = scratchDir('cb-cache-cross-');
     // The same suffix for both: the arm/v7 run's cache source is the tag the arm64 run pushed.
     const cfg = (platform: string) => {
       const f = join(dir, `${platform.replace(/\//g, '-')}.json`);

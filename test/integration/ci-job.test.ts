@@ -1,6 +1,6 @@
 // The CI job script and the operator's experience: reports that match the registry, CI files that
 // point at real scripts, a dry run that changes nothing, plain progress lines, and doctor.
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -8,7 +8,7 @@ import yaml from 'js-yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { sha } from '../helpers/oci.js';
-import { engineEnv } from '../helpers/engine-setup.js';
+import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 import { installCa, makePki, startRegistry } from '../helpers/registries.js';
 
 
@@ -16,7 +16,7 @@ beforeAll(requireInfrastructure);
 
 describe('ci/job.sh', () => {
   it('runs end to end against the local registry and writes reports whose digests the registry serves', async () => {
-    const artifacts = mkdtempSync(join(tmpdir(), 'cb-artifacts-'));
+    const artifacts = scratchDir('cb-artifacts-');
     const repo = uniqueRepo('job');
     const stepSummary = join(artifacts, 'step-summary.md');
     const r = await execa('bash', [join(ROOT, 'ci', 'job.sh'), 'run'], {
@@ -67,7 +67,7 @@ describe('ci/job.sh', () => {
     const reg = await startRegistry({ tls: pki, auth: { htpasswd: { user: 'ci', password } } });
     const removeCa = installCa(reg.addr, pki.caCert);
     try {
-      const artifacts = mkdtempSync(join(tmpdir(), 'cb-artifacts-tls-'));
+      const artifacts = scratchDir('cb-artifacts-tls-');
       // The base image comes from the loopback registry; the result goes to the TLS one.
       const r = await execa('bash', [join(ROOT, 'ci', 'job.sh'), 'run'], {
         reject: false,

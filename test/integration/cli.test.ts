@@ -1,11 +1,11 @@
 // The CLI as a user meets it: usage and config errors exit 2 with the file, field and what is valid.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli } from '../helpers/env.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'cb-cli-'));
+const dir = scratchDir('cb-cli-');
 const cfg = (name: string, body: unknown) => {
   const f = join(dir, name);
   writeFileSync(f, JSON.stringify(body));

@@ -3,12 +3,11 @@
 // 0.29 on the overlay2 and on the containerd image store (ci/engines.sh brings them up). On each:
 // the 3-platform pipeline, cache reuse on an emptied engine, two legs and merge, a secret, verify.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { engineEnv } from '../helpers/engine-setup.js';
+import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 import { cli, dockerRun, FIXTURES, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { attestationEntries, imageEntries, platformOf, type Index } from '../helpers/oci.js';
 import { validateOci } from '../helpers/oci-schema.js';
@@ -37,7 +36,7 @@ const MATRIX = [
 describe.each(MATRIX)('$engine ($store store), builder $builder', (m) => {
   const env = { CI: 'true', ...engineEnv(m.engine), CROSSBUILD_BUILDER: m.builder };
   const docker = env.CROSSBUILD_DOCKER!;
-  const dir = mkdtempSync(join(tmpdir(), `cb-matrix-${m.engine}-${m.builder}-`));
+  const dir = scratchDir(`cb-matrix-${m.engine}-${m.builder}-`);
   const run = async (args: string[], name: string): Promise<{ exitCode: number; stderr: string; report: Report }> => {
     const file = join(dir, `${name}.json`);
     const r = await cli(['run', ...args, '--report', file], { env });
@@ -142,7 +141,7 @@ describe.each(['docker-28c', 'docker-26'])('the current buildx builder (%s)', (e
   it("is the context's own (driver docker) until one is made with buildx create --use, and then that one", async () => {
     const base = engineEnv(engine);
     // A DOCKER_CONFIG of this test's own, with the engine's CLI plugins: buildx keeps its builders there.
-    const config = mkdtempSync(join(tmpdir(), `cb-bx-${engine}-`));
+    const config = scratchDir(`cb-bx-${engine}-`);
     writeFileSync(join(config, 'config.json'), readFileSync(join(base.DOCKER_CONFIG!, 'config.json')));
     const env = { ...base, CI: 'true', DOCKER_CONFIG: config };
     const builder = async () => {

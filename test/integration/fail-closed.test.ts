@@ -1,7 +1,7 @@
 // Each finding of the fail-closed probe, reproduced: signals that stop whatever is pending,
 // deadlines that end a trickle, nothing reported before it is true, nothing left behind after
 // SIGKILL, output that is text, and a decision to fail that stops the work.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, probeProcesses, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
 import { startFaultProxy } from '../helpers/registries.js';
 import { runMarkers } from '../../src/pipeline/sweep.js';
-import { engineEnv } from '../helpers/engine-setup.js';
+import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 
 // Faults are injected into layer reads here: no layer may be answered from the layer cache.
 process.env.CROSSBUILD_LAYER_CACHE = 'off';
@@ -92,7 +92,7 @@ describe('nothing reported before it is true', () => {
     const target = uniqueRepo('fake201').replace(REGISTRY, '');
     const proxy = await startFaultProxy(REGISTRY, [{ method: 'PUT', path: /\/manifests\/v1$/, fake201: true }]);
     try {
-      const spec = join(mkdtempSync(join(tmpdir(), 'cb-fake201-')), 'spec.yaml');
+      const spec = join(scratchDir('cb-fake201-'), 'spec.yaml');
       writeFileSync(spec, `image: ${proxy.addr}${target}:v1\nmanifests:\n  - image: ${proxy.addr}/busybox:latest-arm64\n`);
       const r = await cli(['manifest', 'push', 'from-spec', spec]);
       expect(r.exitCode).toBe(1);
@@ -106,7 +106,7 @@ describe('nothing reported before it is true', () => {
 
 describe('a decision stops the work', () => {
   it('manifest push with a missing child fails at once, with no retries after deciding', async () => {
-    const spec = join(mkdtempSync(join(tmpdir(), 'cb-missing-')), 'spec.yaml');
+    const spec = join(scratchDir('cb-missing-'), 'spec.yaml');
     const target = uniqueRepo('missing');
     // Many present children in flight while one is missing.
     const present = ['amd64', 'arm32', 'arm32v6', 'arm64', '386', 'ppc64le', 's390x'].map((s) => `  - image: ${REGISTRY}/busybox:latest-${s}\n`).join('');
@@ -198,7 +198,7 @@ describe('nothing left behind by a killed verify', () => {
 
 describe('checks before the slow part', () => {
   it('a missing Dockerfile is one exit-2 error naming it, before any build (and in the dry run)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-nodockerfile-'));
+    const dir = scratchDir('cb-nodockerfile-');
     const f = join(dir, 'platforms.json');
     writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/nodf', dockerfile: 'Dockerfle', platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }, { platform: 'linux/amd64', suffix: 'amd64' }] }));
     for (const extra of [[], ['--dry-run']]) {
@@ -212,7 +212,7 @@ describe('checks before the slow part', () => {
 
 describe('output is text', () => {
   it('control characters from platforms.json are escaped in errors and in the plan; a huge value is cut', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-ctl-'));
+    const dir = scratchDir('cb-ctl-');
     writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\n');
     const f = join(dir, 'platforms.json');
     writeFileSync(f, JSON.stringify({ image: 'localhost:5000/it/ctl', tag: 'v1\u001b[31mred\u0007', platforms: [{ platform: 'linux/arm64', suffix: 'arm64' }] }));

@@ -1,11 +1,11 @@
 // The test gate: every platform's tests run in its built image (under QEMU where emulated) before
 // anything of it is pushed; the list only when every platform passed. And `verify --test` runs
 // the same tests on a published list, by digest.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, DOCKER, FIXTURES, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 
 beforeAll(requireInfrastructure);
@@ -21,7 +21,7 @@ const testContainers = async () => (await execa(DOCKER, ['ps', '-a', '--filter',
 describe('the test gate in run', () => {
   it('a command test that fails only under arm/v7: exit 1 naming it, arm/v7 not pushed, no list, the others passed; JUnit says the same', async () => {
     const repo = uniqueRepo('gate-cmd');
-    const dir = mkdtempSync(join(tmpdir(), 'cb-gate-'));
+    const dir = scratchDir('cb-gate-');
     const r = await cli(['run', '--config', app, '--image', repo, '--test', 'test "$(uname -m)" != armv7l && echo "fine on $(uname -m)"', '--report', join(dir, 'r.json'), '--junit', join(dir, 'junit.xml')]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/FAIL linux\/arm\/v7 +test: linux\/arm\/v7: test "run sh -c test .*…" failed: exited 1/);

@@ -2,11 +2,11 @@
 // flags alone in a folder with only a Dockerfile, `crossbuild init`, --metadata-file read as
 // build-push-action reads it, --progress rawjson, a wrong registry port caught before any build,
 // and a closed pipe that is not a failure and leaves nothing behind.
-import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, DOCKER, dockerRun, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { freePort } from '../helpers/registries.js';
 import { attestationEntries, imageEntries, platformOf, sha, type Index } from '../helpers/oci.js';
@@ -18,7 +18,7 @@ const listOf = async (ref: string) => JSON.parse((await skopeoRaw(ref))!.toStrin
 
 /** A folder with example/busybox's Dockerfile and script, and no platforms.json. */
 function bareFolder(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cb-habits-'));
+  const dir = scratchDir('cb-habits-');
   for (const f of ['Dockerfile', 'nodeinfo.cgi']) cpSync(join(ROOT, 'example', 'busybox', f), join(dir, f));
   return dir;
 }

@@ -1,10 +1,10 @@
 // The layer facts cache as users meet it, with the real registry and the CLI: two verifies at
 // once sharing one cache folder (both right, no entry corrupt), the same verdicts on worker
 // threads, and a second `run` whose registry proof takes its base layer from the cache.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 
 beforeAll(requireInfrastructure);
@@ -24,7 +24,7 @@ const verdicts = (r: Report) => r.platforms.map((p) => ({ platform: p.platform, 
 
 describe('the layer cache, shared', () => {
   it('two verifies at once sharing one folder: both right, every entry sound, the next verify reads no layer', async () => {
-    const cache = mkdtempSync(join(tmpdir(), 'cb-shared-cache-'));
+    const cache = scratchDir('cb-shared-cache-');
     const uncached = await verify('off');
     const [a, b] = await Promise.all([verify(cache), verify(cache)]);
     expect(verdicts(a)).toEqual(verdicts(uncached));
@@ -53,7 +53,7 @@ describe('the layer cache, shared', () => {
 
 describe('the layer cache in run', () => {
   it("a second run's registry proof takes the base layer from the cache, and the report says so", async () => {
-    const cache = mkdtempSync(join(tmpdir(), 'cb-run-cache-'));
+    const cache = scratchDir('cb-run-cache-');
     const repo = uniqueRepo('cached-proof');
     const report = join(cache, 'report.json');
     const run = async () => {
@@ -73,14 +73,14 @@ describe('the layer cache in run', () => {
 
   it("a first run reads its base's layers while it builds: with an empty cache its proof takes each base layer from there (CROSSBUILD_READ_AHEAD=off: none), the same verdicts", async () => {
     // The base named through a global ARG and a stage the final one is built on, as users write it.
-    const ctx = mkdtempSync(join(tmpdir(), 'cb-read-ahead-'));
+    const ctx = scratchDir('cb-read-ahead-');
     writeFileSync(join(ctx, 'Dockerfile'), `ARG BASE=${REGISTRY}/busybox:latest\nFROM \${BASE} AS base\nRUN echo base > /base\n\nFROM base\nRUN echo top > /top\n`);
     const cfg = join(ctx, 'platforms.json');
     writeFileSync(cfg, JSON.stringify({ image: uniqueRepo('read-ahead'), tag: 'v1', context: '.', network: 'none', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
     type Platforms = { platform: string; checks: unknown[]; files: { layers: number; layersFromCache: number } }[];
     const run = async (readAhead: 'on' | 'off') => {
       const report = join(ctx, `report-${readAhead}.json`);
-      const r = await cli(['run', '--config', cfg, '--tag', readAhead, '--report', report, '--quiet'], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: mkdtempSync(join(tmpdir(), 'cb-empty-cache-')), CROSSBUILD_READ_AHEAD: readAhead } });
+      const r = await cli(['run', '--config', cfg, '--tag', readAhead, '--report', report, '--quiet'], { env: { CI: 'true', CROSSBUILD_LAYER_CACHE: scratchDir('cb-empty-cache-'), CROSSBUILD_READ_AHEAD: readAhead } });
       expect(r.exitCode, r.stderr).toBe(0);
       return (JSON.parse(readFileSync(report, 'utf8')) as { platforms: Platforms }).platforms;
     };

@@ -1,9 +1,9 @@
 // Legs built separately (`run --no-list`: a CI matrix leg, a device) merged into one verified list.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, DOCKER, dockerRun, FIXTURES, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { imageEntries, platformOf, sha, type Index } from '../helpers/oci.js';
 
@@ -17,7 +17,7 @@ describe('legs and merge', () => {
   let dir: string;
   beforeAll(async () => {
     repo = uniqueRepo('legs');
-    dir = mkdtempSync(join(tmpdir(), 'cb-legs-'));
+    dir = scratchDir('cb-legs-');
     // Two legs, as two matrix jobs would run them: each pushes its platforms and writes no list.
     const [a, b] = await Promise.all([leg(repo, 'linux/amd64', join(dir, 'a.json')), leg(repo, 'linux/arm/v7,linux/arm64', join(dir, 'b.json'))]);
     expect(a.exitCode, a.stderr).toBe(0);

@@ -3,18 +3,18 @@
 // docker manifest inspect and docker pull, and OCI indexes are validated against the image-spec.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushLayout } from '../../src/registry/layout.js';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { validateOci } from '../helpers/oci-schema.js';
 import { cli, DOCKER, dockerRun, REGISTRY, requireInfrastructure, skopeoRaw, uniqueRepo } from '../helpers/env.js';
 import { installCa, makePki, startFaultProxy, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
 import { sha } from '../helpers/oci.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'cb-reg-'));
+const dir = scratchDir('cb-reg-');
 const specFile = (name: string, yaml: string) => {
   const f = join(dir, name);
   writeFileSync(f, yaml);
@@ -283,7 +283,7 @@ describe('TLS registry with Basic auth (htpasswd), children copied from another 
   });
 
   it('reads credentials from a Docker config.json (--docker-cfg)', async () => {
-    const cfgDir = mkdtempSync(join(tmpdir(), 'cb-dockercfg-'));
+    const cfgDir = scratchDir('cb-dockercfg-');
     writeFileSync(join(cfgDir, 'config.json'), JSON.stringify({ auths: { [reg.addr]: { auth: Buffer.from(`alice:${password}`).toString('base64') } } }));
     const r = await cli(['manifest', 'inspect', `${reg.addr}/app:v1`, '--docker-cfg', cfgDir, '--json']);
     expect(r.exitCode).toBe(0);
@@ -291,7 +291,7 @@ describe('TLS registry with Basic auth (htpasswd), children copied from another 
   });
 
   it('asks a credential helper named in credHelpers (docker-credential-<name> get)', async () => {
-    const cfgDir = mkdtempSync(join(tmpdir(), 'cb-credhelper-'));
+    const cfgDir = scratchDir('cb-credhelper-');
     const bin = join(cfgDir, 'bin');
     const { mkdirSync, chmodSync } = await import('node:fs');
     mkdirSync(bin);
@@ -360,7 +360,7 @@ describe('token-auth registry (distribution validating real signed JWTs)', () =>
   });
 
   it('without credentials, says which registry refused and how to log in', async () => {
-    const r = await cli(['manifest', 'inspect', `${reg.addr}/team/app:v1`, '--docker-cfg', mkdtempSync(join(tmpdir(), 'cb-empty-'))]);
+    const r = await cli(['manifest', 'inspect', `${reg.addr}/team/app:v1`, '--docker-cfg', scratchDir('cb-empty-')]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`${reg.addr.replace(/\./g, '\\.')}`));
     expect(r.stderr).toMatch(/docker login/);

@@ -1,12 +1,11 @@
 // A run owns its images, credentials go where they belong, interruptions leave nothing behind.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, probeProcesses, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
 import { imageEntries, type Entry, type Index } from '../helpers/oci.js';
-import { engineEnv } from '../helpers/engine-setup.js';
+import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 import { installCa, makePki, startRegistry, startTokenServer, type Pki, type TestRegistry, type TokenServer } from '../helpers/registries.js';
 
 // Faults are injected into layer reads here: no layer may be answered from the layer cache.
@@ -32,7 +31,7 @@ describe.each(['docker-28c', 'docker-28'])('each run owns its images (%s)', (eng
   const env = { CI: 'true', ...engineEnv(engine) };
   it('two concurrent runs of one tag: each report names its own images, the list is wholly one run’s', async () => {
     const repo = uniqueRepo('race');
-    const dir = mkdtempSync(join(tmpdir(), 'cb-race-'));
+    const dir = scratchDir('cb-race-');
     const run = (mark: string) => cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--build-arg', `MARK=${mark}`, '--report', join(dir, `${mark}.json`)], { env });
     const [a, b] = await Promise.all([run('run-a'), run('run-b')]);
     expect(a.exitCode, a.stderr).toBe(0);
@@ -95,8 +94,8 @@ describe('credentials go where they belong', () => {
   });
 
   it('run --username --password-stdin pushes to a TLS + htpasswd registry, without touching ~/.docker', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'cb-home-'));
-    const tmp = mkdtempSync(join(tmpdir(), 'cb-tmp-'));
+    const home = scratchDir('cb-home-');
+    const tmp = scratchDir('cb-tmp-');
     const repo = `${tlsReg.addr}/team/app`;
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--platform', 'linux/amd64,linux/arm64', '--username', 'alice', '--password-stdin'], {
       input: `${alicePassword}\n`,
@@ -116,7 +115,7 @@ describe('credentials go where they belong', () => {
 
   it("--username credentials reach the target's registry only: another registry's token service never sees them", async () => {
     // bob's credentials for the token registry come from a Docker config; alice's are for the target.
-    const cfgDir = mkdtempSync(join(tmpdir(), 'cb-cfg-'));
+    const cfgDir = scratchDir('cb-cfg-');
     writeFileSync(join(cfgDir, 'config.json'), JSON.stringify({ auths: { [tokenReg.addr]: { auth: Buffer.from(`bob:${bobPassword}`).toString('base64') } } }));
     const src = `${tokenReg.addr}/src/app:v1`;
     const seed = await cli(['manifest', 'push', 'from-args', '--platforms', 'linux/arm64', '--template', `${REGISTRY}/busybox:latest-ARCH`, '--target', src, '--docker-cfg', cfgDir]);
@@ -137,7 +136,7 @@ describe('interruption is clean', () => {
 
   /** Start a run, wait for a line, send a signal; its exit code, output and report. */
   async function interrupt(args: string[], waitFor: RegExp, signal: 'SIGINT' | 'SIGTERM', beforeKill: (text: () => string) => Promise<void> = async () => undefined): Promise<{ exitCode: number | undefined; stderr: string; report: Report }> {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-sig-'));
+    const dir = scratchDir('cb-sig-');
     const report = join(dir, 'report.json');
     const sub = execa('node', [join(ROOT, 'bin', 'crossbuild.js'), 'run', ...args, '--report', report], { reject: false, env: { CI: 'true' }, all: true });
     let text = '';
@@ -213,7 +212,7 @@ describe('input it should refuse', () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/--build-arg 1X: not a build arg name/);
     // Too large for any argument (it could only come from a file): named, not a failed spawn.
-    const dir = mkdtempSync(join(tmpdir(), 'cb-bigarg-'));
+    const dir = scratchDir('cb-bigarg-');
     const cfg = JSON.parse(readFileSync(join(FIXTURES, 'app', 'platforms.json'), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(dir, 'platforms.json'), JSON.stringify({ ...cfg, $schema: undefined, buildArgs: { BIG: 'x'.repeat(200_000) } }));
     const big = await cli(['run', '--config', join(dir, 'platforms.json'), '--dry-run']);
@@ -278,7 +277,7 @@ describe('manifest push under load and faults', () => {
       const src = `${other.addr}/src${round}/app`;
       await pushTestImage(`${src}:arm64`, tar, { architecture: 'arm64', os: 'linux', cmd: ['/data/common.txt'] });
       await pushTestImage(`${src}:amd64`, tar, { architecture: 'amd64', os: 'linux', cmd: ['/data/common.txt'] });
-      const dir = mkdtempSync(join(tmpdir(), 'cb-common-'));
+      const dir = scratchDir('cb-common-');
       const spec = join(dir, 'spec.yaml');
       const target = `${uniqueRepo('common-blob')}:v1`;
       writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${src}:arm64\n  - image: ${src}:amd64\n`);
@@ -293,7 +292,7 @@ describe('manifest push under load and faults', () => {
     const repo = `it-tags-${Date.now()}/app`;
     const proxy = await startFaultProxy(REGISTRY.replace('localhost', '127.0.0.1'), Array.from({ length: 8 }, () => ({ method: 'PUT', path: new RegExp(`/v2/${repo}/manifests/latest$`), status: 500 })));
     try {
-      const dir = mkdtempSync(join(tmpdir(), 'cb-tags-'));
+      const dir = scratchDir('cb-tags-');
       const spec = join(dir, 'spec.yaml');
       writeFileSync(spec, `image: ${proxy.addr}/${repo}:v1\ntags: [latest]\nmanifests:\n  - image: ${proxy.addr}/busybox:latest-arm64\n`);
       const r = await cli(['manifest', 'push', 'from-spec', spec]);
@@ -384,7 +383,7 @@ describe('a transport with deadlines and honest retries', () => {
     const target = uniqueRepo('mount-retry');
     const repo = target.replace(`${REGISTRY}/`, '');
     await withProxy([{ method: 'POST', path: new RegExp(`/v2/${repo}/blobs/uploads/\\?mount=`), status: 503 }], async (addr) => {
-      const dir = mkdtempSync(join(tmpdir(), 'cb-mount-'));
+      const dir = scratchDir('cb-mount-');
       const spec = join(dir, 'spec.yaml');
       writeFileSync(spec, `image: ${addr}/${repo}:v1\nmanifests:\n  - image: ${addr}/busybox:latest-arm64\n`);
       const r = await cli(['manifest', 'push', 'from-spec', spec]);
@@ -398,7 +397,7 @@ describe('a registry that goes away mid-run', () => {
   it('a short outage during docker push is retried; a long one fails the run, and the re-run succeeds', async () => {
     const { freePort } = await import('../helpers/registries.js');
     const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'cb-outage-'));
+    const dir = scratchDir('cb-outage-');
     writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`);
     let reg: ReturnType<typeof execa> | undefined;
     const start = async () => {

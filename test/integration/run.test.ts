@@ -1,10 +1,10 @@
 // `crossbuild run` end to end: real dockerd, real QEMU via binfmt_misc, real registry. Every
 // assertion is made from outside crossbuild: skopeo reads the registry, docker runs the result.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { validateOci } from '../helpers/oci-schema.js';
 import { cli, DOCKER, dockerRun, FIXTURES, HOST_ENGINE, REGISTRY, requireInfrastructure, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
 import { attestationEntries, imageEntries, platformOf, sha, type Index } from '../helpers/oci.js';
@@ -98,7 +98,7 @@ describe('crossbuild run', () => {
 
   it('writes an OCI index with --type oci that validates against the image-spec schema', async () => {
     const repo = uniqueRepo('app-oci');
-    const dir = mkdtempSync(join(tmpdir(), 'cb-meta-'));
+    const dir = scratchDir('cb-meta-');
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '-t', 'oci', '-t', 'oci-too', '--type', 'oci', '--platform', 'linux/arm64,linux/amd64', '--metadata-file', join(dir, 'meta.json'), '--iidfile', join(dir, 'iid')]);
     expect(r.exitCode, r.stderr).toBe(0);
     const raw = await skopeoRaw(`${repo}:oci`);
@@ -181,7 +181,7 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
     const shapes: string[] = [];
     for (const output of ['solve', 'load']) {
       const repo = uniqueRepo(`paths-${output}`);
-      const dir = mkdtempSync(join(tmpdir(), 'cb-paths-'));
+      const dir = scratchDir('cb-paths-');
       const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--report', join(dir, 'r.json')], { env: output === 'load' ? { CROSSBUILD_BUILDX_OUTPUT: 'load' } : {} });
       expect(r.exitCode, r.stderr).toBe(0);
       if (output === 'solve') expect(r.stderr).toMatch(/linux\/amd64, linux\/arm\/v7, linux\/arm64: one buildx solve, pushed by digest/);
@@ -203,7 +203,7 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
   });
 
   it.runIf(TEST_ENGINE === 'docker-28c')('an image without uname: the probe\'s failed step is asked again by docker run, which skips it as before', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-nouname-'));
+    const dir = scratchDir('cb-nouname-');
     writeFileSync(join(dir, 'Dockerfile'), `FROM ${REGISTRY}/busybox:latest\nRUN rm /bin/uname\n`);
     writeFileSync(join(dir, 'platforms.json'), JSON.stringify({ network: 'none', image: `${uniqueRepo('nouname')}`, tag: 'v1', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64' }] }));
     const r = await cli(['run', '--config', join(dir, 'platforms.json')], { env: { CI: 'true' } });
@@ -221,7 +221,7 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
     // buildx plugin (found through a DOCKER_CONFIG of its own), whose lines say `plugin`. The CLI
     // is a script, so the plugin is run directly only when asked (CROSSBUILD_BUILDX_DIRECT=on):
     // this wrapper only logs.
-    const dir = mkdtempSync(join(tmpdir(), 'cb-shim-'));
+    const dir = scratchDir('cb-shim-');
     const log = join(dir, 'calls');
     const shim = join(dir, 'docker');
     writeFileSync(shim, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${DOCKER}' "$@"\n`, { mode: 0o755 });

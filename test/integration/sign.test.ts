@@ -2,11 +2,11 @@
 // attaches crossbuild's proof as a signed attestation; the real cosign CLI checks the result, and
 // `crossbuild verify --key` checks a whole list at once.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, FIXTURES, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 import { imageEntries, type Index } from '../helpers/oci.js';
 import { skopeoRaw } from '../helpers/env.js';
@@ -14,7 +14,7 @@ import { skopeoRaw } from '../helpers/env.js';
 const PROOF = 'https://crossbuild.dev/attestations/platform-proof/v1';
 const COSIGN = execFileSync('bash', [join(ROOT, 'ci', 'engines.sh'), 'cosign'], { encoding: 'utf8' }).trim();
 const password = 'cosign-Pass-8d2e';
-const dir = mkdtempSync(join(tmpdir(), 'cb-sign-'));
+const dir = scratchDir('cb-sign-');
 const key = join(dir, 'cosign.key');
 const pub = join(dir, 'cosign.pub');
 const env = { CI: 'true', CROSSBUILD_COSIGN: COSIGN, COSIGN_PASSWORD: password };
@@ -87,7 +87,7 @@ describe('run --sign --key', () => {
     expect(repointed.stdout).toMatch(/linux\/arm64  FAIL[\s\S]*signature +FAIL +linux\/arm64 \(sha256:[0-9a-f]{64}\) is not signed by the key/);
     expect(repointed.stdout).toMatch(/linux\/amd64  PASS/);
     // Another key pair entirely.
-    const other = mkdtempSync(join(tmpdir(), 'cb-sign-other-'));
+    const other = scratchDir('cb-sign-other-');
     await execa(COSIGN, ['generate-key-pair'], { env: { COSIGN_PASSWORD: 'x' }, cwd: other });
     const wrong = await cli(['verify', `${repo}:multiarch`, '--static', '--key', join(other, 'cosign.pub')], { env });
     expect(wrong.exitCode).toBe(1);

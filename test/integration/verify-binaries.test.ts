@@ -1,12 +1,12 @@
 // Whole-image verification of what any builder left behind: wrong-arch files in a right-arch
 // userland, missing and foreign loaders, --allow, buildx metadata files, and the GitHub action /
 // GitLab template that run it as one CI step. Images are built here with the engine's BuildKit.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, DOCKER, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 
 interface Report {
@@ -18,7 +18,7 @@ const binaries = (r: Report) => r.platforms[0]!.checks.find((c) => c.check === '
 
 /** Build one platform with the engine's BuildKit (FROM --platform stages resolve by digest) and push it; its digest. */
 async function buildPush(dockerfile: string, platform: string, ref: string): Promise<string> {
-  const ctx = mkdtempSync(join(tmpdir(), 'cb-vb-'));
+  const ctx = scratchDir('cb-vb-');
   writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
   const b = await execa('/usr/bin/docker', ['build', '--platform', platform, '--network', 'none', '-t', ref, ctx], { reject: false, env: { DOCKER_BUILDKIT: '1' } });
   if (b.exitCode !== 0) throw new Error(`docker build failed: ${b.stderr}`);
@@ -94,7 +94,7 @@ describe('every ELF file, its loader and libraries', () => {
   });
 
   it("takes buildx's --metadata-file (build-push-action's metadata output): the image by digest", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-meta-'));
+    const dir = scratchDir('cb-meta-');
     const file = join(dir, 'metadata.json');
     writeFileSync(file, JSON.stringify({ 'buildx.build.ref': 'builder/builder0/x', 'containerimage.config.digest': 'sha256:' + '0'.repeat(64), 'containerimage.digest': wrongArch.digest, 'image.name': `${wrongArch.ref},${wrongArch.ref.replace(/:v1$/, ':latest')}` }));
     const r = await cli(['verify', '--metadata', file, '--static', '--json']);
@@ -144,7 +144,7 @@ describe('a step any CI can drop in', () => {
   });
 
   const runAction = async (env: Record<string, string>) => {
-    const dir = mkdtempSync(join(tmpdir(), 'cb-action-'));
+    const dir = scratchDir('cb-action-');
     const out = join(dir, 'output');
     const summary = join(dir, 'summary');
     writeFileSync(out, '');

@@ -4,12 +4,12 @@
 // must fail naming /usr/bin/tool; the engine under test must show that file, ELF header first, at
 // its real name and run it as arm64 — or, for old GNU sparse, refuse the layer as the verifier says.
 import { execFileSync } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { cli, DOCKER, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 import { sha } from '../helpers/oci.js';
 import { END, sparse10 } from '../helpers/tar-sparse.mjs';
@@ -86,7 +86,7 @@ let regions: { offset: number; data: Buffer }[];
 
 beforeAll(async () => {
   await requireInfrastructure();
-  dir = mkdtempSync(join(tmpdir(), 'cb-verify-tar-'));
+  dir = scratchDir('cb-verify-tar-');
   mkdirSync(join(dir, 'usr', 'bin'), { recursive: true });
   regions = sparseCopy(join(dir, 'usr', 'bin', 'tool'));
   expect(regions.length).toBeGreaterThan(1); // busybox has a hole to store

@@ -1,10 +1,10 @@
 // `crossbuild verify` on the failures people actually ship, each made here with the real tools
 // (docker build/import/push, crossbuild manifest push) and pushed to the real registry.
-import { mkdtempSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../helpers/engine-setup.js';
 import { buildAndPush, cli, DOCKER, HOST_ENGINE, REGISTRY, requireInfrastructure, ROOT, uniqueRepo } from '../helpers/env.js';
 import { pushTestImage, ustarHeader } from '../helpers/oci.js';
 
@@ -38,7 +38,7 @@ describe('crossbuild verify', () => {
     expect(partial.exitCode).toBe(1);
     expect(partial.report.missing).toEqual(['linux/arm/v7']);
     // Given by spec instead, arm/v7 is there.
-    const spec = join(mkdtempSync(join(tmpdir(), 'cb-vspec-')), 's.yaml');
+    const spec = join(scratchDir('cb-vspec-'), 's.yaml');
     writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${REGISTRY}/busybox:latest-amd64\n  - image: ${REGISTRY}/busybox:latest-arm32\n  - image: ${REGISTRY}/busybox:latest-arm64\n`);
     expect((await cli(['manifest', 'push', 'from-spec', spec])).exitCode).toBe(0);
 
@@ -106,7 +106,7 @@ describe('crossbuild verify', () => {
 
   it('fails metadata for a list entry labelled arm64 that points at an amd64 image', async () => {
     const target = `${uniqueRepo('liar')}:t`;
-    const spec = join(mkdtempSync(join(tmpdir(), 'cb-vspec-')), 'liar.yaml');
+    const spec = join(scratchDir('cb-vspec-'), 'liar.yaml');
     writeFileSync(spec, `image: ${target}\nmanifests:\n  - image: ${REGISTRY}/busybox:latest-amd64\n    platform: {os: linux, architecture: arm64}\n`);
     expect((await cli(['manifest', 'push', 'from-spec', spec])).exitCode).toBe(0);
     const { exitCode, report } = await verify([target, '--static']);
@@ -130,7 +130,7 @@ describe('crossbuild verify', () => {
   });
 
   it('warns, not crashes, on an image of shell scripts only', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'cb-scripts-'));
+    const root = scratchDir('cb-scripts-');
     mkdirSync(join(root, 'app'));
     writeFileSync(join(root, 'app', 'hello.sh'), '#!/bin/sh\necho hello\n');
     chmodSync(join(root, 'app', 'hello.sh'), 0o755);

@@ -1,9 +1,9 @@
 // Build inputs at `docker buildx build` parity: parsing, what each builder can honour, the argv,
 // and how a network failure is recognised in real build output.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { assertSupported, buildArgv, expectsAttestations, looksLikeNetworkFailure, networkHint, unsupportedInputs, type Builder } from '../../src/docker/build.js';
 import {
   checkInputsExist,
@@ -25,6 +25,7 @@ import { ConfigError, UsageError } from '../../src/errors.js';
 import { parsePlatform } from '../../src/platform/platform.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cb-inputs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const fx = (f: string) => readFileSync(join(__dirname, '..', 'fixtures', 'docker', f), 'utf8');
 const usage = (f: () => unknown): UsageError => {
   try {

@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Ajv from 'ajv';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { flagsConfig, loadConfig, PLATFORM_FIELDS, TOP_FIELDS } from '../../src/config/config.js';
 import { initText } from '../../src/cli/commands/init.js';
 import { formatReference } from '../../src/oci/reference.js';
@@ -10,6 +10,7 @@ import { ConfigError } from '../../src/errors.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../../src/platform/platform.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cb-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function write(name: string, content: unknown): string {
   const f = join(dir, name);
   writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content, null, 2));

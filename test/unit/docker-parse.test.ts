@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { NO_INPUTS } from '../../src/config/build-inputs.js';
 import { buildArgv, buildxDirect, isWrapper, parseBuildxVersion, parseClientInfo, parseImageInspect, parseImageStore, parsePushOutput, parseVersion, runArgv } from '../../src/docker/docker.js';
 import { parsePlatform } from '../../src/platform/platform.js';
@@ -88,9 +88,12 @@ describe('docker push failures that may pass', () => {
 });
 
 describe('which buildx builder is current, without asking the plugin', () => {
+  const made: string[] = [];
+  afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
   /** A buildx folder as buildx 0.29 leaves it after its own commands (`current` captured). */
   const buildxDir = (instances: string[]) => {
     const dir = mkdtempSync(join(tmpdir(), 'cb-buildx-'));
+    made.push(dir);
     mkdirSync(join(dir, 'buildx', 'instances'), { recursive: true });
     mkdirSync(join(dir, 'buildx', 'defaults'));
     writeFileSync(join(dir, 'buildx', 'current'), '{"Key":"unix:///run/crossbuild/docker-28c.sock","Name":"","Global":false}');
@@ -128,6 +131,7 @@ describe('build nodes', () => {
     const { tmpdir } = await import('node:os');
     const { loadConfig } = await import('../../src/config/config.js');
     const d = mkdtempSync(join(tmpdir(), 'cb-node-'));
+    onTestFinished(() => rmSync(d, { recursive: true, force: true }));
     const f = join(d, 'p.json');
     writeFileSync(f, JSON.stringify({ image: 'localhost:5000/a', platforms: [{ platform: 'linux/amd64', suffix: 'amd64' }, { platform: 'linux/arm64', suffix: 'arm64', node: 'arm-builder' }] }));
     expect(loadConfig(f).platforms.map((t) => t.node)).toEqual([undefined, 'arm-builder']);
@@ -163,6 +167,7 @@ describe('buildx run as its plugin binary', () => {
   });
   it('a docker CLI that is a script (a wrapper) keeps every command; a binary, found on PATH or by path, does not', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cb-wrapper-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'docker'), '#!/bin/sh\nexec /usr/bin/docker "$@"\n', { mode: 0o755 });
     expect(isWrapper(join(dir, 'docker'))).toBe(true);
     expect(isWrapper('docker', { PATH: dir })).toBe(true);

@@ -4,7 +4,7 @@
 // moved to another digest or cut short is not trusted; the size cap holds, recent entries kept.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client.close();
   await reg.close();
+  rmSync(work, { recursive: true, force: true });
 });
 
 /** GETs of layer blobs (config blobs are read every time, as they should be). */

@@ -1,10 +1,10 @@
 // An OCI image layout as buildx 0.29 writes it (`--output type=oci,tar=false` of a two-platform
 // build with its default provenance), pushed by digest to the in-process registry: every blob
 // and manifest lands, no tag is written, and bytes that do not match their digest are refused.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parseBuildMetadata } from '../../src/docker/build.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { layoutImages, layoutTop, pushLayout } from '../../src/registry/layout.js';
@@ -56,6 +56,7 @@ describe('an OCI layout pushed by digest', () => {
 
   it('refuses a manifest whose bytes are not its digest, naming it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cb-layout-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     cpSync(LAYOUT, dir, { recursive: true });
     const top = await layoutTop(dir);
     const file = join(dir, 'blobs', 'sha256', top.digest.slice(7));

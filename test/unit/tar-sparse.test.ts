@@ -2,12 +2,12 @@
 // container runtime reads them: the real name, the logical content with its holes as zeros, and
 // an arm64 binary hidden that way caught by the binaries check of an amd64 image.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeElf, parseElf } from '../../src/verify/elf.js';
 import { TarReader, type TarEntry } from '../../src/verify/tar.js';
 import { judgeLayer } from '../helpers/judge.js';
@@ -54,6 +54,9 @@ const judgeAmd64 = judgeLayer;
 
 const gnuTar = (args: string[]) => execFileSync('tar', args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
 
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 beforeAll(() => {
   expect(execFileSync('tar', ['--version']).toString()).toMatch(/^tar \(GNU tar\) 1\.\d+/);
   dir = mkdtempSync(join(tmpdir(), 'cb-tar-sparse-'));
