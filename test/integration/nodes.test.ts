@@ -51,7 +51,7 @@ describe('a node per platform', () => {
     const r = await cli(['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', uniqueRepo('nodes-plan'), '--node', `linux/arm64=${sock}`, '--dry-run']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`node: ${sock.replace(/[/.]/g, '\\$&')}, network: none`));
-    expect(r.stdout).toMatch(/docker --host unix:\/\/\S+ (buildx build --load|build) --platform linux\/arm64/);
+    expect(r.stdout).toMatch(/docker --host unix:\/\/\S+ (buildx build --load|build --force-rm|build) --platform linux\/arm64/);
   });
 
   it('the dry run and the run agree on QEMU handlers: none for a platform built on a node, one for a local emulated one', async () => {
