@@ -229,6 +229,21 @@ if (want('P2')) {
   await sh(CB[0], [CB[1], 'manifest', 'push', 'from-spec', spec]);
   const mt = await pair('P2-tiny', () => staticVerify(seedList), () => viaDocker(seedList));
   record('P2-tiny', 'the same on the 1 MiB busybox seed list, cold', 'the same', { kind: 'ratio', max: Infinity }, mt);
+  // Sequential round trips of the warm verify, what a remote registry charges for it: the same
+  // verify straight to the registry and through a proxy adding 25 ms each way.
+  const proxy = await startDelayProxy(REG, 25);
+  const warmDir = freshCache();
+  await staticVerify(app2, warmDir);
+  await staticVerify(app, warmDir);
+  const warmVerify = (ref) => sh(CB[0], [CB[1], 'verify', '--static', ref, '--platform', p2platforms.join(',')], { env: { CROSSBUILD_LAYER_CACHE: warmDir } });
+  const direct = [];
+  const delayed = [];
+  for (let i = 0; i < RUNS; i++) {
+    direct.push(await timed(() => warmVerify(app)));
+    delayed.push(await timed(() => warmVerify(app.replace(/^[^/]+/, proxy.addr))));
+  }
+  record('P2-warm-rtt', 'sequential round trips of the warm verify of P2-warm (the list, then at once a HEAD of each platform\'s manifest kept by digest, its config and a HEAD of each layer): (time through the 50 ms proxy − time direct) / 50 ms', '—', { kind: 'absolute', max: Infinity }, { a: delayed.map((d, i) => (d - direct[i]) / 50) }, 'round trips');
+  await proxy.stop();
   await execa('docker', ['rmi', '-f', app, app2, seedList], { reject: false });
 }
 if (want('P2-large')) {
@@ -640,7 +655,7 @@ for (let n = 1; n <= cacheN; n++) rmSync(join(WORK, `layer-cache-${runId}-${n}`)
 // ---------------------------------------------------------------------------------------------
 // A subset (BENCH_ONLY) replaces its own rows in the last full run's results; the rest stay as
 // they were measured, each row saying when.
-const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P5m-direct', 'P6', 'P6-warm', 'P6-run', 'P6-first', 'P6-first-proof', 'P7', 'P8-cmd', 'P8'];
+const ORDER = ['P4', 'P1', 'P1-rtt', 'P1-rtt-same', 'P2', 'P2-warm', 'P2-tiny', 'P2-warm-rtt', 'P2-large', 'P2-large-warm', 'P2-text', 'P2-text-warm', 'P2m', 'P3', 'P3m', 'P3m-check', 'P3m-solve', 'P3m-probe', 'P5', 'P5-flask', 'P5m', 'P5m-buildx', 'P5m-direct', 'P6', 'P6-warm', 'P6-run', 'P6-first', 'P6-first-proof', 'P7', 'P8-cmd', 'P8'];
 const now = new Date().toISOString();
 for (const r of results) r.measured = now;
 if (ONLY && existsSync(join(ROOT, 'bench', 'results.json'))) {

@@ -194,6 +194,21 @@ export class RegistryClient {
     return typed(registry, repository, await this.getManifest(registry, repository, reference), expect);
   }
 
+  /**
+   * A manifest by digest whose bytes were kept from an earlier read (they must hash to it), typed
+   * as a read would type it; `served` settles when the registry has said it still serves it
+   * (HEAD), and fails if it does not. One round trip fewer than reading it, and no GET counted
+   * against a pull limit.
+   */
+  known(registry: string, repository: string, digest: string, kept: { readonly bytes: Buffer; readonly mediaType: string }): { manifest: RemoteManifest; served: Promise<void> } {
+    if (sha256Digest(kept.bytes) !== digest) throw new RegistryError(`the manifest kept for ${registry}/${repository}@${digest} does not hash to it`, { kind: 'invalid' });
+    const manifest = typed(registry, repository, { bytes: kept.bytes, mediaType: kept.mediaType, digest, size: kept.bytes.length });
+    const served = this.headManifest(registry, repository, digest).then((head) => {
+      if (head?.digest !== digest) throw new CrossbuildError(`manifest ${registry}/${repository}@${digest} is not in the repository any more (its bytes are known, but a pull would fail)`);
+    });
+    return { manifest, served };
+  }
+
   /** An image's config blob, checked against its descriptor's size and digest, parsed. */
   async config(registry: string, repository: string, manifest: ImageManifest): Promise<ImageConfig> {
     const d = manifest.config;

@@ -4,8 +4,9 @@
 // for layers whose bytes matched their digest, atomically (two verifies may share the folder),
 // and sealed with an HMAC under a key of this cache's own: an entry that was edited, truncated,
 // or written for another digest is ignored (and rewritten), never trusted. The folder is capped
-// in size; the least recently used entries go first.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// in size; the least recently used entries go first. Manifests read by digest are kept here too:
+// their bytes must hash to the digest they are kept under.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -127,13 +128,53 @@ export class LayerCache {
 
   /** Keep a layer's facts (its bytes matched its digest); a failure to write costs only the next read. */
   put(digest: string, facts: LayerFacts): void {
+    const body = JSON.stringify(facts);
+    this.write(`${digest.replace(':', '-')}.json`, `${JSON.stringify({ v: FORMAT, digest, mac: this.mac(digest, body) })}\n${body}`);
+  }
+
+  private manifestFile(digest: string): string {
+    return `${digest.replace(':', '-')}.manifest.json`;
+  }
+
+  /**
+   * A manifest kept by its digest: its bytes vouch for themselves (they must hash to it), so no
+   * seal is needed. Whether the registry still serves it is for the caller to ask.
+   */
+  manifest(digest: string): { readonly bytes: Buffer; readonly mediaType: string } | undefined {
+    if (!digest.startsWith('sha256:')) return undefined;
+    const f = join(this.dir, this.manifestFile(digest));
     try {
-      const body = JSON.stringify(facts);
-      const text = `${JSON.stringify({ v: FORMAT, digest, mac: this.mac(digest, body) })}\n${body}`;
+      const kept = JSON.parse(readFileSync(f, 'utf8')) as { mediaType?: unknown; bytes?: unknown };
+      if (typeof kept.mediaType !== 'string' || typeof kept.bytes !== 'string') return undefined;
+      const bytes = Buffer.from(kept.bytes, 'base64');
+      if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest) return undefined;
+      try {
+        const now = new Date();
+        utimesSync(f, now, now);
+        this.recent(f);
+      } catch {
+        // not ours to touch
+      }
+      return { bytes, mediaType: kept.mediaType };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keep a manifest read from a registry (its bytes hashed to `digest`). */
+  putManifest(digest: string, bytes: Buffer, mediaType: string): void {
+    if (!digest.startsWith('sha256:')) return;
+    this.write(this.manifestFile(digest), JSON.stringify({ mediaType, bytes: bytes.toString('base64') }));
+  }
+
+  /** Atomically, within the cap; a failure to write costs only the next read. */
+  private write(name: string, text: string): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
       writeFileSync(tmp, text, { mode: 0o600 });
-      renameSync(tmp, this.file(digest));
-      this.evict(`${digest.replace(':', '-')}.json`, Buffer.byteLength(text));
+      renameSync(tmp, join(this.dir, name));
+      this.evict(name, Buffer.byteLength(text));
     } catch {
       // a full or read-only disk: verification goes on uncached
     }

@@ -5,7 +5,7 @@ import type { Docker } from '../docker/docker.js';
 import { CrossbuildError } from '../errors.js';
 import { ATTESTATION_REF_DIGEST, isAttestation, type Descriptor, type ImageConfig } from '../oci/types.js';
 import { formatPlatform, normalizeLenient, samePlatform, type Platform } from '../platform/platform.js';
-import type { ManifestHead, RegistryClient, RemoteImage } from '../registry/client.js';
+import type { ManifestHead, RegistryClient, RemoteImage, RemoteManifest } from '../registry/client.js';
 import { formatReference, manifestReference, type ImageRef } from '../oci/reference.js';
 import { worst, type CheckResult, type Verdict } from '../verdict.js';
 import { checkMetadata, checkRuntime } from './checks.js';
@@ -64,18 +64,31 @@ const platformOf = normalizeLenient;
 /** Verify one image manifest (by digest) against the platform its entry claims. */
 export async function verifyImage(client: RegistryClient, ref: ImageRef, digest: string, expected: Platform, opts: VerifyOptions, read?: RemoteImage): Promise<PlatformReport> {
   const platform = formatPlatform(expected);
-  const m = read ? undefined : await client.manifest(ref.registry, ref.repository, digest);
+  let m: RemoteManifest | undefined;
+  // A manifest read before is taken from the layer cache (its bytes hash to the digest); that the
+  // registry still serves it is asked beside the layers, not before them: one round trip fewer.
+  let served: Promise<void> | undefined;
+  const kept = read ? undefined : opts.layerCache?.manifest(digest);
+  if (kept) {
+    ({ manifest: m, served } = client.known(ref.registry, ref.repository, digest, kept));
+    served.catch(() => undefined); // awaited below, before any verdict
+  } else if (!read) {
+    m = await client.manifest(ref.registry, ref.repository, digest);
+    opts.layerCache?.putManifest(digest, m.bytes, m.descriptor.mediaType);
+  }
   if (m?.kind === 'index') {
+    await served;
     return { platform, digest, verdict: 'fail', checks: [{ check: 'metadata', verdict: 'fail', evidence: `${digest} is itself a list (${m.descriptor.mediaType}), not an image` }] };
   }
   const image = read ?? { descriptor: m!.descriptor, manifest: m!.manifest, config: client.config(ref.registry, ref.repository, m!.manifest) };
-  return judgeImage(client, ref, image, expected, opts);
+  return judgeImage(client, ref, image, expected, opts, served);
 }
 
 /** An image to judge: its config may still be on its way (the layers need only the manifest). */
 type ImageToJudge = Omit<RemoteImage, 'config'> & { readonly config: RemoteImage['config'] | Promise<RemoteImage['config']> };
 
-async function judgeImage(client: RegistryClient, ref: ImageRef, image: ImageToJudge, expected: Platform, opts: VerifyOptions): Promise<PlatformReport> {
+/** `served`: the registry still serves this manifest (a kept one, see verifyImage); no verdict without it. */
+async function judgeImage(client: RegistryClient, ref: ImageRef, image: ImageToJudge, expected: Platform, opts: VerifyOptions, served?: Promise<void>): Promise<PlatformReport> {
   const checks: CheckResult[] = [];
   const platform = formatPlatform(expected);
   const { descriptor, manifest: man } = image;
@@ -87,7 +100,7 @@ async function judgeImage(client: RegistryClient, ref: ImageRef, image: ImageToJ
   scanning.catch(() => undefined); // a config that fails first ends the judging; the scan's own failure is read below
   let cfg: ImageConfig;
   try {
-    cfg = await image.config;
+    [cfg] = await Promise.all([image.config, served]);
   } catch (e) {
     unwanted.abort(); // no verdict without the config: its layers are not read for nothing
     throw e;

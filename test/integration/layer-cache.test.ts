@@ -1,6 +1,7 @@
 // The layer facts cache as users meet it, with the real registry and the CLI: two verifies at
 // once sharing one cache folder (both right, no entry corrupt), the same verdicts on worker
 // threads, and a second `run` whose registry proof takes its base layer from the cache.
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -32,11 +33,18 @@ describe('the layer cache, shared', () => {
     // Every entry names the digest it is filed under, and nothing half-written is left.
     const files = readdirSync(cache);
     expect(files.filter((f) => f.startsWith('.tmp-'))).toEqual([]);
-    const entries = files.filter((f) => f.startsWith('sha256-'));
+    const entries = files.filter((f) => f.startsWith('sha256-') && !f.endsWith('.manifest.json'));
     expect(entries.length).toBe(3);
     for (const f of entries) {
       const head = JSON.parse(readFileSync(join(cache, f), 'utf8').split('\n')[0]!) as { digest: string };
       expect(head.digest.replace(':', '-')).toBe(f.replace(/\.json$/, ''));
+    }
+    // And each platform's manifest, kept by its digest: its bytes hash to it.
+    const manifests = files.filter((f) => f.endsWith('.manifest.json'));
+    expect(manifests.length).toBe(a.platforms.length);
+    for (const f of manifests) {
+      const kept = JSON.parse(readFileSync(join(cache, f), 'utf8')) as { bytes: string };
+      expect(`sha256-${createHash('sha256').update(Buffer.from(kept.bytes, 'base64')).digest('hex')}.manifest.json`).toBe(f);
     }
     const warm = await verify(cache);
     expect(verdicts(warm)).toEqual(verdicts(uncached));

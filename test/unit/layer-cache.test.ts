@@ -2,6 +2,7 @@
 // ELF files (Debian's /usr/bin/true for arm64 and amd64, busybox heads): a verify from a filled
 // cache gives exactly the verdicts and counts of a cold one and reads no layer; an entry edited,
 // moved to another digest or cut short is not trusted; the size cap holds, recent entries kept.
+// Manifests read by digest are kept too: a HEAD says the registry still serves them.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -150,6 +151,55 @@ describe('an entry that is not what was written', () => {
       expect((await verify('mixed', cache)).layerReads).toBe(0);
     });
   }
+});
+
+describe('manifests kept by digest', () => {
+  const listed = () => JSON.parse(reg.manifests.get('app')!.get('list')!.bytes.toString()) as { manifests: { digest: string }[] };
+  const asked = (method: string, digest: string, from: number) => reg.requests.slice(from).filter((r) => r.method === method && r.path === `/v2/app/manifests/${digest}`).length;
+
+  it("a list verified again reads its platforms' manifests from the cache: a HEAD each instead of a GET, the same report", async () => {
+    const cache = new LayerCache(mkdtempSync(join(work, 'm-')));
+    const children = listed().manifests.map((m) => m.digest);
+    const cold = await verify('list', cache);
+    const at = reg.requests.length;
+    const warm = await verify('list', cache);
+    expect(verdicts(warm.report)).toEqual(verdicts(cold.report));
+    for (const d of children) expect([asked('GET', d, at), asked('HEAD', d, at)]).toEqual([0, 1]);
+    // Without a cache every read is a GET, as before.
+    const from = reg.requests.length;
+    await verify('list', undefined);
+    for (const d of children) expect([asked('GET', d, from), asked('HEAD', d, from)]).toEqual([1, 0]);
+  });
+
+  it('a kept manifest the registry no longer serves fails the verify, naming it', async () => {
+    const cache = new LayerCache(mkdtempSync(join(work, 'm-')));
+    await verify('list', cache);
+    const gone = listed().manifests[1]!.digest;
+    const kept = reg.manifests.get('app')!.get(gone)!;
+    reg.manifests.get('app')!.delete(gone);
+    try {
+      await expect(verify('list', cache)).rejects.toThrow(`manifest ${reg.addr}/app@${gone} is not in the repository any more`);
+    } finally {
+      reg.manifests.get('app')!.set(gone, kept);
+    }
+  });
+
+  it('a kept manifest whose bytes were changed is not trusted: it is read again, with the cold report', async () => {
+    const dir = mkdtempSync(join(work, 'm-'));
+    const cache = new LayerCache(dir);
+    const cold = await verify('list', cache);
+    const child = listed().manifests[0]!.digest;
+    const file = join(dir, `${child.replace(':', '-')}.manifest.json`);
+    const entry = JSON.parse(readFileSync(file, 'utf8')) as { mediaType: string; bytes: string };
+    // The amd64 image's manifest put where the arm64 one's belongs: valid, but not these bytes.
+    const other = listed().manifests[1]!.digest;
+    writeFileSync(file, JSON.stringify({ ...entry, bytes: reg.manifests.get('app')!.get(other)!.bytes.toString('base64') }));
+    const at = reg.requests.length;
+    const again = await verify('list', cache);
+    expect(verdicts(again.report)).toEqual(verdicts(cold.report));
+    expect(asked('GET', child, at)).toBe(1);
+    expect(cache.manifest(child)?.bytes.equals(reg.manifests.get('app')!.get(child)!.bytes)).toBe(true);
+  });
 });
 
 describe('names beyond ASCII', () => {
