@@ -62,7 +62,7 @@ export interface RemoteImage {
   readonly config: ImageConfig;
 }
 
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** A config is JSON of a few KiB; 16 MiB leaves room for long histories and refuses a hostile one. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
@@ -201,8 +201,9 @@ export class RegistryClient {
    * against a pull limit.
    */
   known(registry: string, repository: string, digest: string, kept: { readonly bytes: Buffer; readonly mediaType: string }): { manifest: RemoteManifest; served: Promise<void> } {
-    if (sha256Digest(kept.bytes) !== digest) throw new RegistryError(`the manifest kept for ${registry}/${repository}@${digest} does not hash to it`, { kind: 'invalid' });
-    const manifest = typed(registry, repository, { bytes: kept.bytes, mediaType: kept.mediaType, digest, size: kept.bytes.length });
+    if (kept.bytes.length > MAX_MANIFEST_BYTES || sha256Digest(kept.bytes) !== digest) throw new RegistryError(`the manifest kept for ${registry}/${repository}@${digest} is not it`, { kind: 'invalid' });
+    // The bytes' own media type wins, the kept one stands in for the Content-Type header: as a read.
+    const manifest = typed(registry, repository, { bytes: kept.bytes, mediaType: mediaTypeOf(parseJson(kept.bytes), kept.mediaType), digest, size: kept.bytes.length });
     const served = this.headManifest(registry, repository, digest).then((head) => {
       if (head?.digest !== digest) throw new CrossbuildError(`manifest ${registry}/${repository}@${digest} is not in the repository any more (its bytes are known, but a pull would fail)`);
     });

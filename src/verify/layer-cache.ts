@@ -7,7 +7,7 @@
 // in size; the least recently used entries go first. Manifests read by digest are kept here too:
 // their bytes must hash to the digest they are kept under.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EntryType } from './image-fs.js';
@@ -96,12 +96,8 @@ export class LayerCache {
   /** The facts of this layer, when a sound entry for exactly this digest is there. */
   get(digest: string): LayerFacts | undefined {
     const f = this.file(digest);
-    let text: string;
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      return undefined;
-    }
+    const text = readEntry(f, this.maxBytes);
+    if (text === undefined) return undefined;
     try {
       // Line 1: the seal; the rest: the facts, byte for byte as sealed.
       const nl = text.indexOf('\n');
@@ -144,7 +140,9 @@ export class LayerCache {
     if (!digest.startsWith('sha256:')) return undefined;
     const f = join(this.dir, this.manifestFile(digest));
     try {
-      const kept = JSON.parse(readFileSync(f, 'utf8')) as { mediaType?: unknown; bytes?: unknown };
+      const text = readEntry(f, MANIFEST_ENTRY_MAX);
+      if (text === undefined) return undefined;
+      const kept = JSON.parse(text) as { mediaType?: unknown; bytes?: unknown };
       if (typeof kept.mediaType !== 'string' || typeof kept.bytes !== 'string') return undefined;
       const bytes = Buffer.from(kept.bytes, 'base64');
       if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest) return undefined;
@@ -212,6 +210,27 @@ export class LayerCache {
       rmSync(join(this.dir, e.n), { force: true });
       total -= e.size;
     }
+  }
+}
+
+/** A manifest entry at most: 4 MiB of manifest (the most a registry read takes), in base64, and its media type. */
+const MANIFEST_ENTRY_MAX = Math.ceil((4 * 1024 * 1024 * 4) / 3) + 4096;
+
+/**
+ * An entry's text, if it is a regular file of at most `max` bytes: a link, a FIFO or a device put
+ * in a shared folder is not followed, waited on or read without end.
+ */
+function readEntry(path: string, max: number): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > max) return undefined;
+    return readFileSync(fd, 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

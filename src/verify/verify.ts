@@ -69,9 +69,15 @@ export async function verifyImage(client: RegistryClient, ref: ImageRef, digest:
   // registry still serves it is asked beside the layers, not before them: one round trip fewer.
   let served: Promise<void> | undefined;
   const kept = read ? undefined : opts.layerCache?.manifest(digest);
-  if (kept) {
-    ({ manifest: m, served } = client.known(ref.registry, ref.repository, digest, kept));
-    served.catch(() => undefined); // awaited below, before any verdict
+  let known: ReturnType<RegistryClient['known']> | undefined;
+  try {
+    known = kept ? client.known(ref.registry, ref.repository, digest, kept) : undefined;
+  } catch {
+    known = undefined; // a kept entry that does not type is read again (and kept anew)
+  }
+  if (known) {
+    ({ manifest: m, served } = known);
+    served!.catch(() => undefined); // awaited below, before any verdict
   } else if (!read) {
     m = await client.manifest(ref.registry, ref.repository, digest);
     opts.layerCache?.putManifest(digest, m.bytes, m.descriptor.mediaType);

@@ -200,6 +200,31 @@ describe('manifests kept by digest', () => {
     expect(asked('GET', child, at)).toBe(1);
     expect(cache.manifest(child)?.bytes.equals(reg.manifests.get('app')!.get(child)!.bytes)).toBe(true);
   });
+
+  it("a kept entry's media type edited does not change what the bytes are; a link or a FIFO in its place is not followed", async () => {
+    const dir = mkdtempSync(join(work, 'm-'));
+    const cache = new LayerCache(dir);
+    const cold = await verify('list', cache);
+    const [first, second] = listed().manifests.map((m) => m.digest) as [string, string];
+    const file = (d: string) => join(dir, `${d.replace(':', '-')}.manifest.json`);
+    const entry = JSON.parse(readFileSync(file(first), 'utf8')) as { mediaType: string; bytes: string };
+    writeFileSync(file(first), JSON.stringify({ ...entry, mediaType: INDEX }));
+    // The second platform's entry: a link to a copy of itself, then a FIFO.
+    const copy = join(work, `link-target-${Date.now()}`);
+    copyFileSync(file(second), copy);
+    rmSync(file(second));
+    symlinkSync(copy, file(second));
+    let at = reg.requests.length;
+    const again = await verify('list', cache);
+    expect(verdicts(again.report)).toEqual(verdicts(cold.report));
+    expect([asked('GET', first, at), asked('HEAD', first, at)]).toEqual([0, 1]);
+    expect([asked('GET', second, at), asked('HEAD', second, at)]).toEqual([1, 0]);
+    rmSync(file(second));
+    execFileSync('mkfifo', [file(second)]);
+    at = reg.requests.length;
+    expect(verdicts((await verify('list', cache)).report)).toEqual(verdicts(cold.report));
+    expect(asked('GET', second, at)).toBe(1);
+  });
 });
 
 describe('names beyond ASCII', () => {
