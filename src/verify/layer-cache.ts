@@ -10,6 +10,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { chmodSync, closeSync, constants, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_MANIFEST_BYTES } from '../registry/client.js';
 import type { EntryType } from './image-fs.js';
 import type { ElfInfo } from './elf.js';
 
@@ -213,8 +214,8 @@ export class LayerCache {
   }
 }
 
-/** A manifest entry at most: 4 MiB of manifest (the most a registry read takes), in base64, and its media type. */
-const MANIFEST_ENTRY_MAX = Math.ceil((4 * 1024 * 1024 * 4) / 3) + 4096;
+/** A manifest entry at most: the most a registry read takes, in base64, and its media type. */
+const MANIFEST_ENTRY_MAX = Math.ceil((MAX_MANIFEST_BYTES * 4) / 3) + 4096;
 
 /**
  * An entry's text, if it is a regular file of at most `max` bytes: a link, a FIFO or a device put

@@ -61,27 +61,31 @@ export interface VerifyReport {
 
 const platformOf = normalizeLenient;
 
+/**
+ * A platform's manifest by digest: the one kept in the layer cache (its bytes hash to the digest),
+ * whose still being served is asked beside the layers, not before them (one round trip fewer);
+ * else read, and kept. A kept entry that does not type is read again (and kept anew).
+ */
+async function platformManifest(client: RegistryClient, ref: ImageRef, digest: string, cache: LayerCache | undefined): Promise<{ manifest: RemoteManifest; served?: Promise<void> }> {
+  const kept = cache?.manifest(digest);
+  if (kept) {
+    try {
+      const known = client.known(ref.registry, ref.repository, digest, kept);
+      known.served.catch(() => undefined); // awaited before any verdict
+      return known;
+    } catch {
+      // read below
+    }
+  }
+  const manifest = await client.manifest(ref.registry, ref.repository, digest);
+  cache?.putManifest(digest, manifest.bytes, manifest.descriptor.mediaType);
+  return { manifest };
+}
+
 /** Verify one image manifest (by digest) against the platform its entry claims. */
 export async function verifyImage(client: RegistryClient, ref: ImageRef, digest: string, expected: Platform, opts: VerifyOptions, read?: RemoteImage): Promise<PlatformReport> {
   const platform = formatPlatform(expected);
-  let m: RemoteManifest | undefined;
-  // A manifest read before is taken from the layer cache (its bytes hash to the digest); that the
-  // registry still serves it is asked beside the layers, not before them: one round trip fewer.
-  let served: Promise<void> | undefined;
-  const kept = read ? undefined : opts.layerCache?.manifest(digest);
-  let known: ReturnType<RegistryClient['known']> | undefined;
-  try {
-    known = kept ? client.known(ref.registry, ref.repository, digest, kept) : undefined;
-  } catch {
-    known = undefined; // a kept entry that does not type is read again (and kept anew)
-  }
-  if (known) {
-    ({ manifest: m, served } = known);
-    served!.catch(() => undefined); // awaited below, before any verdict
-  } else if (!read) {
-    m = await client.manifest(ref.registry, ref.repository, digest);
-    opts.layerCache?.putManifest(digest, m.bytes, m.descriptor.mediaType);
-  }
+  const { manifest: m, served } = read ? {} : await platformManifest(client, ref, digest, opts.layerCache);
   if (m?.kind === 'index') {
     await served;
     return { platform, digest, verdict: 'fail', checks: [{ check: 'metadata', verdict: 'fail', evidence: `${digest} is itself a list (${m.descriptor.mediaType}), not an image` }] };
