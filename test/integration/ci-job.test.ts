@@ -144,7 +144,9 @@ describe('operator experience', () => {
     expect(r.exitCode).toBe(0);
     // eslint-disable-next-line no-control-regex
     expect(r.stderr).not.toMatch(/\u001b\[/);
-    const lines = r.stderr.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
+    // A slow build may add a heartbeat (`still building (30s)`) or the emulation advice (a warning):
+    // progress, not a state change.
+    const lines = r.stderr.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l) && !/^\S+ \[[^\]]+\] (still \S+ \(\d+s\)$|warning)/.test(l));
     expect(lines.map((l) => /^\S+ \[([^\]]+)\] (\S+?)(:|$)/.exec(l)?.slice(1, 3).join(' '))).toEqual([
       'preflight started',
       'preflight done',

@@ -416,15 +416,20 @@ describe('a registry that goes away mid-run', () => {
     const args = ['run', '--config', join(FIXTURES, 'app', 'platforms.json'), '--image', repo, '--platform', 'linux/amd64'];
     await start();
     try {
-      // Stop the registry when the build is done, start it again 3 s later: the push retries.
+      // Stop the registry once the build starts (preflight has reached it), start it again when the
+      // push says it will try again: the first attempt meets a closed port, a later one succeeds.
+      // Driven by the run's own lines, not a timer, so it holds whether the push runs beside the
+      // local proof (a buildx solve) or after it (docker push).
       const sub = execa('node', [join(ROOT, 'bin', 'crossbuild.js'), ...args], { reject: false, env: { CI: 'true' }, all: true });
       let text = '';
-      let stopped = false;
+      let stopping: Promise<void> | undefined;
+      let up = false;
       sub.all!.on('data', (d: Buffer) => {
         text += d.toString();
-        if (!stopped && /\[linux\/amd64\] verifying:/.test(text)) {
-          stopped = true;
-          void stop().then(() => setTimeout(() => void start(), 3000));
+        if (!stopping && /\[linux\/amd64\] building/.test(text)) stopping = stop();
+        if (stopping && !up && /\[linux\/amd64\] pushing: \S+ again \(attempt 2 of 3\)/.test(text)) {
+          up = true;
+          void stopping.then(start);
         }
       });
       const r = await sub;

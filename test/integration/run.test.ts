@@ -255,7 +255,9 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
         expect(runs).toEqual([]);
       } else {
         expect(probes).toEqual([]);
-        expect(runs).toHaveLength(3);
+        // One `docker run` per platform; one may ask again when the CLI lost what uname printed.
+        expect(new Set(runs.map((c) => /--platform (\S+)/.exec(c)?.[1]))).toEqual(new Set(Object.keys(machines)));
+        expect(runs.length).toBeLessThanOrEqual(6);
       }
     }
   });
