@@ -73,10 +73,14 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
  * manifest and no tag behind. A registry that will not mount (it starts an upload instead) is let
  * go at once: copies, within a registry or from another, wait until the plan is checked.
  */
+/** How long a failed plan waits for its mount attempts to finish (a cancelled session included). */
+const SETTLE_MS = 2000;
+
 class BlobTransfers {
   private readonly early = new Map<string, Promise<boolean>>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly how = new Map<string, 'existed' | 'mounted' | 'copied'>();
+  private settled = false;
 
   constructor(
     private readonly client: RegistryClient,
@@ -85,13 +89,25 @@ class BlobTransfers {
 
   /** Try the mounts of a child just read; nothing waits for them yet. */
   begin(job: CopyJob): void {
-    if (job.from.registry !== this.target.registry) return;
+    if (this.settled || job.from.registry !== this.target.registry) return;
     const { client, target } = this;
     for (const b of job.blobs) {
       if (this.early.has(b.digest)) continue;
       const tried = client.tryMountBlob(target.registry, target.repository, b.digest, job.from.repository).catch(() => false);
       this.early.set(b.digest, tried);
     }
+  }
+
+  /**
+   * A plan that failed: no mount starts after this, and those sent are seen through, so an upload
+   * session a registry opened instead is cancelled before the client closes (it would abort it).
+   * Bounded: a registry slow to answer a mount does not hold up the failure.
+   */
+  async settle(): Promise<void> {
+    this.settled = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.early.values()), new Promise((r) => (timer = setTimeout(r, SETTLE_MS)))]);
+    clearTimeout(timer);
   }
 
   /** Every blob of `job` in the target repository. */
@@ -197,6 +213,15 @@ async function resolveChild(client: RegistryClient, target: ImageRef, child: Spe
 /** Resolve every child (in parallel) and check the list can be built; writes no manifest and no tag (see BlobTransfers). */
 export async function planList(client: RegistryClient, target: ImageRef, children: readonly SpecChild[], kind: ListKind, opts: { ignoreMissing?: boolean; annotations?: Record<string, string> } = {}): Promise<PushPlan> {
   const blobs = new BlobTransfers(client, target);
+  try {
+    return await checkedPlan(client, target, children, kind, opts, blobs);
+  } catch (e) {
+    await blobs.settle();
+    throw e;
+  }
+}
+
+async function checkedPlan(client: RegistryClient, target: ImageRef, children: readonly SpecChild[], kind: ListKind, opts: { ignoreMissing?: boolean; annotations?: Record<string, string> }, blobs: BlobTransfers): Promise<PushPlan> {
   const results = await Promise.all(
     children.map(async (c) => {
       try {
