@@ -524,9 +524,14 @@ export class Docker {
     return env.DOCKER_HOST ? `--host ${env.DOCKER_HOST}` : env.DOCKER_CONTEXT ? `--context ${env.DOCKER_CONTEXT}` : 'current context';
   }
 
-  /** `repo:tag` of every local image (for sweeping a killed run's names); throws when the engine does not answer. */
-  async imageNames(): Promise<string[]> {
-    const argv = ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'];
+  /**
+   * `repo:tag` of the local images whose name matches one of `patterns` (Docker's reference filter:
+   * `*` within one path component), or of every image without them; for sweeping a killed run's
+   * names. Filtered, because the containerd store lists all of its images slowly (20 s for 2,900 on
+   * Docker 28.5, 50 ms filtered). Throws when the engine does not answer.
+   */
+  async imageNames(patterns?: readonly string[]): Promise<string[]> {
+    const argv = ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', ...(patterns ?? []).flatMap((p) => ['--filter', `reference=${p}`])];
     const r = await this.exec(argv, { timeout: 60_000 });
     if (r.exitCode !== 0) throw new CommandError([this.cli, ...argv], r.exitCode, r.stderr, 'docker image ls failed');
     return r.stdout.split('\n').filter((l) => l.trim() && !l.endsWith(':<none>'));

@@ -77,6 +77,16 @@ export function formatReference(ref: ImageRef): string {
   return `${base}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
 
+/**
+ * The repository as Docker names it in `docker image ls`: no `docker.io/`, and no `library/` before
+ * an official image's one-part name (`docker.io/library/alpine` is `alpine`).
+ */
+export function familiarRepository(ref: Pick<ImageRef, 'registry' | 'repository'>): string {
+  if (ref.registry !== DOCKER_HUB) return `${ref.registry}/${ref.repository}`;
+  const rest = ref.repository.startsWith('library/') ? ref.repository.slice('library/'.length) : undefined;
+  return rest !== undefined && !rest.includes('/') ? rest : ref.repository;
+}
+
 export function withTag(ref: ImageRef, tag: string): ImageRef {
   if (!tagRe.test(tag)) throw new UsageError(`invalid tag "${tag}": must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
   return { registry: ref.registry, repository: ref.repository, tag };

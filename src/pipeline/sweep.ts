@@ -66,13 +66,22 @@ function stop(pids: readonly number[]): number {
   return stopped;
 }
 
-/** Mark this run as alive on this engine; the returned function clears the mark when the run ends cleanly. */
-export function claimRun(runId: string, endpoint: string): () => void {
+/**
+ * Mark this run as alive on this engine; the returned function clears the mark when the run ends
+ * cleanly. `repository` is where its `-cb-<id>` names are (as `docker image ls` shows it), or ''
+ * when it makes none: the sweep then asks the engine for those names alone.
+ */
+export function claimRun(runId: string, endpoint: string, repository: string): () => void {
   mkdirSync(runMarkers(), { recursive: true, mode: 0o700 });
   const file = join(runMarkers(), runId);
-  writeFileSync(file, `${process.pid}\n${endpoint}\n`, { mode: 0o600 });
+  writeFileSync(file, `${process.pid}\n${endpoint}\n${REPOSITORY_LINE}${repository}\n`, { mode: 0o600 });
   return () => rmSync(file, { force: true });
 }
+
+const REPOSITORY_LINE = 'names in ';
+
+/** Is this one of the names run `id` gives its images (see runTag in plan.ts)? */
+const isRunName = (name: string, id: string): boolean => name.endsWith(`-cb-${id}`) || name.endsWith(`:cb-${id}`) || name.includes(`:cb-${id}-`);
 
 /** Sweep what dead runs left on this engine and this host; says what went, for a note. */
 export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
@@ -83,7 +92,8 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
     return [];
   }
   const here = docker.endpoint();
-  const dead: { id: string; ours: boolean }[] = [];
+  // `repository` undefined: a marker from before markers named it, so every name is looked at.
+  const dead: { id: string; ours: boolean; repository?: string }[] = [];
   for (const id of ids) {
     let text: string;
     try {
@@ -91,19 +101,27 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
     } catch {
       continue;
     }
-    const [pidLine, endpoint] = text.split('\n');
+    const [pidLine, endpoint, repoLine] = text.split('\n');
     const pid = Number(pidLine!.trim());
+    const repository = repoLine?.startsWith(REPOSITORY_LINE) ? repoLine.slice(REPOSITORY_LINE.length) : undefined;
     // A marker without an engine is from before markers named one: any engine may sweep it.
-    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) dead.push({ id, ours: !endpoint || endpoint === here });
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) dead.push({ id, ours: !endpoint || endpoint === here, ...(repository !== undefined ? { repository } : {}) });
   }
   if (dead.length === 0) return [];
   const out: string[] = [];
   // The engine's side only through the engine the run used, and only while it answers: until
   // then the marker stays for a later command there.
-  let names: string[] | undefined;
-  if (dead.some((d) => d.ours)) names = await docker.imageNames().catch(() => undefined);
+  let every: Promise<string[] | undefined> | undefined;
+  const namesOf = (d: (typeof dead)[number]): Promise<string[] | undefined> => {
+    if (d.repository === '') return Promise.resolve([]);
+    // Go's path.Match: `[` (an IPv6 registry) escaped, `*` within the tag.
+    if (d.repository !== undefined) return docker.imageNames([`${d.repository.replace(/[\\*?[\]]/g, '\\$&')}:*cb-${d.id}*`]).catch(() => undefined);
+    return (every ??= docker.imageNames().catch(() => undefined));
+  };
   const probes = probesOf(dead.map((d) => d.id));
-  for (const { id, ours } of dead) {
+  for (const d of dead) {
+    const { id, ours } = d;
+    const names = ours ? await namesOf(d) : undefined;
     // This host's side, whichever engine: its private config (a password) and its solve's OCI layout.
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });
@@ -115,7 +133,7 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
       try {
         // Containers first: an image a container still uses keeps its only name.
         containers = await docker.removeLabelled(RUN_LABEL, id);
-        tags = names.filter((n) => n.endsWith(`-cb-${id}`) || n.endsWith(`:cb-${id}`) || n.includes(`:cb-${id}-`));
+        tags = names.filter((n) => isRunName(n, id));
         for (const t of tags) await docker.untag(t);
         rmSync(join(runMarkers(), id), { force: true });
       } catch {
@@ -138,7 +156,7 @@ export async function claimedDocker(): Promise<{ docker: Docker; release: () => 
   const notes: string[] = [];
   let release = (): void => undefined;
   try {
-    release = claimRun(runId, docker.endpoint());
+    release = claimRun(runId, docker.endpoint(), '');
   } catch (e) {
     // Verification goes on; only a SIGKILL's leftovers would then wait for hand removal.
     notes.push(`could not mark this command alive under ${runMarkers()} (${(e as Error).message}): containers a SIGKILL leaves would not be swept`);

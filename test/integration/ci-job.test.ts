@@ -122,7 +122,7 @@ describe('operator experience', () => {
   it('--dry-run builds, pushes and registers nothing', async () => {
     const repo = uniqueRepo('dry');
     // This repository's images only: other test files build on the same engine at the same time.
-    const images = async () => (await execa(DOCKER, ['image', 'ls', '-a', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((l) => l.startsWith(repo)).sort().join(',');
+    const images = async () => (await execa(DOCKER, ['image', 'ls', '-a', '--format', '{{.Repository}}:{{.Tag}}', repo])).stdout.split('\n').filter(Boolean).sort().join(',');
     const before = await images();
     expect(before).toBe('');
     const handlersBefore = readdirSync('/proc/sys/fs/binfmt_misc').sort();

@@ -1,13 +1,15 @@
 // Each finding of the fail-closed probe, reproduced: signals that stop whatever is pending,
 // deadlines that end a trickle, nothing reported before it is true, nothing left behind after
 // SIGKILL, output that is text, and a decision to fail that stops the work.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, DOCKER, FIXTURES, probeProcesses, REGISTRY, requireInfrastructure, ROOT, skopeoRaw, TEST_ENGINE, uniqueRepo } from '../helpers/env.js';
 import { startFaultProxy } from '../helpers/registries.js';
+import { Docker } from '../../src/docker/docker.js';
 import { runMarkers } from '../../src/pipeline/sweep.js';
 import { engineEnv, scratchDir } from '../helpers/engine-setup.js';
 
@@ -121,6 +123,17 @@ describe('a decision stops the work', () => {
   });
 });
 
+/** Is the hang fixture's uname (`sleep 600`, under QEMU or not) running on this host? */
+function unameHangs(): boolean {
+  return readdirSync('/proc').some((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sleep\u0000600');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
 describe('nothing left behind, even after SIGKILL', () => {
   it("the private Docker config is on a memory-backed folder, and the next run sweeps a killed run's names, containers and config", async () => {
     const repo = uniqueRepo('killed');
@@ -128,7 +141,7 @@ describe('nothing left behind, even after SIGKILL', () => {
     // probe (one buildx solve), or a container where `docker run` asks.
     const sub = execa('node', [CB, 'run', '--config', join(FIXTURES, 'hang', 'platforms.json'), '--image', repo, '--timeout', '300', '--username', 'u', '--password-stdin'], { reject: false, env: { CI: 'true' }, input: 'not-a-real-password\n' });
     // Wait for its verification container, then kill the run without a chance to clean up.
-    const runTags = async () => (await execa(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((l) => l.startsWith(repo) && /-cb-[0-9a-f]{8}$/.test(l));
+    const runTags = async () => (await execa(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo])).stdout.split('\n').filter((l) => /-cb-[0-9a-f]{8}$/.test(l));
     const configs = () => (existsSync('/dev/shm') ? readdirSync('/dev/shm') : []).filter((n) => n.startsWith('crossbuild-docker-config-'));
     const before = configs();
     const onDisk = () => readdirSync(tmpdir()).filter((n) => n.startsWith('crossbuild-docker-config-'));
@@ -139,6 +152,9 @@ describe('nothing left behind, even after SIGKILL', () => {
     const containers = async () => (await execa(DOCKER, ['ps', '-a', '--filter', `label=crossbuild.run=${id}`, '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
     const waiting = async () => (await containers()).length + probeProcesses(id!).length;
     for (let i = 0; i < 120 && (await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 500));
+    // And until its uname hangs: a probe killed while it still prints its first steps ends by itself
+    // (its output pipe is gone), leaving the sweep nothing to stop.
+    for (let i = 0; i < 240 && !unameHangs(); i++) await new Promise((r) => setTimeout(r, 250));
     // On buildx's docker driver with the containerd store the solve's probe asks; elsewhere a container.
     const probed = TEST_ENGINE === 'docker-28c';
     expect(probeProcesses(id!).length > 0).toBe(probed);
@@ -193,6 +209,31 @@ describe('nothing left behind by a killed verify', () => {
     expect(next.exitCode, next.stderr).toBe(0);
     expect(await labelled()).toEqual([]);
     expect(readdirSync(runMarkers())).not.toContain(id);
+  });
+});
+
+describe("the sweep asks the engine for a dead run's names alone", () => {
+  it('a marker that names the repository is swept through it; one from before markers named it, through the whole list', async () => {
+    // The endpoint as the command under test will see it (the test engine's environment).
+    const endpoint = new Docker(undefined, {}, [], '00000000').endpoint();
+    const ended = execa('true');
+    const gone = ended.pid!; // a process that has ended
+    await ended;
+    const base = `${REGISTRY}/busybox:latest-arm64`;
+    await execa(DOCKER, ['pull', '--quiet', '--platform', 'linux/arm64', base]);
+    mkdirSync(runMarkers(), { recursive: true, mode: 0o700 });
+    for (const named of [true, false]) {
+      const id = randomBytes(4).toString('hex');
+      const repo = uniqueRepo('swept');
+      const name = `${repo}:v1-arm64-cb-${id}`;
+      await execa(DOCKER, ['tag', base, name]);
+      writeFileSync(join(runMarkers(), id), `${gone}\n${endpoint}\n${named ? `names in ${repo}\n` : ''}`, { mode: 0o600 });
+      const r = await cli(['verify', base]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr, named ? 'named' : 'old').toContain(`note: swept what killed run ${id} left: 1 image name, 0 containers`);
+      expect((await execa(DOCKER, ['image', 'ls', '-q', name])).stdout).toBe('');
+      expect(readdirSync(runMarkers())).not.toContain(id);
+    }
   });
 });
 

@@ -25,7 +25,7 @@ function bareFolder(): string {
 
 /** The run-owned tags and labelled containers a run of `repo` left on the engine. */
 async function leftovers(repo: string): Promise<string[]> {
-  const images = (await execa(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((l) => l.startsWith(repo) && /-cb-[0-9a-f]{8}$/.test(l));
+  const images = (await execa(DOCKER, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo])).stdout.split('\n').filter((l) => /-cb-[0-9a-f]{8}$/.test(l));
   const containers = (await execa(DOCKER, ['ps', '-a', '--filter', 'label=crossbuild.run', '--format', '{{.Image}} {{.Names}}'])).stdout.split('\n').filter((l) => l.startsWith(repo));
   return [...images, ...containers];
 }

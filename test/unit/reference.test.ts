@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { parseWwwAuthenticate } from '../../src/registry/auth.js';
-import { formatReference, isLoopbackRegistry, parseReference } from '../../src/oci/reference.js';
+import { familiarRepository, formatReference, isLoopbackRegistry, parseReference } from '../../src/oci/reference.js';
 import { registerSecret, scrub } from '../../src/util/secrets.js';
+
+describe('the repository as `docker image ls` names it', () => {
+  // What Docker 28.5 (containerd store) listed for images tagged with the name on the left.
+  const seen: [string, string][] = [
+    ['docker.io/library/fam1:x', 'fam1'],
+    ['docker.io/user/fam2:x', 'user/fam2'],
+    ['docker.io/library/a/fam3:x', 'library/a/fam3'],
+    ['index.docker.io/user/fam4:x', 'user/fam4'],
+    ['localhost:5000/it/x:foo', 'localhost:5000/it/x'],
+  ];
+  for (const [ref, listed] of seen) it(ref, () => expect(familiarRepository(parseReference(ref))).toBe(listed));
+});
 
 describe('image references', () => {
   const table: [string, string][] = [

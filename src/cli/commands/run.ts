@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { checkBuildFiles, flagsConfig, loadConfig, type ConfigOverrides } from '../../config/config.js';
 import { checkBuildArgs, checkInputsExist, parseCacheMode, parseAddHost, parseAnnotation, parseAttest, parseAttestationFlag, parseBuildContext, parseNetwork, parseSecret, parseShmSize, parseSsh, parseUlimit, type BuildInputs } from '../../config/build-inputs.js';
 import { Docker, dockerCli, settleRemovals, type BuilderKind } from '../../docker/docker.js';
-import { formatReference, isValidTag, parseReference, parseRepository } from '../../oci/reference.js';
+import { familiarRepository, formatReference, isValidTag, parseReference, parseRepository } from '../../oci/reference.js';
 import { CrossbuildError, UsageError } from '../../errors.js';
 import type { ListKind } from '../../oci/types.js';
 import { heartbeat, lineRenderer, type ProgressEvent, type Verbosity } from '../../pipeline/progress.js';
@@ -205,7 +205,7 @@ export async function runCommand(flags: RunFlags, contextArg?: string): Promise<
   const privateConfig = flags.dryRun ? undefined : client.credentials.writePrivateDockerConfig(runId);
   const docker = new Docker(dockerCli(), privateConfig ? { DOCKER_CONFIG: privateConfig } : {}, [], runId);
   // This run is alive (a later one sweeps what it leaves if it is killed); sweep what dead runs left.
-  const release = flags.dryRun ? undefined : claimRun(runId, docker.endpoint());
+  const release = flags.dryRun ? undefined : claimRun(runId, docker.endpoint(), familiarRepository(config.image));
   if (!flags.dryRun) for (const n of await sweepDeadRuns(docker).catch(() => [])) process.stderr.write(`note: ${n}\n`);
   const interrupts = watchInterrupts((sig) => {
     process.stderr.write(`crossbuild: ${sig}: stopping builds and removing this run's containers\n`);
