@@ -65,6 +65,9 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
   };
 }
 
+/** How long a failed plan or push waits for its mount attempts to finish (a cancelled session included). */
+const SETTLE_MS = 2000;
+
 /**
  * One mount or copy per blob into the target repository, shared by every child that needs it (a
  * child's manifest waits for its blobs, else the registry may refuse it with MANIFEST_BLOB_UNKNOWN).
@@ -73,9 +76,6 @@ function toOciPlatform(spec: SpecPlatform, config: { os?: string; architecture?:
  * manifest and no tag behind. A registry that will not mount (it starts an upload instead) is let
  * go at once: copies, within a registry or from another, wait until the plan is checked.
  */
-/** How long a failed plan waits for its mount attempts to finish (a cancelled session included). */
-const SETTLE_MS = 2000;
-
 class BlobTransfers {
   private readonly early = new Map<string, Promise<boolean>>();
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -99,9 +99,9 @@ class BlobTransfers {
   }
 
   /**
-   * A plan that failed: no mount starts after this, and those sent are seen through, so an upload
-   * session a registry opened instead is cancelled before the client closes (it would abort it).
-   * Bounded: a registry slow to answer a mount does not hold up the failure.
+   * A plan or push that failed: no mount starts after this, and those sent are seen through, so an
+   * upload session a registry opened instead is cancelled before the client closes (it would abort
+   * it). Bounded: a registry slow to answer a mount does not hold up the failure.
    */
   async settle(): Promise<void> {
     this.settled = true;
@@ -246,13 +246,18 @@ async function checkedPlan(client: RegistryClient, target: ImageRef, children: r
 export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, opts: { tags?: readonly string[] } = {}): Promise<PushResult> {
   const { list } = plan;
   let manifests = 0;
-  await Promise.all(
-    plan.copies.map(async (job) => {
-      await plan.blobs.complete(job);
-      await client.putManifest(target.registry, target.repository, job.digest, job.bytes, job.mediaType);
-      manifests++;
-    }),
-  );
+  try {
+    await Promise.all(
+      plan.copies.map(async (job) => {
+        await plan.blobs.complete(job);
+        await client.putManifest(target.registry, target.repository, job.digest, job.bytes, job.mediaType);
+        manifests++;
+      }),
+    );
+  } catch (e) {
+    await plan.blobs.settle();
+    throw e;
+  }
   const copied = { ...plan.blobs.counts(plan.copies), manifests };
   // Every tag, or an error that says exactly which tags now serve the new list and which do not.
   // The first is read back as it is written (nothing is reported before it is true: it serves the

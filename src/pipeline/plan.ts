@@ -18,6 +18,8 @@ export interface PlatformPlan {
   readonly ref: string;
   /** The run's own local name for the image (see runTag). */
   readonly runTag: string;
+  /** The run's own local name for a test stage built for the platform (runTag's, `-test`). */
+  readonly testTag: string;
   /** Everything `docker build` gets (undefined builder: no engine, the dry run's plain guess). */
   readonly build: BuildOptions;
   /** How the build cache is used, in words ("none" without one). */
@@ -33,12 +35,14 @@ export interface NodeFacts {
 }
 
 /**
- * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>`. Two runs
- * of one tag never build to, verify or push each other's image through it.
+ * The run's own local name for a platform's image: `<image>:<tag>-<suffix>-cb-<run id>` (and
+ * `…-cb-<run id>-test` for a test stage). Two runs of one tag never build to, verify or push each
+ * other's image through it. A tag too long for it becomes `cb-<run id>[-test]-<suffix>`, cut at
+ * 128. The sweep of a killed run knows these shapes (isRunName in sweep.ts).
  */
-export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string): string {
-  const own = `${suffixedTag(cfg, t)}-cb-${runId}`;
-  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}-${t.suffix}`.slice(0, 128)));
+export function runTag(cfg: BuildConfig, t: PlatformTarget, runId: string, role: '' | '-test' = ''): string {
+  const own = `${suffixedTag(cfg, t)}-cb-${runId}${role}`;
+  return formatReference(withTag(cfg.image, own.length <= 128 ? own : `cb-${runId}${role}-${t.suffix}`.slice(0, 128)));
 }
 
 /**
@@ -119,6 +123,7 @@ export function planPlatform(o: BuildRequest, t: PlatformTarget, runId: string, 
     platform: formatPlatform(t.platform),
     ref: formatReference(withTag(cfg.image, suffixedTag(cfg, t))),
     runTag: tag,
+    testTag: runTag(cfg, t, runId, '-test'),
     build: {
       platform: t.platform,
       tag,

@@ -200,7 +200,7 @@ async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, l
       engineHasBridge,
       // A stage built for the platform, not pushed: its own name, removed after.
       buildTarget: async (target) => {
-        const argvOpts: BuildOptions = withoutCacheExport({ ...plan.build, target, tag: `${plan.runTag}-test` });
+        const argvOpts: BuildOptions = withoutCacheExport({ ...plan.build, target, tag: plan.testTag });
         const argv = buildArgv(builder.kind, argvOpts, buildCtx.envSecretFiles);
         const lines: string[] = [];
         const out = createWriteStream(logFile, { flags: 'a' });
@@ -212,7 +212,7 @@ async function runTests(env: PlatformEnv, plan: PlatformPlan, imageId: string, l
           if (lines.length > 40) lines.shift();
         });
         await new Promise<void>((resolve) => out.end(resolve));
-        await docker.untag(`${plan.runTag}-test`);
+        await docker.untag(plan.testTag);
         return { ok: b.exitCode === 0, tail: lines.join('\n') };
       },
     });

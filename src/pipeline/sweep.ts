@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Docker, RUN_LABEL } from '../docker/docker.js';
+import { CommandError } from '../errors.js';
 import { privateBase } from '../registry/credentials.js';
 
 /** The markers of this user's runs (one folder per user: a folder another user made is not writable). */
@@ -80,8 +81,11 @@ export function claimRun(runId: string, endpoint: string, repository: string): (
 
 const REPOSITORY_LINE = 'names in ';
 
+/** Docker's reference filter (Go's path.Match) for run `id`'s names in `repository`: `[` (an IPv6 registry) escaped, `*` within the tag. */
+export const namePattern = (repository: string, id: string): string => `${repository.replace(/[\\*?[\]]/g, '\\$&')}:*cb-${id}*`;
+
 /** Is this one of the names run `id` gives its images (see runTag in plan.ts)? */
-const isRunName = (name: string, id: string): boolean => name.endsWith(`-cb-${id}`) || name.endsWith(`:cb-${id}`) || name.includes(`:cb-${id}-`);
+export const isRunName = (name: string, id: string): boolean => name.endsWith(`-cb-${id}`) || name.endsWith(`-cb-${id}-test`) || name.endsWith(`:cb-${id}`) || name.includes(`:cb-${id}-`);
 
 /** Sweep what dead runs left on this engine and this host; says what went, for a note. */
 export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
@@ -111,17 +115,20 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
   const out: string[] = [];
   // The engine's side only through the engine the run used, and only while it answers: until
   // then the marker stays for a later command there.
-  let every: Promise<string[] | undefined> | undefined;
-  const namesOf = (d: (typeof dead)[number]): Promise<string[] | undefined> => {
-    if (d.repository === '') return Promise.resolve([]);
-    // Go's path.Match: `[` (an IPv6 registry) escaped, `*` within the tag.
-    if (d.repository !== undefined) return docker.imageNames([`${d.repository.replace(/[\\*?[\]]/g, '\\$&')}:*cb-${d.id}*`]).catch(() => undefined);
-    return (every ??= docker.imageNames().catch(() => undefined));
-  };
+  //
+  // One ask for every dead run's names: by their repositories when each marker names one (the
+  // containerd store lists all of its images slowly), else — a marker from before, or an engine
+  // whose reference filter takes no pattern (Docker 23-24's containerd store) — every name.
+  const asked = dead.filter((d) => d.ours && d.repository !== '');
+  const patterns = asked.every((d) => d.repository !== undefined) ? asked.map((d) => namePattern(d.repository!, d.id)) : undefined;
+  const names =
+    asked.length === 0
+      ? []
+      : patterns
+        ? await docker.imageNames(patterns).catch((e: unknown) => (e instanceof CommandError && /reference/i.test(e.stderr) ? docker.imageNames() : undefined)).catch(() => undefined)
+        : await docker.imageNames().catch(() => undefined);
   const probes = probesOf(dead.map((d) => d.id));
-  for (const d of dead) {
-    const { id, ours } = d;
-    const names = ours ? await namesOf(d) : undefined;
+  for (const { id, ours } of dead) {
     // This host's side, whichever engine: its private config (a password) and its solve's OCI layout.
     const configs = readdirSync(privateBase()).filter((n) => n.startsWith(`crossbuild-docker-config-${id}-`));
     for (const c of configs) rmSync(join(privateBase(), c), { recursive: true, force: true });

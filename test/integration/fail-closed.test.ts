@@ -123,9 +123,9 @@ describe('a decision stops the work', () => {
   });
 });
 
-/** Is the hang fixture's uname (`sleep 600`, under QEMU or not) running on this host? */
-function unameHangs(): boolean {
-  return readdirSync('/proc').some((pid) => {
+/** The processes of the hang fixture's uname (`sleep 600`, under QEMU or not) on this host. */
+function hangingUnames(): string[] {
+  return readdirSync('/proc').filter((pid) => {
     try {
       return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sleep\u0000600');
     } catch {
@@ -137,6 +137,7 @@ function unameHangs(): boolean {
 describe('nothing left behind, even after SIGKILL', () => {
   it("the private Docker config is on a memory-backed folder, and the next run sweeps a killed run's names, containers and config", async () => {
     const repo = uniqueRepo('killed');
+    const hangingBefore = hangingUnames();
     // A uname that hangs: the run sits in verification with its run-unique name and its `uname -m`
     // probe (one buildx solve), or a container where `docker run` asks.
     const sub = execa('node', [CB, 'run', '--config', join(FIXTURES, 'hang', 'platforms.json'), '--image', repo, '--timeout', '300', '--username', 'u', '--password-stdin'], { reject: false, env: { CI: 'true' }, input: 'not-a-real-password\n' });
@@ -154,7 +155,9 @@ describe('nothing left behind, even after SIGKILL', () => {
     for (let i = 0; i < 120 && (await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 500));
     // And until its uname hangs: a probe killed while it still prints its first steps ends by itself
     // (its output pipe is gone), leaving the sweep nothing to stop.
+    const unameHangs = () => hangingUnames().some((pid) => !hangingBefore.includes(pid));
     for (let i = 0; i < 240 && !unameHangs(); i++) await new Promise((r) => setTimeout(r, 250));
+    expect(unameHangs()).toBe(true);
     // On buildx's docker driver with the containerd store the solve's probe asks; elsewhere a container.
     const probed = TEST_ENGINE === 'docker-28c';
     expect(probeProcesses(id!).length > 0).toBe(probed);
@@ -213,7 +216,7 @@ describe('nothing left behind by a killed verify', () => {
 });
 
 describe("the sweep asks the engine for a dead run's names alone", () => {
-  it('a marker that names the repository is swept through it; one from before markers named it, through the whole list', async () => {
+  it('by the repository its marker names; through the whole list for a marker from before, or an engine whose filter takes no pattern', async () => {
     // The endpoint as the command under test will see it (the test engine's environment).
     const endpoint = new Docker(undefined, {}, [], '00000000').endpoint();
     const ended = execa('true');
@@ -222,17 +225,30 @@ describe("the sweep asks the engine for a dead run's names alone", () => {
     const base = `${REGISTRY}/busybox:latest-arm64`;
     await execa(DOCKER, ['pull', '--quiet', '--platform', 'linux/arm64', base]);
     mkdirSync(runMarkers(), { recursive: true, mode: 0o700 });
-    for (const named of [true, false]) {
+    // The docker CLI behind a logging shim; REFUSE=1 answers a reference filter as Docker 23-24's
+    // containerd store does (it takes an exact name only).
+    const dir = scratchDir('cb-sweep-shim-');
+    const log = join(dir, 'calls.log');
+    const shim = join(dir, 'docker');
+    writeFileSync(shim, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\ncase "$*" in *reference=*) if [ "$REFUSE" = 1 ]; then echo 'Error response from daemon: invalid reference format' >&2; exit 1; fi;; esac\nexec '${DOCKER}' "$@"\n`, { mode: 0o755 });
+    for (const [marker, refuse] of [['named', false], ['old', false], ['named', true]] as const) {
       const id = randomBytes(4).toString('hex');
       const repo = uniqueRepo('swept');
-      const name = `${repo}:v1-arm64-cb-${id}`;
-      await execa(DOCKER, ['tag', base, name]);
-      writeFileSync(join(runMarkers(), id), `${gone}\n${endpoint}\n${named ? `names in ${repo}\n` : ''}`, { mode: 0o600 });
-      const r = await cli(['verify', base]);
+      // Its image's name, and its test stage's.
+      const names = [`${repo}:v1-arm64-cb-${id}`, `${repo}:v1-arm64-cb-${id}-test`];
+      for (const n of names) await execa(DOCKER, ['tag', base, n]);
+      writeFileSync(join(runMarkers(), id), `${gone}\n${endpoint}\n${marker === 'named' ? `names in ${repo}\n` : ''}`, { mode: 0o600 });
+      writeFileSync(log, '');
+      const r = await cli(['verify', base], { env: { CROSSBUILD_DOCKER: shim, REFUSE: refuse ? '1' : '0' } });
+      const what = `${marker}${refuse ? ', filter refused' : ''}`;
       expect(r.exitCode, r.stderr).toBe(0);
-      expect(r.stderr, named ? 'named' : 'old').toContain(`note: swept what killed run ${id} left: 1 image name, 0 containers`);
-      expect((await execa(DOCKER, ['image', 'ls', '-q', name])).stdout).toBe('');
+      expect(r.stderr, what).toContain(`note: swept what killed run ${id} left: 2 image names, 0 containers`);
+      for (const n of names) expect((await execa(DOCKER, ['image', 'ls', '-q', n])).stdout, n).toBe('');
       expect(readdirSync(runMarkers())).not.toContain(id);
+      const lists = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('image ls'));
+      const filtered = `image ls --format {{.Repository}}:{{.Tag}} --filter reference=${repo}:*cb-${id}*`;
+      const whole = 'image ls --format {{.Repository}}:{{.Tag}}';
+      expect(lists, what).toEqual(marker === 'old' ? [whole] : refuse ? [filtered, whole] : [filtered]);
     }
   });
 });

@@ -255,9 +255,9 @@ describe('buildx on the containerd store: one solve pushed by digest, or one bui
         expect(runs).toEqual([]);
       } else {
         expect(probes).toEqual([]);
-        // One `docker run` per platform; one may ask again when the CLI lost what uname printed.
-        expect(new Set(runs.map((c) => /--platform (\S+)/.exec(c)?.[1]))).toEqual(new Set(Object.keys(machines)));
-        expect(runs.length).toBeLessThanOrEqual(6);
+        // One `docker run` per platform; one more when the CLI lost what uname printed.
+        for (const p of Object.keys(machines)) expect(runs.filter((c) => c.includes(`--platform ${p} `)).length, p).toBeOneOf([1, 2]);
+        expect(runs.every((c) => Object.keys(machines).some((p) => c.includes(`--platform ${p} `)))).toBe(true);
       }
     }
   });
