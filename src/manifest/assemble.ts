@@ -99,15 +99,21 @@ class BlobTransfers {
   }
 
   /**
-   * A plan or push that failed: no mount starts after this, and those sent are seen through, so an
-   * upload session a registry opened instead is cancelled before the client closes (it would abort
-   * it). Bounded: a registry slow to answer a mount does not hold up the failure.
+   * `work` (a plan or a push), and if it fails: no mount starts after, and those sent are seen
+   * through before the failure is passed on, so an upload session a registry opened instead is
+   * cancelled before the client closes (it would abort it). Bounded: a registry slow to answer a
+   * mount does not hold up the failure.
    */
-  async settle(): Promise<void> {
-    this.settled = true;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.early.values()), new Promise((r) => (timer = setTimeout(r, SETTLE_MS)))]);
-    clearTimeout(timer);
+  async settledOnFailure<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (e) {
+      this.settled = true;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.early.values()), new Promise((r) => (timer = setTimeout(r, SETTLE_MS)))]);
+      clearTimeout(timer);
+      throw e;
+    }
   }
 
   /** Every blob of `job` in the target repository. */
@@ -213,12 +219,7 @@ async function resolveChild(client: RegistryClient, target: ImageRef, child: Spe
 /** Resolve every child (in parallel) and check the list can be built; writes no manifest and no tag (see BlobTransfers). */
 export async function planList(client: RegistryClient, target: ImageRef, children: readonly SpecChild[], kind: ListKind, opts: { ignoreMissing?: boolean; annotations?: Record<string, string> } = {}): Promise<PushPlan> {
   const blobs = new BlobTransfers(client, target);
-  try {
-    return await checkedPlan(client, target, children, kind, opts, blobs);
-  } catch (e) {
-    await blobs.settle();
-    throw e;
-  }
+  return blobs.settledOnFailure(checkedPlan(client, target, children, kind, opts, blobs));
 }
 
 async function checkedPlan(client: RegistryClient, target: ImageRef, children: readonly SpecChild[], kind: ListKind, opts: { ignoreMissing?: boolean; annotations?: Record<string, string> }, blobs: BlobTransfers): Promise<PushPlan> {
@@ -246,18 +247,15 @@ async function checkedPlan(client: RegistryClient, target: ImageRef, children: r
 export async function pushList(client: RegistryClient, target: ImageRef, plan: PushPlan, opts: { tags?: readonly string[] } = {}): Promise<PushResult> {
   const { list } = plan;
   let manifests = 0;
-  try {
-    await Promise.all(
+  await plan.blobs.settledOnFailure(
+    Promise.all(
       plan.copies.map(async (job) => {
         await plan.blobs.complete(job);
         await client.putManifest(target.registry, target.repository, job.digest, job.bytes, job.mediaType);
         manifests++;
       }),
-    );
-  } catch (e) {
-    await plan.blobs.settle();
-    throw e;
-  }
+    ),
+  );
   const copied = { ...plan.blobs.counts(plan.copies), manifests };
   // Every tag, or an error that says exactly which tags now serve the new list and which do not.
   // The first is read back as it is written (nothing is reported before it is true: it serves the

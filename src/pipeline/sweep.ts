@@ -67,6 +67,9 @@ function stop(pids: readonly number[]): number {
   return stopped;
 }
 
+/** The marker's third line: where the run's names are. */
+const REPOSITORY_LINE = 'names in ';
+
 /**
  * Mark this run as alive on this engine; the returned function clears the mark when the run ends
  * cleanly. `repository` is where its `-cb-<id>` names are (as `docker image ls` shows it), or ''
@@ -79,13 +82,36 @@ export function claimRun(runId: string, endpoint: string, repository: string): (
   return () => rmSync(file, { force: true });
 }
 
-const REPOSITORY_LINE = 'names in ';
-
 /** Docker's reference filter (Go's path.Match) for run `id`'s names in `repository`: `[` (an IPv6 registry) escaped, `*` within the tag. */
 export const namePattern = (repository: string, id: string): string => `${repository.replace(/[\\*?[\]]/g, '\\$&')}:*cb-${id}*`;
 
 /** Is this one of the names run `id` gives its images (see runTag in plan.ts)? */
 export const isRunName = (name: string, id: string): boolean => name.endsWith(`-cb-${id}`) || name.endsWith(`-cb-${id}-test`) || name.endsWith(`:cb-${id}`) || name.includes(`:cb-${id}-`);
+
+/** A run whose process is gone; `repository` undefined: a marker from before markers named it. */
+interface DeadRun {
+  readonly id: string;
+  readonly ours: boolean;
+  readonly repository?: string;
+}
+
+/**
+ * The image names of these dead runs' engine that may be theirs, in one ask; undefined when the
+ * engine does not answer. By their repositories when each marker names one (the containerd store
+ * lists all of its images slowly), else — a marker from before, or an engine whose reference filter
+ * takes no pattern (Docker 23-24's containerd store: "invalid reference format") — every name.
+ */
+async function namesOf(docker: Docker, dead: readonly DeadRun[]): Promise<string[] | undefined> {
+  const asked = dead.filter((d) => d.repository !== '');
+  if (asked.length === 0) return [];
+  const every = () => docker.imageNames().catch(() => undefined);
+  if (asked.some((d) => d.repository === undefined)) return every();
+  try {
+    return await docker.imageNames(asked.map((d) => namePattern(d.repository!, d.id)));
+  } catch (e) {
+    return e instanceof CommandError && /reference/i.test(e.stderr) ? every() : undefined;
+  }
+}
 
 /** Sweep what dead runs left on this engine and this host; says what went, for a note. */
 export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
@@ -96,8 +122,7 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
     return [];
   }
   const here = docker.endpoint();
-  // `repository` undefined: a marker from before markers named it, so every name is looked at.
-  const dead: { id: string; ours: boolean; repository?: string }[] = [];
+  const dead: DeadRun[] = [];
   for (const id of ids) {
     let text: string;
     try {
@@ -115,18 +140,7 @@ export async function sweepDeadRuns(docker: Docker): Promise<string[]> {
   const out: string[] = [];
   // The engine's side only through the engine the run used, and only while it answers: until
   // then the marker stays for a later command there.
-  //
-  // One ask for every dead run's names: by their repositories when each marker names one (the
-  // containerd store lists all of its images slowly), else — a marker from before, or an engine
-  // whose reference filter takes no pattern (Docker 23-24's containerd store) — every name.
-  const asked = dead.filter((d) => d.ours && d.repository !== '');
-  const patterns = asked.every((d) => d.repository !== undefined) ? asked.map((d) => namePattern(d.repository!, d.id)) : undefined;
-  const names =
-    asked.length === 0
-      ? []
-      : patterns
-        ? await docker.imageNames(patterns).catch((e: unknown) => (e instanceof CommandError && /reference/i.test(e.stderr) ? docker.imageNames() : undefined)).catch(() => undefined)
-        : await docker.imageNames().catch(() => undefined);
+  const names = await namesOf(docker, dead.filter((d) => d.ours));
   const probes = probesOf(dead.map((d) => d.id));
   for (const { id, ours } of dead) {
     // This host's side, whichever engine: its private config (a password) and its solve's OCI layout.

@@ -6,10 +6,11 @@
 // or written for another digest is ignored (and rewritten), never trusted. The folder is capped
 // in size; the least recently used entries go first. Manifests read by digest are kept here too:
 // their bytes must hash to the digest they are kept under.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, closeSync, constants, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { sha256Digest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES } from '../registry/client.js';
 import type { EntryType } from './image-fs.js';
 import type { ElfInfo } from './elf.js';
@@ -110,13 +111,7 @@ export class LayerCache {
       if (got.length !== want.length || !timingSafeEqual(got, want)) return undefined;
       const facts = JSON.parse(body) as LayerFacts;
       if (!Array.isArray(facts.entries)) return undefined;
-      try {
-        const now = new Date();
-        utimesSync(f, now, now); // recently used (a read-only shared cache still serves)
-        this.recent(f);
-      } catch {
-        // not ours to touch
-      }
+      this.touch(f);
       return facts;
     } catch {
       return undefined;
@@ -146,14 +141,8 @@ export class LayerCache {
       const kept = JSON.parse(text) as { mediaType?: unknown; bytes?: unknown };
       if (typeof kept.mediaType !== 'string' || typeof kept.bytes !== 'string') return undefined;
       const bytes = Buffer.from(kept.bytes, 'base64');
-      if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest) return undefined;
-      try {
-        const now = new Date();
-        utimesSync(f, now, now);
-        this.recent(f);
-      } catch {
-        // not ours to touch
-      }
+      if (sha256Digest(bytes) !== digest) return undefined;
+      this.touch(f);
       return { bytes, mediaType: kept.mediaType };
     } catch {
       return undefined;
@@ -176,6 +165,17 @@ export class LayerCache {
       this.evict(name, Buffer.byteLength(text));
     } catch {
       // a full or read-only disk: verification goes on uncached
+    }
+  }
+
+  /** An entry just read is the most recently used one (a read-only shared cache still serves). */
+  private touch(file: string): void {
+    try {
+      const now = new Date();
+      utimesSync(file, now, now);
+      this.recent(file);
+    } catch {
+      // not ours to touch
     }
   }
 
